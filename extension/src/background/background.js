@@ -1,0 +1,25 @@
+// Background entry point (Chrome service worker, Firefox event page). It only
+// wires events to modules: every piece of state is in chrome.storage, so the
+// browser may stop this worker between any two events.
+
+import '../shared/wire.js';
+import { dispatch } from './handlers.js';
+import { serveCloakPort } from './cloak-port.js';
+import { forgetTab } from './previews.js';
+
+chrome.runtime.onMessage.addListener((message, sender, sendResponse) => {
+  dispatch(message, sender).then(sendResponse);
+  return true; // answer asynchronously
+});
+
+chrome.runtime.onConnect.addListener((port) => {
+  if (port.name === veilWire.PORT_NAME) serveCloakPort(port);
+});
+
+chrome.runtime.onInstalled.addListener(({ reason }) => {
+  if (reason === 'install') void chrome.tabs.create({ url: chrome.runtime.getURL('src/pairing/pairing.html') });
+});
+
+chrome.tabs.onRemoved.addListener((tabId) => {
+  void forgetTab(tabId);
+});

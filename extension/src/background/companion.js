@@ -1,0 +1,204 @@
+// HTTP client for the local companion (docs/api.md). Only the background
+// worker and extension pages call it: their requests carry the extension's
+// Origin, which is the only origin the companion accepts.
+
+import { CLIENT_ERRORS, VeilFailure } from '../shared/client-errors.js';
+import { loadSettings, loadToken } from '../shared/settings.js';
+
+/**
+ * @typedef {object} Health
+ * @property {string} name
+ * @property {string} version
+ * @property {number} api
+ * @property {unknown[]} models
+ * @property {boolean} paired
+ */
+
+/**
+ * @typedef {object} CloakOutcome
+ * @property {Blob} body  The cloaked file, same format as the input.
+ * @property {string} type
+ * @property {number} faces
+ * @property {number | null} seconds  The companion's own processing time.
+ * @property {number | null} ssim
+ * @property {Array<[number, number, number, number]>} boxes  Face boxes (x, y, w, h) when the companion sends them.
+ */
+
+const HEALTH_TIMEOUT_MS = 3000;
+// Cloaking a large photo on a slow CPU takes a while; past this the person is asked what to do.
+const CLOAK_TIMEOUT_MS = 200_000; // the companion's own default time-out is 180 s
+
+/** @returns {Promise<string>} */
+async function baseUrl() {
+  const { port } = await loadSettings();
+  return `http://127.0.0.1:${port}`;
+}
+
+/**
+ * fetch with a deadline, turning network failures into typed failures.
+ * @param {string} url
+ * @param {RequestInit} init
+ * @param {number} timeoutMs
+ * @returns {Promise<Response>}
+ */
+async function request(url, init, timeoutMs) {
+  try {
+    return await fetch(url, { ...init, signal: AbortSignal.timeout(timeoutMs), cache: 'no-store', credentials: 'omit' });
+  } catch (error) {
+    if (error instanceof DOMException && error.name === 'TimeoutError') {
+      throw new VeilFailure(CLIENT_ERRORS.CLIENT_TIMEOUT, `The companion did not answer within ${Math.round(timeoutMs / 1000)} s.`);
+    }
+    throw new VeilFailure(CLIENT_ERRORS.UNREACHABLE, `The Veil companion is not running at ${url.split('/v1')[0]}.`);
+  }
+}
+
+/**
+ * Turns a companion error response into a VeilFailure.
+ * @param {Response} response
+ * @returns {Promise<VeilFailure>}
+ */
+async function failureFrom(response) {
+  try {
+    const body = await response.json();
+    const code = body?.error?.code;
+    const message = body?.error?.message;
+    if (typeof code === 'string') {
+      return new VeilFailure(/** @type {import('../shared/client-errors.js').AnyErrorCode} */ (code), String(message ?? code));
+    }
+  } catch {
+    // Not JSON: fall through to a generic failure below.
+  }
+  return new VeilFailure(CLIENT_ERRORS.BAD_RESPONSE, `The companion answered HTTP ${response.status}.`);
+}
+
+/** @returns {Promise<Health>} */
+export async function health() {
+  const response = await request(`${await baseUrl()}/v1/health`, { method: 'GET' }, HEALTH_TIMEOUT_MS);
+  if (!response.ok) throw await failureFrom(response);
+  return /** @type {Health} */ (await response.json());
+}
+
+/**
+ * Exchanges the 6-digit code shown by `veil pair` for a bearer token.
+ * @param {string} code
+ * @param {string} client
+ * @returns {Promise<string>}
+ */
+export async function pair(code, client) {
+  const response = await request(
+    `${await baseUrl()}/v1/pair`,
+    { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ code, client }) },
+    HEALTH_TIMEOUT_MS,
+  );
+  if (!response.ok) throw await failureFrom(response);
+  const body = await response.json();
+  if (typeof body?.token !== 'string' || !body.token) {
+    throw new VeilFailure(CLIENT_ERRORS.BAD_RESPONSE, 'The companion did not return a token.');
+  }
+  return body.token;
+}
+
+/**
+ * Whether the stored token is still accepted (GET /v1/token); false when there is none.
+ * @returns {Promise<boolean>}
+ */
+export async function tokenIsValid() {
+  const token = await loadToken();
+  if (!token) return false;
+  const response = await request(
+    `${await baseUrl()}/v1/token`,
+    { method: 'GET', headers: { Authorization: `Bearer ${token}` } },
+    HEALTH_TIMEOUT_MS,
+  );
+  if (response.status === 401) return false;
+  if (!response.ok) throw await failureFrom(response);
+  return true;
+}
+
+/** Revokes our own token on the companion (POST /v1/unpair); a token it already forgot is fine. */
+export async function unpair() {
+  const token = await loadToken();
+  if (!token) return;
+  const response = await request(
+    `${await baseUrl()}/v1/unpair`,
+    { method: 'POST', headers: { Authorization: `Bearer ${token}` } },
+    HEALTH_TIMEOUT_MS,
+  );
+  if (!response.ok && response.status !== 401) throw await failureFrom(response);
+}
+
+/**
+ * @param {string | null} value
+ * @returns {number | null}
+ */
+function numberOrNull(value) {
+  if (value === null || value === '') return null;
+  const number = Number(value);
+  return Number.isFinite(number) ? number : null;
+}
+
+/**
+ * @param {string | null} value
+ * @returns {Array<[number, number, number, number]>}
+ */
+function parseBoxes(value) {
+  if (!value) return [];
+  try {
+    const parsed = JSON.parse(value);
+    if (!Array.isArray(parsed)) return [];
+    return parsed
+      .map((box) => (Array.isArray(box) ? box : [box?.x, box?.y, box?.width, box?.height]))
+      .filter((box) => box.length === 4 && box.every((n) => Number.isFinite(n)))
+      .map((box) => /** @type {[number, number, number, number]} */ (box.map(Number)));
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * Sends one photo to the companion and returns the cloaked file.
+ * @param {Blob} photo
+ * @param {string} type
+ * @param {import('../shared/settings.js').Mode} mode
+ * @returns {Promise<CloakOutcome>}
+ */
+export async function cloak(photo, type, mode) {
+  const token = await loadToken();
+  if (!token) {
+    throw new VeilFailure(CLIENT_ERRORS.NOT_PAIRED, 'Veil is not paired with the companion yet.');
+  }
+  const query = new URLSearchParams({ mode, keep_metadata: 'false' });
+  const deadline = Date.now() + CLOAK_TIMEOUT_MS;
+  let response;
+  for (;;) {
+    response = await request(
+      `${await baseUrl()}/v1/cloak?${query}`,
+      {
+        method: 'POST',
+        headers: { 'Content-Type': type || 'application/octet-stream', Authorization: `Bearer ${token}` },
+        body: photo,
+      },
+      Math.max(1000, deadline - Date.now()),
+    );
+    // 503 busy: the companion says when to come back; wait and retry within our deadline.
+    const retryAfter = Number(response.headers.get('Retry-After'));
+    if (response.status !== 503 || !(retryAfter > 0) || Date.now() + retryAfter * 1000 > deadline) break;
+    const body = await response.json().catch(() => null);
+    if (body?.error?.code !== 'busy') break;
+    await new Promise((resolve) => setTimeout(resolve, retryAfter * 1000));
+  }
+  if (!response.ok) throw await failureFrom(response);
+  const body = await response.blob();
+  if (body.size === 0) {
+    throw new VeilFailure(CLIENT_ERRORS.BAD_RESPONSE, 'The companion returned an empty file.');
+  }
+  const headers = response.headers;
+  return {
+    body,
+    type: (headers.get('Content-Type') || type).split(';')[0].trim(),
+    faces: numberOrNull(headers.get('X-Veil-Faces')) ?? 0,
+    seconds: numberOrNull(headers.get('X-Veil-Seconds')),
+    ssim: numberOrNull(headers.get('X-Veil-SSIM')),
+    boxes: parseBoxes(headers.get('X-Veil-Face-Boxes')),
+  };
+}

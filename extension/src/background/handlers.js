@@ -1,0 +1,145 @@
+// The one table of runtime messages the background answers (content
+// scripts, popup, options and pairing pages all go through it). Each handler
+// gets the typed payload and the sender, and returns a JSON-able value;
+// failures travel as {error: {code, message, fix}}.
+
+import { CLIENT_ERRORS, VeilFailure, fixFor } from '../shared/client-errors.js';
+import {
+  isSiteEnabled,
+  loadSettings,
+  loadToken,
+  saveToken,
+  siteOf,
+  updateSettings,
+} from '../shared/settings.js';
+import { health, pair, tokenIsValid, unpair } from './companion.js';
+import { listPreviews } from './previews.js';
+
+/** @typedef {import('../shared/settings.js').Settings} Settings */
+
+/**
+ * @typedef {object} CompanionStatus
+ * @property {'not_running' | 'not_paired' | 'ready'} state
+ * @property {string} message
+ * @property {string} fix  The exact command that gets Veil to 'ready', or ''.
+ * @property {number} port
+ * @property {string} version
+ */
+
+/**
+ * @typedef {object} Messages  Payload and answer of each message type.
+ * @property {{payload: {}, answer: SiteState}} siteState
+ * @property {{payload: {}, answer: CompanionStatus}} status
+ * @property {{payload: {tabId: number}, answer: {site: string, enabled: boolean, settings: Settings,
+ *   status: CompanionStatus, previews: import('./previews.js').Preview[]}}} popupState
+ * @property {{payload: {host: string, enabled: boolean}, answer: Settings}} setSite
+ * @property {{payload: {host: string}, answer: Settings}} forgetSite
+ * @property {{payload: {patch: Partial<Pick<Settings, 'port' | 'mode' | 'policy'>>}, answer: Settings}} setSettings
+ * @property {{payload: {code: string}, answer: CompanionStatus}} pair
+ * @property {{payload: {}, answer: CompanionStatus}} unpair
+ */
+
+/** @typedef {keyof Messages} MessageType */
+
+/**
+ * @template {MessageType} K
+ * @typedef {(payload: Messages[K]['payload'], sender: chrome.runtime.MessageSender) => Promise<Messages[K]['answer']>} Handler
+ */
+
+/** @returns {Promise<CompanionStatus>} */
+async function companionStatus() {
+  const { port } = await loadSettings();
+  try {
+    const answer = await health();
+    if (answer?.name !== 'veil') throw new Error(`Something other than the Veil companion answers on port ${port}.`);
+    if (!(await loadToken()) || answer.paired === false || !(await tokenIsValid())) {
+      return {
+        state: 'not_paired',
+        message: 'The companion is running but this browser is not paired with it.',
+        fix: '.venv/bin/veil pair',
+        port,
+        version: answer.version,
+      };
+    }
+    return { state: 'ready', message: `Companion ${answer.version} is ready.`, fix: '', port, version: answer.version };
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    return { state: 'not_running', message, fix: `.venv/bin/veil serve --port ${port}`, port, version: '' };
+  }
+}
+
+/** @type {{[K in MessageType]: Handler<K>}} */
+export const handlers = {
+  async siteState(_payload, sender) {
+    // The site is the top-level page the person sees, also for iframes inside it.
+    const host = siteOf(sender.tab?.url ?? sender.url);
+    return { host, enabled: host !== '' && isSiteEnabled(await loadSettings(), host) };
+  },
+
+  status: () => companionStatus(),
+
+  async popupState({ tabId }) {
+    const tab = await chrome.tabs.get(tabId);
+    const settings = await loadSettings();
+    const site = siteOf(tab.url);
+    return {
+      site,
+      enabled: site !== '' && isSiteEnabled(settings, site),
+      settings,
+      status: await companionStatus(),
+      previews: await listPreviews(tabId),
+    };
+  },
+
+  setSite: ({ host, enabled }) =>
+    updateSettings((settings) => ({ ...settings, sites: { ...settings.sites, [host]: Boolean(enabled) } })),
+
+  forgetSite: ({ host }) =>
+    updateSettings((settings) => {
+      const sites = { ...settings.sites };
+      delete sites[host];
+      return { ...settings, sites };
+    }),
+
+  setSettings: ({ patch }) => updateSettings((settings) => ({ ...settings, ...patch })),
+
+  async pair({ code }) {
+    const digits = String(code).replace(/\s+/g, '');
+    if (!/^\d{6}$/.test(digits)) {
+      throw new VeilFailure('pairing_code_invalid', 'The pairing code is the 6 digits printed by `veil pair`.');
+    }
+    const browser = navigator.userAgent.includes('Firefox/') ? 'Firefox' : 'Chrome';
+    const client = `Veil for ${browser} ${chrome.runtime.getManifest().version}`;
+    await saveToken(await pair(digits, client));
+    return companionStatus();
+  },
+
+  async unpair() {
+    try {
+      await unpair();
+    } finally {
+      await saveToken('');
+    }
+    return companionStatus();
+  },
+};
+
+/**
+ * Routes one runtime message to its handler.
+ * @param {unknown} message
+ * @param {chrome.runtime.MessageSender} sender
+ * @returns {Promise<unknown>}
+ */
+export async function dispatch(message, sender) {
+  const { type, payload } = /** @type {{type?: unknown, payload?: unknown}} */ (message ?? {});
+  if (typeof type !== 'string' || !Object.hasOwn(handlers, type)) {
+    return { error: { code: CLIENT_ERRORS.BAD_RESPONSE, message: `Unknown message ${String(type)}`, fix: '' } };
+  }
+  const handler = /** @type {Handler<MessageType>} */ (handlers[/** @type {MessageType} */ (type)]);
+  try {
+    return await handler(/** @type {any} */ (payload ?? {}), sender);
+  } catch (error) {
+    const failure = error instanceof VeilFailure ? error : new VeilFailure(CLIENT_ERRORS.BAD_RESPONSE, String(error));
+    return { error: { code: failure.code, message: failure.message, fix: fixFor(failure.code) } };
+  }
+}

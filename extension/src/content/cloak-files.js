@@ -1,0 +1,78 @@
+// The policy shared by every interception path: cloak each photo, keep the
+// order and the non-photos, and on any failure give the page nothing until
+// the person answers the prompt. Never hands over an original on its own.
+'use strict';
+
+(() => {
+  const { fileKinds, transport } = veilContent;
+
+  /**
+   * Whether an event carrying these files must be held back. When the site
+   * switch is not known yet, hold it: protect() checks it and may hand back
+   * the originals untouched.
+   * @param {ArrayLike<File> | null | undefined} files
+   */
+  function shouldIntercept(files) {
+    if (!fileKinds.hasCloakable(files)) return false;
+    return transport.currentSiteState()?.enabled !== false;
+  }
+
+  /**
+   * @param {File[]} files
+   * @returns {Promise<File[] | null>}  The files for the page, or null: give it nothing.
+   */
+  async function protect(files) {
+    const site = await transport.siteState();
+    if (!site.enabled) return files;
+    const output = [...files];
+    let pending = files.map((file, index) => index).filter((index) => fileKinds.isCloakable(files[index]));
+    for (;;) {
+      /** @type {Array<{index: number, failure: FailureInfo}>} */
+      const failed = [];
+      const indicator = veilContent.indicator.show(pending.length);
+      try {
+        // One at a time: the companion cloaks one photo at a time anyway, and
+        // progress reads naturally.
+        for (const [position, index] of pending.entries()) {
+          try {
+            const cloaked = await transport.cloakFile(files[index], (fraction) => indicator.progress(position, fraction));
+            output[index] = cloaked.file;
+          } catch (error) {
+            const info = /** @type {Partial<FailureInfo>} */ (error ?? {});
+            failed.push({
+              index,
+              failure: { code: String(info.code ?? 'transfer_failed'), message: String(info.message ?? error), fix: String(info.fix ?? '') },
+            });
+          }
+          indicator.progress(position + 1, 0);
+        }
+      } finally {
+        indicator.close();
+      }
+      if (failed.length === 0) return output;
+      const choice = await veilContent.prompt.ask(failed[0].failure, failed.length);
+      if (choice === 'cancel') return null;
+      // 'original': the failed photos go out unprotected, by the person's explicit choice.
+      if (choice === 'original') return output;
+      pending = failed.map((item) => item.index);
+    }
+  }
+
+  /** @param {File[]} files */
+  function toDataTransfer(files) {
+    const transfer = new DataTransfer();
+    for (const file of files) transfer.items.add(file);
+    return transfer;
+  }
+
+  /**
+   * The element the event really happened on, also inside open shadow roots
+   * (where `event.target` is retargeted to the shadow host).
+   * @param {Event} event
+   */
+  function targetOf(event) {
+    return event.composedPath()[0] ?? event.target;
+  }
+
+  veilContent.cloakFiles = { protect, shouldIntercept, toDataTransfer, targetOf };
+})();

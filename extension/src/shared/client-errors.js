@@ -1,0 +1,47 @@
+// Failures the extension detects itself, on top of the companion's own codes
+// (error-codes.js). Each one maps to what the person should do about it.
+
+/** @typedef {import('./error-codes.js').ErrorCode} CompanionErrorCode */
+
+export const CLIENT_ERRORS = Object.freeze(/** @type {const} */ ({
+  UNREACHABLE: 'companion_unreachable',
+  NOT_PAIRED: 'not_paired',
+  CLIENT_TIMEOUT: 'client_timeout',
+  TRANSFER_FAILED: 'transfer_failed',
+  BAD_RESPONSE: 'bad_response',
+}));
+
+/** @typedef {typeof CLIENT_ERRORS[keyof typeof CLIENT_ERRORS]} ClientErrorCode */
+/** @typedef {CompanionErrorCode | ClientErrorCode} AnyErrorCode */
+
+/** A failure with a code the content script and the popup both understand. */
+export class VeilFailure extends Error {
+  /**
+   * @param {AnyErrorCode} code
+   * @param {string} message
+   */
+  constructor(code, message) {
+    super(message);
+    this.name = 'VeilFailure';
+    this.code = code;
+  }
+}
+
+/**
+ * The one-line fix shown next to an error, or '' when there is nothing to run.
+ * @param {string} code
+ * @returns {string}
+ */
+export function fixFor(code) {
+  switch (code) {
+    case CLIENT_ERRORS.UNREACHABLE:
+      return 'Start the companion: .venv/bin/veil serve';
+    case CLIENT_ERRORS.NOT_PAIRED:
+    case 'unauthorized':
+      return 'Pair again: run .venv/bin/veil pair and enter the code in Veil\u2019s pairing page';
+    case 'model_missing':
+      return 'Reinstall the models: scripts/install, then .venv/bin/veil doctor';
+    default:
+      return '';
+  }
+}

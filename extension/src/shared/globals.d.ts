@@ -1,0 +1,76 @@
+// Types of the globals that classic scripts (shared/wire.js and the content
+// scripts under src/content/) attach, for `tsc --checkJs`.
+
+interface VeilWire {
+  readonly CHUNK_BYTES: number;
+  readonly PORT_NAME: string;
+  encode(bytes: Uint8Array): string;
+  decode(text: string): Uint8Array;
+  sendChunks(port: chrome.runtime.Port, blob: Blob): Promise<void>;
+}
+
+/** Messages on the cloak port, content script -> background. */
+type ToWorker =
+  | { kind: 'begin'; name: string; type: string; size: number }
+  | { kind: 'chunk'; data: string }
+  | { kind: 'end' }
+  | { kind: 'ping' };
+
+/** Messages on the cloak port, background -> content script. */
+type ToContent =
+  | { kind: 'result'; type: string; size: number; faces: number; seconds: number | null; ssim: number | null }
+  | { kind: 'chunk'; data: string }
+  | { kind: 'end' }
+  | { kind: 'error'; code: string; message: string; fix: string };
+
+interface CloakedFile {
+  file: File;
+  faces: number;
+  seconds: number | null;
+  ssim: number | null;
+}
+
+interface SiteState {
+  host: string;
+  enabled: boolean;
+}
+
+interface FailureInfo {
+  code: string;
+  message: string;
+  fix: string;
+}
+
+/** What the person chose in the in-page prompt after a failure. */
+type PromptChoice = 'retry' | 'original' | 'cancel';
+
+interface VeilContent {
+  uiHost: {
+    createHost(placement: string, css: string): { host: HTMLElement; root: ShadowRoot };
+  };
+  fileKinds: {
+    isCloakable(file: File): boolean;
+    hasCloakable(files: ArrayLike<File> | null | undefined): boolean;
+  };
+  transport: {
+    cloakFile(file: File, onProgress: (fraction: number) => void): Promise<CloakedFile>;
+    siteState(): Promise<SiteState>;
+    currentSiteState(): SiteState | null;
+  };
+  indicator: {
+    show(total: number): { progress(done: number, fraction: number): void; close(): void };
+  };
+  prompt: {
+    ask(failure: FailureInfo, fileCount: number): Promise<PromptChoice>;
+  };
+  cloakFiles: {
+    /** Resolves to the files to hand the page, or null when the page must get nothing. */
+    protect(files: File[]): Promise<File[] | null>;
+    shouldIntercept(files: ArrayLike<File> | null | undefined): boolean;
+    toDataTransfer(files: File[]): DataTransfer;
+    targetOf(event: Event): EventTarget | null;
+  };
+}
+
+declare var veilWire: VeilWire;
+declare var veilContent: VeilContent;
