@@ -1,0 +1,124 @@
+"""`veil serve`: run the companion's local HTTP API for the browser extension (docs/api.md)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+
+from veil.errors import VeilError
+from veil.server.backend import CloakBackend, EngineBackend
+from veil.server.runner import BindError, is_loopback, serve
+from veil.server.settings import (
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    DEFAULT_QUEUE,
+    DEFAULT_TIMEOUT_S,
+    PAIRING_LOCK_S,
+    ServerConfig,
+    default_workers,
+)
+
+ORT_THREADS_ENV = "VEIL_ORT_THREADS"
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "serve",
+        help="run the local HTTP API the browser extension uses",
+        description="Serve the Veil API on 127.0.0.1 (see docs/api.md). Models load once, "
+        "at start-up; photos are cloaked in memory by a bounded pool of worker threads.",
+    )
+    parser.add_argument("--host", default=DEFAULT_HOST, help="address (default %(default)s)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port (default %(default)s)")
+    parser.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="allow binding a non-loopback address (other machines could then reach it)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=default_workers(),
+        help="photos cloaked in parallel (default %(default)s on this machine)",
+    )
+    parser.add_argument(
+        "--queue",
+        type=int,
+        default=DEFAULT_QUEUE,
+        help="photos allowed to wait for a worker before answering 503 busy (default %(default)s)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT_S,
+        help="seconds a cloak request may take, queueing included (default %(default)g)",
+    )
+    parser.add_argument(
+        "--pairing-lock-seconds",
+        type=float,
+        default=PAIRING_LOCK_S,
+        help="how long pairing stays locked after 5 wrong codes (default %(default)g)",
+    )
+
+
+def ort_threads_per_worker(workers: int) -> int:
+    """Split the cores between workers so N concurrent photos do not oversubscribe them."""
+    return max(1, (os.cpu_count() or 1) // workers)
+
+
+def load_backend(workers: int) -> CloakBackend:
+    """Load the engine once. ONNX Runtime's intra-op threads are split between the workers."""
+    os.environ.setdefault(ORT_THREADS_ENV, str(ort_threads_per_worker(workers)))
+    from veil.engine import Engine
+
+    return EngineBackend(Engine.load())
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    if args.workers < 1 or args.queue < 0 or args.timeout <= 0:
+        print("veil serve: --workers must be >= 1, --queue >= 0, --timeout > 0", file=sys.stderr)
+        return 2
+    if not is_loopback(args.host):
+        if not args.allow_remote:
+            print(
+                f"veil serve: refusing to listen on {args.host}: not a loopback address. "
+                "Other machines could send photos to this companion. "
+                "Pass --allow-remote if you really mean it.",
+                file=sys.stderr,
+            )
+            return 2
+        print(
+            "\n" + "!" * 78 + f"\nWARNING: listening on {args.host}, reachable from other "
+            "machines. Anyone who can reach this port can try pairing codes and, once paired, "
+            "send photos.\n" + "!" * 78 + "\n",
+            file=sys.stderr,
+        )
+    config = ServerConfig(
+        host=args.host,
+        port=args.port,
+        allow_remote=args.allow_remote,
+        workers=args.workers,
+        queue=args.queue,
+        request_timeout_s=args.timeout,
+        pairing_lock_s=args.pairing_lock_seconds,
+    )
+    print(f"veil serve: loading models ({config.workers} worker(s))...", file=sys.stderr)
+    try:
+        backend = load_backend(config.workers)
+    except VeilError as exc:
+        print(f"veil serve: cannot load models: {exc.message}. Run `veil doctor`.", file=sys.stderr)
+        return 1
+    try:
+        asyncio.run(serve(config, backend, announce=lambda line: print(line, flush=True)))
+    except BindError as exc:
+        print(f"veil serve: {exc}", file=sys.stderr)
+        return 1
+    return 0

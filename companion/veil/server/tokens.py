@@ -1,0 +1,175 @@
+"""Long-lived bearer tokens: issued at pairing, checked on every call, revoked by `veil unpair`.
+
+Only SHA-256 digests of tokens are stored, never the tokens themselves: in the OS keyring
+(service "veil") when a working keyring backend exists, else in `<config dir>/tokens.json`
+with mode 0600. `VEIL_TOKEN_STORE=file|keyring|auto` picks the store (tests use `file`).
+The store is re-read on every check so that `veil unpair` binds a running server at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import json
+import os
+import secrets
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+TOKEN_PREFIX = "veil_"
+KEYRING_SERVICE = "veil"
+KEYRING_USERNAME = "token-digests"
+TOKENS_FILE = "tokens.json"
+STORE_ENV = "VEIL_TOKEN_STORE"
+
+
+@dataclass(frozen=True)
+class TokenRecord:
+    token_id: str  # public short id, shown by `veil doctor`
+    digest: str  # hex SHA-256 of the token
+    client: str
+    origin: str | None  # extension origin the token is bound to, None when paired without one
+    created: str  # ISO 8601 UTC
+
+
+class TokenStore(Protocol):
+    @property
+    def description(self) -> str: ...
+
+    def load(self) -> list[TokenRecord]: ...
+
+    def save(self, records: list[TokenRecord]) -> None: ...
+
+
+def _encode(records: list[TokenRecord]) -> str:
+    return json.dumps({"version": 1, "tokens": [asdict(r) for r in records]}, indent=1)
+
+
+def _decode(text: str | None) -> list[TokenRecord]:
+    if not text:
+        return []
+    raw: Any = json.loads(text)
+    return [TokenRecord(**item) for item in raw.get("tokens", [])]
+
+
+def write_private_file(path: Path, text: str) -> None:
+    """Write atomically with mode 0600, so no reader ever sees a partial or world-readable file."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+class FileTokenStore:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @property
+    def description(self) -> str:
+        return f"file {self.path} (mode 0600; no usable OS keyring)"
+
+    def load(self) -> list[TokenRecord]:
+        try:
+            return _decode(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return []
+
+    def save(self, records: list[TokenRecord]) -> None:
+        write_private_file(self.path, _encode(records))
+
+
+class KeyringTokenStore:
+    def __init__(self) -> None:
+        import keyring
+
+        self._keyring = keyring
+
+    @property
+    def description(self) -> str:
+        backend = self._keyring.get_keyring()
+        return f"OS keyring ({type(backend).__module__}.{type(backend).__name__})"
+
+    def load(self) -> list[TokenRecord]:
+        return _decode(self._keyring.get_password(KEYRING_SERVICE, KEYRING_USERNAME))
+
+    def save(self, records: list[TokenRecord]) -> None:
+        if records:
+            self._keyring.set_password(KEYRING_SERVICE, KEYRING_USERNAME, _encode(records))
+            return
+        # Nothing stored means already unpaired.
+        with contextlib.suppress(self._keyring.errors.PasswordDeleteError):
+            self._keyring.delete_password(KEYRING_SERVICE, KEYRING_USERNAME)
+
+
+def keyring_usable() -> tuple[bool, str]:
+    """Whether a real keyring backend is available, and its name (the fail/null ones are not)."""
+    try:
+        import keyring
+        from keyring.backends import chainer, fail, null
+    except ImportError:
+        return False, "keyring not installed"
+    backend = keyring.get_keyring()
+    name = f"{type(backend).__module__}.{type(backend).__name__}"
+    if isinstance(backend, fail.Keyring | null.Keyring):
+        return False, name
+    if isinstance(backend, chainer.ChainerBackend) and not backend.backends:
+        return False, name
+    return True, name
+
+
+def open_token_store(config_dir: Path) -> TokenStore:
+    choice = os.environ.get(STORE_ENV, "auto").strip().lower()
+    if choice not in {"auto", "file", "keyring"}:
+        raise ValueError(f"{STORE_ENV} must be auto, file or keyring, not {choice!r}")
+    if choice == "keyring" or (choice == "auto" and keyring_usable()[0]):
+        return KeyringTokenStore()
+    return FileTokenStore(config_dir / TOKENS_FILE)
+
+
+def digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def issue_token(store: TokenStore, *, client: str, origin: str | None) -> tuple[str, TokenRecord]:
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    record = TokenRecord(
+        token_id=secrets.token_hex(4),
+        digest=digest(token),
+        client=client,
+        origin=origin,
+        created=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
+    store.save([*store.load(), record])
+    return token, record
+
+
+def find_token(store: TokenStore, presented: str) -> TokenRecord | None:
+    """The record of a presented token, comparing digests in constant time against all of them."""
+    wanted = digest(presented).encode("ascii")
+    match: TokenRecord | None = None
+    for record in store.load():
+        # No early exit: the time taken does not depend on which record matched.
+        if hmac.compare_digest(wanted, record.digest.encode("ascii")):
+            match = record
+    return match
+
+
+def revoke_token(store: TokenStore, token_id: str) -> bool:
+    records = store.load()
+    kept = [r for r in records if r.token_id != token_id]
+    store.save(kept)
+    return len(kept) != len(records)
+
+
+def revoke_all(store: TokenStore) -> int:
+    count = len(store.load())
+    store.save([])
+    return count
