@@ -1,0 +1,115 @@
+"""Paste a crop-space cloak back into the full-resolution photo.
+
+Only the DELTA (cloaked crop - original crop) travels back: it is multiplied by a feathered
+face mask in crop space, warped to the photo through the inverse alignment with bicubic
+interpolation (smooth at any upscale: no 112-pixel blocks), and added to the original pixels.
+Pixels outside the crop footprint are never touched. The perceptual budget is then enforced
+at output resolution: if the face box SSIM is below the mode's minimum, the delta is scaled
+down by bisection until it is met.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from veil.align import F32, F64, Box
+from veil.quality import ssim
+
+BISECTION_STEPS = 7  # strength resolution 1/128
+
+
+@lru_cache(maxsize=4)
+def face_mask(size: int) -> F32:
+    """Feathered ellipse over the face in ArcFace crop space: 1 on the face, 0 at crop edges.
+
+    Covers forehead to chin and cheek to cheek of the template; the smoothstep feather spans
+    the outer 30% of the radius, so the pasted cloak fades out with no seam.
+    """
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5
+    cx, cy = 0.5 * size, 0.5 * size
+    rx, ry = 0.42 * size, 0.47 * size
+    radius = np.sqrt(((xs - cx) / rx) ** 2 + ((ys - cy) / ry) ** 2)
+    t = np.clip((1.0 - radius) / 0.3, 0.0, 1.0)
+    mask: F32 = (t * t * (3.0 - 2.0 * t)).astype(np.float32)
+    mask.setflags(write=False)  # shared through the cache
+    return mask
+
+
+def warp_delta(delta: F32, matrix: F64, region: Box) -> F32:
+    """Masked crop delta [S, S, 3] -> image-space delta over `region` [h, w, 3], same units."""
+    size = delta.shape[0]
+    masked = np.ascontiguousarray(delta * face_mask(size)[:, :, None], dtype=np.float32)
+    m = matrix.copy()
+    m[:, 2] = matrix[:, :2] @ np.array([region.x0, region.y0], dtype=np.float64) + matrix[:, 2]
+    warped = cv2.warpAffine(
+        masked,
+        m,
+        (region.width, region.height),
+        flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=(0.0, 0.0, 0.0),
+    )
+    return np.asarray(warped, np.float32)
+
+
+@dataclass(frozen=True)
+class PasteOutcome:
+    strength: float  # 1.0 = the optimiser's full cloak, less when the budget scaled it down
+    face_ssim: float  # SSIM of the face box, before vs after, at output resolution
+
+
+def paste(
+    canvas: npt.NDArray[Any],
+    delta: F32,
+    matrix: F64,
+    region: Box,
+    face_box: Box,
+    *,
+    min_face_ssim: float,
+) -> PasteOutcome:
+    """Add the warped, masked delta (0..1 units) to `canvas` in place, within the budget.
+
+    `canvas` is [H, W, 3] uint8 or uint16; `face_box` is where SSIM is measured.
+    """
+    maxval = 65535.0 if canvas.dtype == np.uint16 else 255.0
+    view = canvas[region.slices()]
+    before = view.copy()
+    change = warp_delta(delta, matrix, region) * np.float32(maxval)
+    base = before.astype(np.float32)
+    fx0, fy0 = max(face_box.x0 - region.x0, 0), max(face_box.y0 - region.y0, 0)
+    fx1 = min(face_box.x1 - region.x0, region.width)
+    fy1 = min(face_box.y1 - region.y0, region.height)
+    if fx1 - fx0 < 8 or fy1 - fy0 < 8:  # face box outside the footprint: judge the region
+        fx0, fy0, fx1, fy1 = 0, 0, region.width, region.height
+    face = (slice(fy0, fy1), slice(fx0, fx1))
+
+    def candidate(strength: float) -> npt.NDArray[Any]:
+        out = np.rint(base + np.float32(strength) * change)
+        return np.clip(out, 0, maxval).astype(canvas.dtype)
+
+    def face_ssim(pixels: npt.NDArray[Any]) -> float:
+        return ssim(before[face], pixels[face], maxval)
+
+    best = candidate(1.0)
+    quality = face_ssim(best)
+    strength = 1.0
+    if quality < min_face_ssim:
+        lo, hi = 0.0, 1.0
+        best, quality = before, 1.0
+        for _ in range(BISECTION_STEPS):
+            mid = (lo + hi) / 2
+            trial = candidate(mid)
+            trial_quality = face_ssim(trial)
+            if trial_quality >= min_face_ssim:
+                lo, best, quality = mid, trial, trial_quality
+            else:
+                hi = mid
+        strength = lo
+    view[...] = best
+    return PasteOutcome(strength, quality)
