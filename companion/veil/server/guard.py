@@ -16,7 +16,10 @@ from veil.server.http_errors import ForbiddenHostError, ForbiddenOriginError
 
 EXTENSION_SCHEMES = ("chrome-extension://", "moz-extension://")
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
-EXPOSED_HEADERS = "X-Veil-Faces, X-Veil-Seconds, X-Veil-SSIM, X-Veil-Metadata-Removed, Retry-After"
+EXPOSED_HEADERS = (
+    "X-Veil-Faces, X-Veil-Face-Boxes, X-Veil-Seconds, X-Veil-SSIM, X-Veil-Metadata-Removed, "
+    "Retry-After"
+)
 ALLOWED_METHODS = "GET, POST, OPTIONS"
 ALLOWED_HEADERS = "Authorization, Content-Type"
 PREFLIGHT_MAX_AGE_S = 600

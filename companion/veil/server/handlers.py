@@ -23,6 +23,7 @@ from veil.server.tokens import issue_token, revoke_token
 API_VERSION = 1
 PAIR_BODY_LIMIT = 4096
 CLIENT_LABEL_MAX = 100
+MAX_BOXES_IN_HEADER = 200  # keeps the header under ~8 KB, aiohttp's default line limit
 _TRUE = {"1", "true", "yes"}
 _FALSE = {"0", "false", "no"}
 
@@ -119,6 +120,9 @@ def _cloak_response(result: CloakResult) -> web.Response:
         "X-Veil-Faces": str(result.face_count),
         "X-Veil-Seconds": f"{result.seconds:.3f}",
     }
+    if result.faces:
+        boxes = [list(face.box) for face in result.faces[:MAX_BOXES_IN_HEADER]]
+        headers["X-Veil-Face-Boxes"] = json.dumps(boxes, separators=(",", ":"))
     if result.ssim is not None:
         headers["X-Veil-SSIM"] = f"{result.ssim:.4f}"
     if result.metadata_removed:
