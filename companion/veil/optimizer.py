@@ -1,0 +1,360 @@
+"""The adversarial optimiser: perturb ArcFace-aligned face crops so recognisers mis-embed them.
+
+Everything here is numpy/cv2 around the surrogates' gradient graphs: the ONNX graphs run the
+model only (crop and target in, cosine and its gradient out); augmentation, smoothing, the
+low-frequency parameterisation and the budget projection happen in this module.
+
+One step, for every crop at once (see `cloak_crops`):
+
+1. The perturbation lives on a coarse grid (`ModeBudget.grid` cells a side) and is upsampled
+   bilinearly to the crop: a smooth cloak survives JPEG and rescaling, transfers better to
+   other recognisers, and does not look like pixel noise once pasted back at full resolution.
+2. `copies` transformed versions of the cloaked crop (copy 0 untouched; the others randomly
+   rescaled/shifted, blurred, or passed through a real JPEG encode with the gradient taken as
+   identity (BPDA)) go through every surrogate in one batched call each.
+3. Each surrogate's gradient is mapped back through its transform, normalised per crop so
+   no surrogate dominates, summed, smoothed with a Gaussian (translation-invariant attack),
+   pulled back to the coarse grid and accumulated with momentum (MI-FGSM).
+4. A signed step moves the perturbation away from the crop's own embeddings, projected on
+   the per-pixel L-inf budget: `linf` scaled by a texture mask (more change where texture
+   hides it, less on flat skin).
+
+Finally the perturbation is shrunk per crop, if needed, until the crop SSIM meets
+`min_crop_ssim`. The engine separately enforces `min_face_ssim` at output resolution.
+
+Budgets per mode (crop = 112x112 aligned face, values in 0..1 units of 1/255):
+
+| mode | linf | steps | copies | grid | min crop SSIM | min face SSIM (engine) |
+|------|------|-------|--------|------|---------------|------------------------|
+| low  | 6    | 12    | 2      | 28   | 0.95          | 0.95                   |
+| mid  | 10   | 20    | 2      | 28   | 0.90          | 0.90                   |
+| high | 16   | 30    | 3      | 28   | 0.80          | 0.85                   |
+
+Measured protection, quality and speed per mode are in `docs/protection.md`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from veil.errors import CloakFailedError
+from veil.results import Mode
+
+F32 = npt.NDArray[np.float32]
+
+CROP_SIZE = 112
+"""Side of the aligned crops the optimiser works on (ArcFace 112x112 template)."""
+
+
+class Surrogate(Protocol):
+    """What the optimiser needs from a recogniser (`veil.recognizers.Recognizer` fits)."""
+
+    @property
+    def name(self) -> str: ...
+
+    def embed(self, crops: F32) -> F32: ...
+
+    def loss_and_grad(self, crops: F32, targets: F32) -> tuple[F32, F32, F32]: ...
+
+
+@dataclass(frozen=True)
+class ModeBudget:
+    """How hard one mode pushes and how much visible change it may cost."""
+
+    linf: float  # max |change| per channel on the crop, 0..1 units, before the texture mask
+    steps: int  # optimisation steps
+    copies: int  # transformed copies per step (copy 0 is the crop itself)
+    grid: int  # side of the coarse grid the perturbation is optimised on
+    min_crop_ssim: float  # the optimiser shrinks the cloak until the crop meets this
+    min_face_ssim: float  # the engine enforces this on the face region at output resolution
+    momentum: float = 0.9  # MI-FGSM decay
+    smooth_sigma: float = 1.5  # Gaussian smoothing of the gradient, crop pixels (0: off)
+    texture_mask: bool = True  # scale the L-inf budget by local texture
+    targeted: bool = False  # pull toward a decoy instead of only pushing away from oneself
+
+
+_BUDGETS: dict[Mode, ModeBudget] = {
+    Mode.LOW: ModeBudget(
+        linf=6 / 255, steps=12, copies=2, grid=28, min_crop_ssim=0.95, min_face_ssim=0.95
+    ),
+    Mode.MID: ModeBudget(
+        linf=10 / 255, steps=20, copies=2, grid=28, min_crop_ssim=0.90, min_face_ssim=0.90
+    ),
+    Mode.HIGH: ModeBudget(
+        linf=16 / 255, steps=30, copies=3, grid=28, min_crop_ssim=0.80, min_face_ssim=0.85
+    ),
+}
+
+
+def mode_budget(mode: Mode) -> ModeBudget:
+    """The budget of one strength mode (table in this module's docstring)."""
+    return _BUDGETS[Mode(mode)]
+
+
+def cloak_crops(
+    crops: npt.NDArray[np.floating],
+    mode: Mode,
+    surrogates: Sequence[Surrogate],
+    *,
+    seed: int,
+    budget: ModeBudget | None = None,
+    decoys: Sequence[F32] | None = None,
+) -> F32:
+    """Cloak ArcFace-aligned crops: float32 [N,S,S,3] RGB 0..1 in, same shape out.
+
+    `budget` overrides the mode's budget (research and benchmarks). `decoys`, one [N,dim]
+    array per surrogate, turns on the targeted variant: pull toward the decoy embeddings
+    while pushing away from the crop's own. Deterministic for a given seed.
+    """
+    x0 = _validated(crops)
+    if not surrogates:
+        raise CloakFailedError("no face-recognition surrogate is loaded")
+    plan = budget or mode_budget(mode)
+    if decoys is not None and len(decoys) != len(surrogates):
+        raise CloakFailedError("one decoy array per surrogate is needed")
+    n, size = x0.shape[0], x0.shape[1]
+    if n == 0:
+        return x0.copy()
+    rng = np.random.default_rng(seed)
+    targets = _targets(x0, surrogates, decoys)
+    cap = plan.linf * (_texture_mask(x0) if plan.texture_mask else np.ones_like(x0))
+    # Small random start on the grid so the first gradient is not taken exactly at x0.
+    coarse = rng.uniform(-0.25, 0.25, (n, plan.grid, plan.grid, 3)).astype(np.float32) * plan.linf
+    velocity = np.zeros_like(coarse)
+    step = 2.5 * plan.linf / max(plan.steps, 1)
+    for _ in range(plan.steps):
+        delta = np.clip(_upsample(coarse, size), -cap, cap)
+        x = np.clip(x0 + delta, 0.0, 1.0)
+        grad = _ensemble_gradient(x, surrogates, targets, plan, rng)
+        if plan.smooth_sigma > 0:
+            grad = _blur(grad, plan.smooth_sigma)
+        coarse_grad = _downsample(grad, plan.grid)
+        norm = np.mean(np.abs(coarse_grad), axis=(1, 2, 3), keepdims=True) + 1e-12
+        velocity = plan.momentum * velocity + coarse_grad / norm
+        # Descend: the loss is cosine similarity to the crop's own embedding (minus decoy's).
+        coarse = np.clip(coarse - step * np.sign(velocity), -1.5 * plan.linf, 1.5 * plan.linf)
+        coarse = coarse.astype(np.float32)
+    delta = np.clip(_upsample(coarse, size), -cap, cap)
+    out = np.clip(x0 + delta, 0.0, 1.0).astype(np.float32)
+    return _meet_ssim(x0, out, plan.min_crop_ssim)
+
+
+def _validated(crops: npt.NDArray[np.floating]) -> F32:
+    arr = np.asarray(crops)
+    if arr.ndim != 4 or arr.shape[3] != 3 or arr.shape[1] != arr.shape[2]:
+        raise CloakFailedError(f"expected crops shaped [N,S,S,3], got {list(arr.shape)}")
+    if not np.all(np.isfinite(arr)):
+        raise CloakFailedError("crops contain NaN or infinite values")
+    if arr.size and (float(arr.min()) < -1e-3 or float(arr.max()) > 1 + 1e-3):
+        raise CloakFailedError("crops must be RGB in 0..1")
+    return np.clip(arr, 0.0, 1.0).astype(np.float32)
+
+
+def _unit(v: F32) -> F32:
+    norm = np.linalg.norm(v, axis=1, keepdims=True) + 1e-12
+    return np.asarray(v / norm, dtype=np.float32)
+
+
+def _targets(x0: F32, surrogates: Sequence[Surrogate], decoys: Sequence[F32] | None) -> list[F32]:
+    """Per surrogate, the direction whose cosine the optimiser minimises.
+
+    cos(e, own) - cos(e, decoy) has the same gradient direction as cos(e, own - decoy) up to
+    a positive factor, so the targeted variant costs one gradient call like the untargeted.
+    """
+    out = []
+    for i, model in enumerate(surrogates):
+        own = _unit(model.embed(x0))
+        if decoys is not None:
+            own = _unit(own - _unit(np.asarray(decoys[i], dtype=np.float32)))
+        out.append(own)
+    return out
+
+
+def _ensemble_gradient(
+    x: F32,
+    surrogates: Sequence[Surrogate],
+    targets: Sequence[F32],
+    plan: ModeBudget,
+    rng: np.random.Generator,
+) -> F32:
+    n = x.shape[0]
+    transforms = [_identity_transform(n)] + [
+        _random_transform(n, x.shape[1], rng) for _ in range(plan.copies - 1)
+    ]
+    batch = np.concatenate([t.forward(x) for t in transforms], axis=0)
+    total = np.zeros_like(x)
+    for model, target in zip(surrogates, targets, strict=True):
+        _, _, grad = model.loss_and_grad(batch, np.tile(target, (len(transforms), 1)))
+        grad = np.asarray(grad, dtype=np.float32)
+        summed = np.zeros_like(x)
+        for k, transform in enumerate(transforms):
+            summed += transform.backward(grad[k * n : (k + 1) * n])
+        norm = np.mean(np.abs(summed), axis=(1, 2, 3), keepdims=True) + 1e-12
+        total += summed / norm
+    return total
+
+
+@dataclass(frozen=True)
+class _Transform:
+    """One differentiable-in-numpy transform per crop: affine warp, blur, JPEG (BPDA)."""
+
+    matrices: npt.NDArray[np.float64] | None  # [N,2,3] affine warps, None for identity
+    blur_sigma: float
+    jpeg_quality: int  # 0: no JPEG
+
+    def forward(self, x: F32) -> F32:
+        out = x
+        if self.matrices is not None:
+            out = _warp(out, self.matrices, inverse=False)
+        if self.blur_sigma > 0:
+            out = _blur(out, self.blur_sigma)
+        if self.jpeg_quality:
+            out = _jpeg(out, self.jpeg_quality)
+        return out
+
+    def backward(self, grad: F32) -> F32:
+        # JPEG: straight-through (BPDA). Gaussian blur is self-adjoint. The inverse warp is the
+        # adjoint of the warp up to a Jacobian factor close to 1 for these small rescales.
+        out = grad
+        if self.blur_sigma > 0:
+            out = _blur(out, self.blur_sigma)
+        if self.matrices is not None:
+            out = _warp(out, self.matrices, inverse=True)
+        return out
+
+
+def _identity_transform(n: int) -> _Transform:
+    return _Transform(matrices=None, blur_sigma=0.0, jpeg_quality=0)
+
+
+def _random_transform(n: int, size: int, rng: np.random.Generator) -> _Transform:
+    scales = rng.uniform(0.9, 1.1, n)
+    shifts = rng.uniform(-0.04, 0.04, (n, 2)) * size
+    centre = (size - 1) / 2.0
+    matrices = np.zeros((n, 2, 3))
+    for i in range(n):
+        s = scales[i]
+        matrices[i] = [
+            [s, 0.0, centre * (1 - s) + shifts[i, 0]],
+            [0.0, s, centre * (1 - s) + shifts[i, 1]],
+        ]
+    kind = int(rng.integers(0, 3))
+    blur = float(rng.uniform(0.5, 1.2)) if kind == 1 else 0.0
+    quality = int(rng.integers(60, 90)) if kind == 2 else 0
+    return _Transform(matrices=matrices, blur_sigma=blur, jpeg_quality=quality)
+
+
+def _warp(x: F32, matrices: npt.NDArray[np.float64], *, inverse: bool) -> F32:
+    size = x.shape[1]
+    out = np.empty_like(x)
+    flags = cv2.INTER_LINEAR | (cv2.WARP_INVERSE_MAP if inverse else 0)
+    for i in range(x.shape[0]):
+        out[i] = cv2.warpAffine(
+            x[i], matrices[i], (size, size), flags=flags, borderMode=cv2.BORDER_REFLECT_101
+        )
+    return out
+
+
+def _blur(x: F32, sigma: float) -> F32:
+    out = np.empty_like(x)
+    for i in range(x.shape[0]):
+        out[i] = cv2.GaussianBlur(x[i], (0, 0), sigma, borderType=cv2.BORDER_REFLECT_101)
+    return out
+
+
+def _jpeg(x: F32, quality: int) -> F32:
+    out = np.empty_like(x)
+    for i in range(x.shape[0]):
+        bgr = cv2.cvtColor(np.clip(x[i] * 255 + 0.5, 0, 255).astype(np.uint8), cv2.COLOR_RGB2BGR)
+        ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
+        decoded = cv2.imdecode(buf, cv2.IMREAD_COLOR) if ok else None
+        if decoded is None:
+            raise CloakFailedError("JPEG round trip failed inside the optimiser")
+        out[i] = cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
+    return out
+
+
+def _upsample(coarse: F32, size: int) -> F32:
+    if coarse.shape[1] == size:
+        return coarse
+    out = np.empty((coarse.shape[0], size, size, 3), dtype=np.float32)
+    for i in range(coarse.shape[0]):
+        out[i] = cv2.resize(coarse[i], (size, size), interpolation=cv2.INTER_LINEAR)
+    return out
+
+
+def _downsample(fine: F32, grid: int) -> F32:
+    # Area averaging is (up to scale) the adjoint of the bilinear upsampling above.
+    if fine.shape[1] == grid:
+        return fine
+    out = np.empty((fine.shape[0], grid, grid, 3), dtype=np.float32)
+    for i in range(fine.shape[0]):
+        out[i] = cv2.resize(fine[i], (grid, grid), interpolation=cv2.INTER_AREA)
+    return out
+
+
+def _texture_mask(x0: F32) -> F32:
+    """Per-pixel budget factor in [0.5, 1.5]: local luminance contrast relative to the crop's."""
+    luma = x0 @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    out = np.empty(x0.shape, dtype=np.float32)
+    for i in range(x0.shape[0]):
+        mean = cv2.GaussianBlur(luma[i], (0, 0), 2.0)
+        var = cv2.GaussianBlur(luma[i] * luma[i], (0, 0), 2.0) - mean * mean
+        std = np.sqrt(np.maximum(var, 0.0))
+        rel = std / (float(np.median(std)) + 1e-6)
+        factor = np.clip(0.5 + 0.5 * rel, 0.5, 1.5)
+        out[i] = cv2.GaussianBlur(factor, (0, 0), 2.0)[..., None]
+    return out
+
+
+def crop_ssim(a: npt.NDArray[np.floating], b: npt.NDArray[np.floating]) -> npt.NDArray[np.float64]:
+    """SSIM per crop on luminance (Gaussian window, sigma 1.5; Wang et al. 2004), [N] in."""
+    weights = np.array([0.299, 0.587, 0.114])
+    la = np.asarray(a, dtype=np.float64) @ weights
+    lb = np.asarray(b, dtype=np.float64) @ weights
+    c1, c2 = 0.01**2, 0.03**2
+    scores = np.empty(la.shape[0])
+    for i in range(la.shape[0]):
+        scores[i] = _ssim_2d(la[i], lb[i], c1, c2)
+    return scores
+
+
+def _ssim_2d(a: npt.NDArray[np.float64], b: npt.NDArray[np.float64], c1: float, c2: float) -> float:
+    def g(img: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        return np.asarray(cv2.GaussianBlur(img, (11, 11), 1.5), dtype=np.float64)
+
+    mu_a, mu_b = g(a), g(b)
+    var_a = g(a * a) - mu_a**2
+    var_b = g(b * b) - mu_b**2
+    cov = g(a * b) - mu_a * mu_b
+    num = (2 * mu_a * mu_b + c1) * (2 * cov + c2)
+    den = (mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2)
+    return float(np.mean(num / den))
+
+
+def _meet_ssim(x0: F32, out: F32, min_ssim: float) -> F32:
+    """Shrink each crop's perturbation (bisection on its scale) until its SSIM >= min_ssim."""
+    scores = crop_ssim(x0, out)
+    result = out.copy()
+    for i in np.flatnonzero(scores < min_ssim):
+        delta = out[i] - x0[i]
+        lo, hi = 0.0, 1.0
+        for _ in range(8):
+            mid = (lo + hi) / 2
+            if crop_ssim(x0[i : i + 1], x0[i : i + 1] + mid * delta)[0] >= min_ssim:
+                lo = mid
+            else:
+                hi = mid
+        result[i] = np.clip(x0[i] + lo * delta, 0.0, 1.0)
+    return result
+
+
+def with_overrides(budget: ModeBudget, **changes: float | int | bool) -> ModeBudget:
+    """A copy of `budget` with some fields changed (research scripts, `veil eval`)."""
+    return replace(budget, **changes)  # type: ignore[arg-type]
