@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import sys
 
 from veil.errors import VeilError
@@ -20,8 +19,6 @@ from veil.server.settings import (
     ServerConfig,
     default_workers,
 )
-
-ORT_THREADS_ENV = "VEIL_ORT_THREADS"
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -64,14 +61,13 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
 
 
-def ort_threads_per_worker(workers: int) -> int:
-    """Split the cores between workers so N concurrent photos do not oversubscribe them."""
-    return max(1, (os.cpu_count() or 1) // workers)
+def load_backend() -> CloakBackend:
+    """Load the engine once, before serving.
 
-
-def load_backend(workers: int) -> CloakBackend:
-    """Load the engine once. ONNX Runtime's intra-op threads are split between the workers."""
-    os.environ.setdefault(ORT_THREADS_ENV, str(ort_threads_per_worker(workers)))
+    Workers share the engine's ONNX Runtime sessions (`veil.modelstore` builds one per model
+    file), and a session's intra-op thread pool is shared by concurrent `run` calls, so N
+    workers add N calling threads, not N thread pools: the cores are not oversubscribed.
+    """
     from veil.engine import Engine
 
     return EngineBackend(Engine.load())
@@ -112,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f"veil serve: loading models ({config.workers} worker(s))...", file=sys.stderr)
     try:
-        backend = load_backend(config.workers)
+        backend = load_backend()
     except VeilError as exc:
         print(f"veil serve: cannot load models: {exc.message}. Run `veil doctor`.", file=sys.stderr)
         return 1
