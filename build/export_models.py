@@ -1,0 +1,444 @@
+"""Build Veil's committed model artifacts from the registry packages (build time only).
+
+Usage (from the repository root, in the build venv, see build/README.md):
+
+    build/work/venv/bin/python build/export_models.py yunet sface [--fp32]
+
+Each model target writes its files into `models/` and refreshes its entry in
+`models/manifest.json` (sha256, size, provenance). Targets:
+
+- `yunet`: the YuNet 2023mar detector with its fixed 640x640 input made dynamic
+  (H and W symbolic; nothing else changed), so any padded size runs.
+- `sface`: SFace as a gradient graph `sface.grad.onnx` plus a forward-only
+  `sface.embed.onnx`, both reading ONE external weights file `sface.weights`
+  (same initializer names and offsets).
+- `mobilefacenet`, `facenet`: see their functions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+BUILD_DIR = Path(__file__).resolve().parent
+REPO = BUILD_DIR.parent
+MODELS = REPO / "models"
+WORK = BUILD_DIR / "work"
+sys.path.insert(0, str(BUILD_DIR))
+
+import fetch_sources  # noqa: E402
+from gradgraph import GradientGraph, stub_torchvision  # noqa: E402
+
+# Tensors with at least this many elements are stored as fp16 (and cast back to fp32
+# inside the graph); small ones (biases, BN statistics, PReLU slopes) stay fp32.
+FP16_MIN_ELEMENTS = 1024
+
+RECOGNISER_INPUT = {
+    "name": "image",
+    "shape": ["N", 3, 112, 112],
+    "dtype": "float32",
+    "layout": "NCHW",
+    "colour_order": "RGB",
+    "range": [0.0, 1.0],
+    "alignment": "ArcFace 5-point template, 112x112",
+}
+RECOGNISER_IO = {
+    "inputs": {
+        "image": "float32 [N,3,112,112] RGB in [0,1], ArcFace-aligned crop",
+        "target": "float32 [N,D] unit-norm embedding",
+    },
+    "outputs": {
+        "embedding": "float32 [N,D] L2-normalised",
+        "loss": "float32 [N] cosine(embedding, target)",
+        "grad": "float32 [N,3,112,112] d(sum(loss))/d(image)",
+    },
+}
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def file_entry(path: Path, kind: str) -> dict[str, Any]:
+    return {
+        "path": path.name,
+        "kind": kind,
+        "sha256": sha256_file(path),
+        "size": path.stat().st_size,
+    }
+
+
+def source_entry(name: str) -> dict[str, Any]:
+    src = fetch_sources.source_by_name(name)
+    return {
+        "registry": src.registry,
+        "package": src.package,
+        "version": src.version,
+        "archive": src.archive,
+        "archive_sha256": src.archive_sha256,
+        "path_in_package": src.member,
+        "sha256": src.member_sha256,
+    }
+
+
+def update_manifest(name: str, entry: dict[str, Any]) -> None:
+    path = MODELS / "manifest.json"
+    manifest: dict[str, Any] = {"version": 1, "models": {}}
+    if path.exists():
+        manifest = json.loads(path.read_text())
+    manifest["models"][name] = entry
+    manifest["models"] = dict(sorted(manifest["models"].items()))
+    path.write_text(json.dumps(manifest, indent=2) + "\n")
+    print(f"manifest: {name} updated", flush=True)
+
+
+# --------------------------------------------------------------------------- YuNet
+
+
+def export_yunet(_args: argparse.Namespace) -> None:
+    import onnx
+
+    src_path = fetch_sources.fetch("face_detection_yunet_2023mar.onnx")
+    model = onnx.load(str(src_path))
+    # The wheel's copy pins the input to 1x3x640x640 although every op (Resize by
+    # scales, Reshape to [1,-1,k]) works at any size that is a multiple of 32.
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    dims[2].ClearField("dim_value")
+    dims[2].dim_param = "H"
+    dims[3].ClearField("dim_value")
+    dims[3].dim_param = "W"
+    for out in model.graph.output:
+        out_dims = out.type.tensor_type.shape.dim
+        out_dims[1].ClearField("dim_value")
+        out_dims[1].dim_param = f"{out.name}_anchors"
+    del model.graph.value_info[:]
+    onnx.checker.check_model(model)
+    out_path = MODELS / "face_detection_yunet_2023mar.onnx"
+    onnx.save(model, str(out_path))
+    update_manifest(
+        "yunet",
+        {
+            "role": "detector",
+            "description": "YuNet 2023mar face detector (boxes + 5 landmarks), input made dynamic",
+            "files": [file_entry(out_path, "model")],
+            "source": source_entry("face_detection_yunet_2023mar.onnx"),
+            "licence": "MIT",
+            "input": {
+                "name": "input",
+                "shape": [1, 3, "H", "W"],
+                "dtype": "float32",
+                "layout": "NCHW",
+                "colour_order": "BGR",
+                "range": [0.0, 255.0],
+                "constraint": "H and W multiples of 32 (pad bottom/right)",
+            },
+            "native_input_size": [640, 640],
+            "outputs": "cls/obj/bbox/kps at strides 8, 16, 32 (anchor-free, one prior per cell)",
+            "landmarks": "right eye, left eye, nose tip, right mouth corner, left mouth corner "
+            "(index 0 is the eye on the image's left)",
+            "produced_by": {
+                "script": "build/export_models.py",
+                "command": "build/work/venv/bin/python build/export_models.py yunet",
+                "change": "input dims 2,3 and output anchor dims made symbolic; weights untouched",
+            },
+        },
+    )
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def to_fp16_weights(model: Any) -> Any:
+    """Store big float32 initializers as fp16, with a Cast back to fp32 in the graph."""
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+
+    new_inits = []
+    casts = []
+    for init in model.graph.initializer:
+        arr = numpy_helper.to_array(init)
+        if arr.dtype == np.float32 and arr.size >= FP16_MIN_ELEMENTS:
+            half = numpy_helper.from_array(arr.astype(np.float16), init.name + "__fp16")
+            new_inits.append(half)
+            casts.append(
+                helper.make_node(
+                    "Cast",
+                    [half.name],
+                    [init.name],
+                    to=onnx.TensorProto.FLOAT,
+                    name=init.name + "__cast",
+                )
+            )
+        else:
+            new_inits.append(init)
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(new_inits)
+    nodes = list(model.graph.node)
+    del model.graph.node[:]
+    model.graph.node.extend(casts + nodes)
+    return model
+
+
+def forward_only(model: Any, output: str, inputs: list[str]) -> Any:
+    """The subgraph computing `output` from `inputs` (initializer protos copied as-is)."""
+    import onnx
+    from onnx import helper
+
+    producers = {o: n for n in model.graph.node for o in n.output}
+    needed: set[str] = set()
+    keep_nodes = []
+    stack = [output]
+    seen_nodes: set[int] = set()
+    while stack:
+        name = stack.pop()
+        if name in needed:
+            continue
+        needed.add(name)
+        node = producers.get(name)
+        if node is not None and id(node) not in seen_nodes:
+            seen_nodes.add(id(node))
+            keep_nodes.append(node)
+            stack.extend(i for i in node.input if i)
+            for attr in node.attribute:
+                if attr.type == onnx.AttributeProto.GRAPH:
+                    raise NotImplementedError("subgraphs are not handled")
+    order = {id(n): i for i, n in enumerate(model.graph.node)}
+    keep_nodes.sort(key=lambda n: order[id(n)])
+    graph = helper.make_graph(
+        keep_nodes,
+        model.graph.name + "_embed",
+        [i for i in model.graph.input if i.name in inputs],
+        [o for o in model.graph.output if o.name == output],
+        [i for i in model.graph.initializer if i.name in needed],
+    )
+    embed = helper.make_model(graph, opset_imports=model.opset_import)
+    embed.ir_version = model.ir_version
+    return embed
+
+
+def save_grad_and_embed(raw_path: Path, stem: str, fp16: bool) -> tuple[Path, Path, Path]:
+    """Write `<stem>.grad.onnx`, `<stem>.embed.onnx` and the shared `<stem>.weights`."""
+    import onnx
+
+    model = onnx.load(str(raw_path))
+    if fp16:
+        model = to_fp16_weights(model)
+    grad_path = MODELS / f"{stem}.grad.onnx"
+    embed_path = MODELS / f"{stem}.embed.onnx"
+    weights_path = MODELS / f"{stem}.weights"
+    for p in (grad_path, embed_path, weights_path):
+        p.unlink(missing_ok=True)
+    onnx.save(
+        model,
+        str(grad_path),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location=weights_path.name,
+        size_threshold=1024,
+        convert_attribute=False,
+    )
+    # Reload without the data: the initializers now carry (location, offset, length),
+    # and the forward-only graph reuses exactly those references.
+    stored = onnx.load(str(grad_path), load_external_data=False)
+    embed = forward_only(stored, "embedding", ["image"])
+    onnx.save(embed, str(embed_path))
+    return grad_path, embed_path, weights_path
+
+
+def verify_recogniser(
+    stem: str,
+    gg: GradientGraph,
+    reference: Callable[[Any], Any] | None,
+    dim: int,
+) -> dict[str, Any]:
+    """Check the shipped graphs against torch autograd, the source model and finite differences."""
+    import glob
+
+    import cv2
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    grad_s = ort.InferenceSession(str(MODELS / f"{stem}.grad.onnx"), so)
+    embed_s = ort.InferenceSession(str(MODELS / f"{stem}.embed.onnx"), so)
+    faces = sorted(glob.glob(str(REPO.parent / "shared/faces/aligned/*/000.png")))[:4]
+    if len(faces) >= 4:
+        imgs = np.stack([cv2.imread(f)[:, :, ::-1] for f in faces])
+        x = (imgs.astype(np.float32) / 255.0).transpose(0, 3, 1, 2).copy()
+    else:
+        x = np.random.default_rng(0).random((4, 3, 112, 112), dtype=np.float32)
+    xt = torch.from_numpy(x)
+    emb_t = gg.embed(xt).detach()
+    target = torch.roll(emb_t, 1, 0)
+    _, loss_t, grad_t = gg.forward_backward(xt, target)
+    emb, loss, grad = grad_s.run(None, {"image": x, "target": target.numpy()})
+    (emb_fwd,) = embed_s.run(None, {"image": x})
+    g_t = grad_t.numpy()
+    report: dict[str, Any] = {
+        "embed_vs_grad_graph_max_abs": float(np.abs(emb_fwd - emb).max()),
+        "embedding_cos_vs_torch_min": float((emb * emb_t.numpy()).sum(1).min()),
+        "loss_max_abs_vs_torch": float(np.abs(loss - loss_t.numpy()).max()),
+        "grad_max_abs_vs_torch": float(np.abs(grad - g_t).max()),
+        "grad_max_abs": float(np.abs(g_t).max()),
+        "grad_cos_vs_torch_min": float(
+            min(
+                (grad[i] * g_t[i]).sum() / (np.linalg.norm(grad[i]) * np.linalg.norm(g_t[i]))
+                for i in range(len(x))
+            )
+        ),
+    }
+    if reference is not None:
+        ref = reference(x)
+        ref = ref / np.linalg.norm(ref, axis=1, keepdims=True)
+        report["embedding_cos_vs_source_model_min"] = float((emb * ref).sum(1).min())
+    # Finite difference along the gradient direction, in float32 through ORT.
+    d = grad[:1] / np.linalg.norm(grad[:1])
+    h = 1e-2
+    lp = grad_s.run(["loss"], {"image": x[:1] + h * d, "target": target.numpy()[:1]})[0][0]
+    lm = grad_s.run(["loss"], {"image": x[:1] - h * d, "target": target.numpy()[:1]})[0][0]
+    report["fd_directional"] = float((lp - lm) / (2 * h))
+    report["grad_norm"] = float(np.linalg.norm(grad[:1]))
+    print(json.dumps(report, indent=2), flush=True)
+    assert report["grad_cos_vs_torch_min"] > 0.999, report
+    assert report["embedding_cos_vs_torch_min"] > 0.9999, report
+    assert abs(report["fd_directional"] - report["grad_norm"]) < 0.05 * report["grad_norm"], report
+    return report
+
+
+def recogniser_entry(
+    stem: str,
+    description: str,
+    dim: int,
+    source: str,
+    licence: str,
+    native: dict[str, Any],
+    paths: tuple[Path, Path, Path],
+    fp16: bool,
+    verification: dict[str, Any],
+) -> dict[str, Any]:
+    grad_path, embed_path, weights_path = paths
+    return {
+        "role": "recogniser",
+        "description": description,
+        "embedding_dim": dim,
+        "files": [
+            file_entry(grad_path, "grad"),
+            file_entry(embed_path, "embed"),
+            file_entry(weights_path, "weights"),
+        ],
+        "source": source_entry(source),
+        "licence": licence,
+        "input": RECOGNISER_INPUT,
+        "io": RECOGNISER_IO,
+        "native_input": native,
+        "weights_dtype": "float16 (cast to float32 in the graph)" if fp16 else "float32",
+        "produced_by": {
+            "script": "build/export_models.py",
+            "command": f"build/work/venv/bin/python build/export_models.py {stem}"
+            + ("" if fp16 else " --fp32"),
+        },
+        "verification": verification,
+    }
+
+
+def strip_initializer_inputs(model: Any) -> Any:
+    """Old exporters list initializers as graph inputs; onnx2torch wants real inputs only."""
+    init_names = {i.name for i in model.graph.initializer}
+    keep = [i for i in model.graph.input if i.name not in init_names]
+    del model.graph.input[:]
+    model.graph.input.extend(keep)
+    return model
+
+
+def onnx2torch_module(model: Any) -> Any:
+    stub_torchvision()
+    from onnx2torch import convert
+
+    net = convert(model)
+    # The stand-in must not outlive the conversion: torch.onnx probes for torchvision.
+    sys.modules.pop("torchvision", None)
+    sys.modules.pop("torchvision.ops", None)
+    return net
+
+
+# --------------------------------------------------------------------------- SFace
+
+
+def export_sface(args: argparse.Namespace) -> None:
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+
+    src_path = fetch_sources.fetch("face_recognition_sface_2021dec.onnx")
+    net = onnx2torch_module(strip_initializer_inputs(onnx.load(str(src_path))))
+    # SFace's graph takes RGB 0..255 and does (x - 127.5) / 128 itself; OpenCV's
+    # FaceRecognizerSF feeds it with swapRB=True (checked: identical features).
+    gg = GradientGraph(net, lambda x: x * 255.0)
+    raw = WORK / "out" / "sface.raw.onnx"
+    raw.parent.mkdir(parents=True, exist_ok=True)
+    gg.export(str(raw), dim=128)
+    paths = save_grad_and_embed(raw, "sface", fp16=not args.fp32)
+
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    source = ort.InferenceSession(str(src_path), so)
+
+    def reference(x: Any) -> Any:
+        return np.concatenate(
+            [source.run(None, {"data": x[i : i + 1] * 255.0})[0] for i in range(len(x))]
+        )
+
+    verification = verify_recogniser("sface", gg, reference, 128)
+    update_manifest(
+        "sface",
+        recogniser_entry(
+            "sface",
+            "SFace (MobileFaceNet-style, sigmoid-constrained ArcFace loss) face recogniser",
+            128,
+            "face_recognition_sface_2021dec.onnx",
+            "Apache-2.0",
+            {
+                "size": [112, 112],
+                "colour_order": "RGB",
+                "range": [0.0, 255.0],
+                "normalisation": "(x - 127.5) / 128 (inside the source graph)",
+            },
+            paths,
+            not args.fp32,
+            verification,
+        ),
+    )
+
+
+TARGETS: dict[str, Callable[[argparse.Namespace], None]] = {
+    "yunet": export_yunet,
+    "sface": export_sface,
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="Build Veil's model artifacts into models/.")
+    parser.add_argument("targets", nargs="+", choices=sorted(TARGETS))
+    parser.add_argument("--fp32", action="store_true", help="keep float32 weights")
+    args = parser.parse_args()
+    MODELS.mkdir(exist_ok=True)
+    for target in args.targets:
+        print(f"== {target}", flush=True)
+        TARGETS[target](args)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

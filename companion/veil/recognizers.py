@@ -1,0 +1,108 @@
+"""Face recognisers as seen by the optimiser: embeddings and cosine-loss gradients.
+
+Every recogniser ships as two ONNX graphs sharing one weights file (see
+`models/manifest.json`): `embed` (image -> embedding) and `grad` (image, target ->
+embedding, loss = cosine(embedding, target), grad = d(sum(loss))/d(image)). The
+model-specific preprocessing is inside the graphs; callers pass ArcFace-aligned
+112x112 RGB crops in [0, 1], NHWC, and get NHWC gradients back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import numpy.typing as npt
+
+from veil.modelstore import ModelStore, get_store
+
+CROP_SIZE = 112
+# Bounds the memory of one ONNX Runtime call; the backward pass keeps every activation.
+MAX_BATCH = 32
+
+FloatArray = npt.NDArray[np.float32]
+
+
+def _check_crops(crops: npt.NDArray[np.generic]) -> FloatArray:
+    if crops.ndim != 4 or crops.shape[1:] != (CROP_SIZE, CROP_SIZE, 3):
+        raise ValueError(f"crops must be [N,112,112,3] RGB, got shape {crops.shape}")
+    return np.asarray(crops, dtype=np.float32)
+
+
+def _to_nchw(crops: FloatArray) -> FloatArray:
+    return np.ascontiguousarray(crops.transpose(0, 3, 1, 2))
+
+
+class Recognizer:
+    """One face recogniser; sessions are created lazily and shared via the model store."""
+
+    def __init__(self, name: str, store: ModelStore | None = None) -> None:
+        self.store = store or get_store()
+        entry = self.store.entry(name)
+        if entry.role != "recogniser" or entry.embedding_dim is None:
+            raise ValueError(f"model {name!r} is a {entry.role}, not a recogniser")
+        self.name = name
+        self.dim: int = entry.embedding_dim
+        self.licence = entry.licence
+
+    def __repr__(self) -> str:
+        return f"Recognizer({self.name!r}, dim={self.dim})"
+
+    def verify(self) -> None:
+        """Load both graphs now (raises ModelMissingError if a file is missing or corrupt)."""
+        self.store.session(self.name, "embed")
+        self.store.session(self.name, "grad")
+
+    def embed(self, crops: npt.NDArray[np.generic]) -> FloatArray:
+        """L2-normalised embeddings [N,D] of [N,112,112,3] RGB crops in [0,1]."""
+        x = _check_crops(crops)
+        if len(x) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        session = self.store.session(self.name, "embed")
+        out = [
+            session.run(["embedding"], {"image": _to_nchw(x[i : i + MAX_BATCH])})[0]
+            for i in range(0, len(x), MAX_BATCH)
+        ]
+        return np.concatenate(out).astype(np.float32, copy=False)
+
+    def loss_and_grad(
+        self, crops: npt.NDArray[np.generic], targets: npt.NDArray[np.generic]
+    ) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """(embedding [N,D], loss [N] = cosine to targets, d loss / d crops [N,112,112,3]).
+
+        Each row's gradient is that of its own loss (the graph differentiates the sum of
+        independent per-row losses).
+        """
+        x = _check_crops(crops)
+        t = np.asarray(targets, dtype=np.float32)
+        if t.ndim == 1:
+            t = np.broadcast_to(t, (len(x), t.shape[0]))
+        if t.shape != (len(x), self.dim):
+            raise ValueError(f"targets must be [{len(x)},{self.dim}], got shape {t.shape}")
+        session = self.store.session(self.name, "grad")
+        embs, losses, grads = [], [], []
+        for i in range(0, len(x), MAX_BATCH):
+            emb, loss, grad = session.run(
+                ["embedding", "loss", "grad"],
+                {
+                    "image": _to_nchw(x[i : i + MAX_BATCH]),
+                    "target": np.ascontiguousarray(t[i : i + MAX_BATCH]),
+                },
+            )
+            embs.append(emb)
+            losses.append(loss)
+            grads.append(grad.transpose(0, 2, 3, 1))
+        return (
+            np.concatenate(embs).astype(np.float32, copy=False),
+            np.concatenate(losses).astype(np.float32, copy=False),
+            np.ascontiguousarray(np.concatenate(grads), dtype=np.float32),
+        )
+
+
+def load_recognizers(
+    names: Iterable[str] | None = None, store: ModelStore | None = None
+) -> list[Recognizer]:
+    """Recognisers by name (default: every recogniser in the manifest, sorted by name)."""
+    store = store or get_store()
+    chosen = list(names) if names is not None else store.names(role="recogniser")
+    return [Recognizer(name, store) for name in chosen]
