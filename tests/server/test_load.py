@@ -1,0 +1,78 @@
+"""50 concurrent cloak requests of real photos against a real `veil serve` (2 workers).
+
+Every request is answered (200 or 503 busy with Retry-After), none is lost, every 200 is
+byte-identical to the same photo cloaked alone, and the server's memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from .companion import Companion, Reply, require_faces, small_jpeg
+
+WORKERS, QUEUE, CONCURRENT = 2, 6, 50
+PHOTOS = [
+    ("Angelina_Jolie", "img1.jpg"),
+    ("George_Clooney", "img38.jpg"),
+    ("Jack_Dorsey", "img16.jpg"),
+    ("Jennifer_Aniston", "img3.jpg"),
+    ("Scarlett_Johansson", "img49.jpg"),
+]
+MEMORY_GROWTH_LIMIT_MIB = 400
+
+
+@pytest.fixture(scope="module")
+def companion(companion_factory: Callable[..., Companion]) -> Companion:
+    require_faces()
+    return companion_factory("--workers", str(WORKERS), "--queue", str(QUEUE))
+
+
+@pytest.fixture(scope="module")
+def photos() -> list[bytes]:
+    faces = require_faces()
+    return [small_jpeg(faces / "photos" / person / name, long_side=400) for person, name in PHOTOS]
+
+
+def test_concurrent_requests_all_answered_identical_and_bounded(
+    companion: Companion, photos: list[bytes]
+) -> None:
+    token = companion.pair()
+    alone = [companion.cloak(photo, token) for photo in photos]
+    assert [reply.status for reply in alone] == [200] * len(photos)
+    assert all(int(reply.headers["X-Veil-Faces"]) >= 1 for reply in alone)
+    rss_before = companion.rss_kib("VmRSS")
+    peak_before = companion.rss_kib("VmHWM")
+
+    start = threading.Barrier(CONCURRENT)
+
+    def send(index: int) -> Reply:
+        start.wait()
+        return companion.cloak(photos[index % len(photos)], token)
+
+    with ThreadPoolExecutor(CONCURRENT) as pool:
+        replies = list(pool.map(send, range(CONCURRENT)))
+
+    counts = Counter(reply.status for reply in replies)
+    for index, reply in enumerate(replies):
+        if reply.status == 200:
+            assert reply.body == alone[index % len(photos)].body, f"request {index} differs"
+        else:
+            assert (reply.status, reply.code) == (503, "busy"), reply.body[:200]
+            assert int(reply.headers["Retry-After"]) >= 1
+    assert sum(counts.values()) == CONCURRENT
+    # The first `workers + queue` to arrive are always admitted.
+    assert counts[200] >= WORKERS + QUEUE
+    peak_after = companion.rss_kib("VmHWM")
+    growth_mib = (peak_after - max(peak_before, rss_before)) / 1024
+    print(
+        f"\n{CONCURRENT} concurrent: {counts[200]} x 200, {counts[503]} x 503; "
+        f"RSS before {rss_before / 1024:.0f} MiB, peak before {peak_before / 1024:.0f} MiB, "
+        f"peak after {peak_after / 1024:.0f} MiB (growth {growth_mib:.0f} MiB)"
+    )
+    assert growth_mib < MEMORY_GROWTH_LIMIT_MIB
+    assert companion.request("GET", "/v1/health").status == 200
