@@ -327,10 +327,12 @@ def recogniser_entry(
     paths: tuple[Path, Path, Path],
     fp16: bool,
     verification: dict[str, Any],
+    default_surrogate: bool,
 ) -> dict[str, Any]:
     grad_path, embed_path, weights_path = paths
     return {
         "role": "recogniser",
+        "default_surrogate": default_surrogate,
         "description": description,
         "embedding_dim": dim,
         "files": [
@@ -418,6 +420,7 @@ def export_sface(args: argparse.Namespace) -> None:
             paths,
             not args.fp32,
             verification,
+            default_surrogate=True,
         ),
     )
 

@@ -8,6 +8,7 @@ relative to each grid cell, then greedy NMS.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -81,6 +82,13 @@ def _nms(
 
 class FaceDetector:
     """Thin YuNet wrapper; one ONNX Runtime session shared through the model store."""
+
+    name = MODEL_NAME
+
+    @classmethod
+    def load(cls, models_dir: Path | None = None) -> FaceDetector:
+        """The detector from a models folder (default: `veil.config.models_dir()`)."""
+        return cls(get_store(models_dir))
 
     def __init__(
         self,

@@ -42,6 +42,7 @@ class ModelEntry:
     files: tuple[ModelFile, ...]
     embedding_dim: int | None
     licence: str
+    default_surrogate: bool  # used by the cloak by default (others are held-out attackers)
     raw: dict[str, Any]
 
     def file(self, kind: str) -> ModelFile:
@@ -118,6 +119,7 @@ class ModelStore:
                 files=files,
                 embedding_dim=int(dim) if dim is not None else None,
                 licence=str(entry.get("licence", "")),
+                default_surrogate=bool(entry.get("default_surrogate", False)),
                 raw=entry,
             )
         return models

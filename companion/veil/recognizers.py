@@ -10,6 +10,7 @@ model-specific preprocessing is inside the graphs; callers pass ArcFace-aligned
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -100,9 +101,24 @@ class Recognizer:
 
 
 def load_recognizers(
-    names: Iterable[str] | None = None, store: ModelStore | None = None
+    names: Iterable[str] | Path | None = None,
+    store: ModelStore | None = None,
+    *,
+    models_dir: Path | None = None,
 ) -> list[Recognizer]:
-    """Recognisers by name (default: every recogniser in the manifest, sorted by name)."""
-    store = store or get_store()
-    chosen = list(names) if names is not None else store.names(role="recogniser")
+    """Recognisers by name; by default the manifest's default surrogates.
+
+    `names=None` gives the recognisers whose manifest entry has `"default_surrogate": true`
+    (the ones the cloak is computed with); the others are kept out of the default so that
+    they stay unseen attackers for transfer measurements. Pass names explicitly (e.g.
+    `store.names(role="recogniser")`) for any other set. A `Path` in place of `names` is
+    taken as the models folder (`load_recognizers(models_dir)` reads naturally).
+    """
+    if isinstance(names, Path):
+        models_dir, names = names, None
+    store = store or get_store(models_dir)
+    if names is None:
+        chosen = [n for n in store.names(role="recogniser") if store.entry(n).default_surrogate]
+    else:
+        chosen = list(names)
     return [Recognizer(name, store) for name in chosen]
