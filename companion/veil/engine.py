@@ -28,11 +28,11 @@ import numpy as np
 import numpy.typing as npt
 
 from veil import imageio, optimizer
-from veil.align import Box, alignment_matrix, footprint, merge_boxes, warp_crop
+from veil.align import Box, alignment_matrix, merge_boxes, warp_crop
 from veil.errors import CloakFailedError, UnsupportedFormatError
 from veil.imageio import DEFAULT_MAX_PIXELS, DecodedImage, MetadataReport
-from veil.paste import paste
-from veil.quality import WINDOW_RADIUS, ssim, ssim_sum
+from veil.paste import paste, ssim_box
+from veil.quality import ssim, ssim_sum
 from veil.results import DEFAULT_MODE, CloakResult, FaceReport, Mode
 
 DETECT_LONG_SIDE = 1024
@@ -93,15 +93,36 @@ class Engine:
 
     @classmethod
     def load(
-        cls, models_dir: Path | None = None, *, max_pixels: int = DEFAULT_MAX_PIXELS
+        cls,
+        models_dir: Path | None = None,
+        *,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        surrogates: Sequence[str] | None = None,
     ) -> Engine:
-        """Load the detector and the surrogates (hashes verified by `veil.modelstore`)."""
+        """Load the detector and the surrogates once (hashes verified by `veil.modelstore`).
+
+        `surrogates` names the recognisers the cloak is computed with; by default the
+        optimiser's `DEFAULT_SURROGATES` where it defines them, else every recogniser in the
+        manifest.
+        """
         from veil.detector import FaceDetector
+        from veil.modelstore import get_store
         from veil.recognizers import load_recognizers
 
-        detector = FaceDetector.load(models_dir)
-        surrogates = load_recognizers(models_dir)
-        return cls(detector, surrogates, max_pixels=max_pixels)
+        store = get_store(models_dir)
+        names = surrogates or getattr(optimizer, "DEFAULT_SURROGATES", None)
+        return cls(
+            FaceDetector(store),
+            load_recognizers(names, store),
+            max_pixels=max_pixels,
+        )
+
+    def all_recognizers(self) -> list[optimizer.Surrogate]:
+        """Every recogniser in the manifest (surrogates and held-out ones), for `veil check`."""
+        from veil.recognizers import load_recognizers
+
+        store = getattr(self.detector, "store", None)
+        return list(load_recognizers(None, store)) if store is not None else list(self.surrogates)
 
     # -- public API ---------------------------------------------------------------------
 
@@ -253,11 +274,12 @@ class Engine:
         timer: StageTimer,
     ) -> tuple[tuple[FaceReport, ...], float]:
         """Align, optimise and paste every face into `decoded.pixels`; (reports, whole SSIM)."""
+        if not decoded.pixels.flags.writeable:  # arrays over Pillow's bytes are read-only
+            decoded.pixels = decoded.pixels.copy()
         canvas = decoded.pixels
         height, width = canvas.shape[:2]
         size = optimizer.CROP_SIZE
         matrices = [alignment_matrix(face.landmarks, size) for face in faces]
-        regions = [footprint(m, size, width, height) for m in matrices]
         crops = np.stack([warp_crop(canvas, m, size) for m in matrices])
         timer.lap("align")
         cloaked = optimizer.cloak_crops(crops, mode, self.surrogates, seed=seed)
@@ -265,28 +287,36 @@ class Engine:
             raise CloakFailedError("the optimiser returned crops of the wrong shape or NaNs")
         deltas = (cloaked - crops).astype(np.float32)
         timer.lap("optimize")
-        # Pixels that can change the SSIM map: each footprint plus the SSIM window radius.
-        ssim_boxes = merge_boxes([r.grow(WINDOW_RADIUS + 1, width, height) for r in regions])
-        originals = [canvas[b.slices()].copy() for b in ssim_boxes]
+        boxes = [ssim_box(m, size, width, height) for m in matrices]
+        disjoint = len(merge_boxes(boxes)) == len(boxes)
+        # Overlapping faces: keep the original pixels to measure the whole-image SSIM after.
+        merged = [] if disjoint else merge_boxes(boxes)
+        originals = [canvas[b.slices()].copy() for b in merged]
         budget = optimizer.mode_budget(mode).min_face_ssim
-        reports = []
-        for face, matrix, region, delta in zip(faces, matrices, regions, deltas, strict=True):
-            if region.empty:
+        reports, outcomes = [], []
+        for face, matrix, delta, reach in zip(faces, matrices, deltas, boxes, strict=True):
+            if reach.empty:  # landmarks entirely outside the picture
                 continue
-            outcome = paste(canvas, delta, matrix, region, face.box, min_face_ssim=budget)
+            outcome = paste(canvas, delta, matrix, face.box, min_face_ssim=budget)
+            outcomes.append(outcome)
             x0, y0 = max(face.box.x0, 0), max(face.box.y0, 0)
             box = (x0, y0, min(face.box.x1, width) - x0, min(face.box.y1, height) - y0)
             reports.append(FaceReport(box, face.score, outcome.face_ssim))
         if not reports:
             raise CloakFailedError("faces were found but none could be cloaked")
-        changed_area = sum(b.width * b.height for b in ssim_boxes)
+        # Outside these boxes the pixels, hence the SSIM map (= 1), are unchanged.
+        if disjoint:
+            measured = [(o.box, o.ssim_sum) for o in outcomes]
+        else:
+            maxval = float(decoded.max_value)
+            measured = [
+                (b, ssim_sum(before, canvas[b.slices()], maxval))
+                for b, before in zip(merged, originals, strict=True)
+            ]
         total = float(width * height)
-        ssim_in_boxes = sum(
-            ssim_sum(before, canvas[b.slices()], float(decoded.max_value))
-            for b, before in zip(ssim_boxes, originals, strict=True)
-        )
+        area = sum(b.width * b.height for b, _ in measured)
         timer.lap("paste")
-        return tuple(reports), (ssim_in_boxes + (total - changed_area)) / total
+        return tuple(reports), (sum(v for _, v in measured) + total - area) / total
 
 
 def _shrink(

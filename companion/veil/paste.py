@@ -18,8 +18,8 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from veil.align import F32, F64, Box
-from veil.quality import ssim
+from veil.align import F32, F64, Box, invert_affine, transform_points
+from veil.quality import WINDOW_RADIUS, ssim_map_mean
 
 BISECTION_STEPS = 7  # strength resolution 1/128
 
@@ -32,13 +32,35 @@ def face_mask(size: int) -> F32:
     the outer 30% of the radius, so the pasted cloak fades out with no seam.
     """
     ys, xs = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5
-    cx, cy = 0.5 * size, 0.5 * size
-    rx, ry = 0.42 * size, 0.47 * size
+    cx, cy, rx, ry = _ellipse(size)
     radius = np.sqrt(((xs - cx) / rx) ** 2 + ((ys - cy) / ry) ** 2)
     t = np.clip((1.0 - radius) / 0.3, 0.0, 1.0)
     mask: F32 = (t * t * (3.0 - 2.0 * t)).astype(np.float32)
     mask.setflags(write=False)  # shared through the cache
     return mask
+
+
+def _ellipse(size: int) -> tuple[float, float, float, float]:
+    return 0.5 * size, 0.5 * size, 0.42 * size, 0.47 * size
+
+
+def change_box(matrix: F64, size: int, width: int, height: int) -> Box:
+    """Image-space box outside which the pasted cloak is exactly zero (mask support + the
+    bicubic kernel's reach), clipped to the image. Smaller than the crop's footprint."""
+    cx, cy, rx, ry = _ellipse(size)
+    angles = np.linspace(0.0, 2.0 * np.pi, 72, endpoint=False)
+    outline = np.stack([cx + rx * np.cos(angles), cy + ry * np.sin(angles)], axis=1)
+    pts = transform_points(invert_affine(matrix), outline)
+    scale = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
+    margin = int(np.ceil(3.0 / max(scale, 1e-6))) + 1  # 2 crop px of bicubic reach, rounded up
+    x0, y0 = np.floor(pts.min(axis=0)).astype(int) - margin
+    x1, y1 = np.ceil(pts.max(axis=0)).astype(int) + margin
+    return Box(max(0, int(x0)), max(0, int(y0)), min(width, int(x1)), min(height, int(y1)))
+
+
+def ssim_box(matrix: F64, size: int, width: int, height: int) -> Box:
+    """Pixels whose SSIM can change when this face is pasted (change box + window radius)."""
+    return change_box(matrix, size, width, height).grow(WINDOW_RADIUS + 1, width, height)
 
 
 def warp_delta(delta: F32, matrix: F64, region: Box) -> F32:
@@ -62,21 +84,25 @@ def warp_delta(delta: F32, matrix: F64, region: Box) -> F32:
 class PasteOutcome:
     strength: float  # 1.0 = the optimiser's full cloak, less when the budget scaled it down
     face_ssim: float  # SSIM of the face box, before vs after, at output resolution
+    box: Box  # where SSIM was measured (every pixel whose SSIM can have changed)
+    ssim_sum: float  # sum of the SSIM map over `box` (for the whole-image SSIM)
 
 
 def paste(
     canvas: npt.NDArray[Any],
     delta: F32,
     matrix: F64,
-    region: Box,
     face_box: Box,
     *,
     min_face_ssim: float,
 ) -> PasteOutcome:
     """Add the warped, masked delta (0..1 units) to `canvas` in place, within the budget.
 
-    `canvas` is [H, W, 3] uint8 or uint16; `face_box` is where SSIM is measured.
+    `canvas` is [H, W, 3] uint8 or uint16; SSIM is judged on `face_box` (clipped to where the
+    cloak can reach), from one SSIM map that also serves the whole-image figure.
     """
+    height, width = canvas.shape[:2]
+    region = ssim_box(matrix, delta.shape[0], width, height)
     maxval = 65535.0 if canvas.dtype == np.uint16 else 255.0
     view = canvas[region.slices()]
     before = view.copy()
@@ -85,7 +111,7 @@ def paste(
     fx0, fy0 = max(face_box.x0 - region.x0, 0), max(face_box.y0 - region.y0, 0)
     fx1 = min(face_box.x1 - region.x0, region.width)
     fy1 = min(face_box.y1 - region.y0, region.height)
-    if fx1 - fx0 < 8 or fy1 - fy0 < 8:  # face box outside the footprint: judge the region
+    if fx1 - fx0 < 8 or fy1 - fy0 < 8:  # face box outside the cloak's reach: judge the region
         fx0, fy0, fx1, fy1 = 0, 0, region.width, region.height
     face = (slice(fy0, fy1), slice(fx0, fx1))
 
@@ -93,23 +119,24 @@ def paste(
         out = np.rint(base + np.float32(strength) * change)
         return np.clip(out, 0, maxval).astype(canvas.dtype)
 
-    def face_ssim(pixels: npt.NDArray[Any]) -> float:
-        return ssim(before[face], pixels[face], maxval)
+    def judge(pixels: npt.NDArray[Any]) -> tuple[float, float]:
+        ssim = ssim_map_mean(before, pixels, maxval)
+        return float(ssim[face].mean(dtype=np.float64)), float(ssim.sum(dtype=np.float64))
 
     best = candidate(1.0)
-    quality = face_ssim(best)
+    quality, total = judge(best)
     strength = 1.0
     if quality < min_face_ssim:
         lo, hi = 0.0, 1.0
-        best, quality = before, 1.0
+        best, quality, total = before, 1.0, float(region.width * region.height)
         for _ in range(BISECTION_STEPS):
             mid = (lo + hi) / 2
             trial = candidate(mid)
-            trial_quality = face_ssim(trial)
+            trial_quality, trial_total = judge(trial)
             if trial_quality >= min_face_ssim:
-                lo, best, quality = mid, trial, trial_quality
+                lo, best, quality, total = mid, trial, trial_quality, trial_total
             else:
                 hi = mid
         strength = lo
     view[...] = best
-    return PasteOutcome(strength, quality)
+    return PasteOutcome(strength, quality, region, total)

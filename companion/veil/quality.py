@@ -42,6 +42,19 @@ def ssim_map(a: npt.NDArray[Any], b: npt.NDArray[Any], data_range: float = 255.0
     return np.asarray(num / den, np.float32)
 
 
+def ssim_map_mean(a: npt.NDArray[Any], b: npt.NDArray[Any], data_range: float = 255.0) -> F32:
+    """Per-pixel SSIM averaged over channels ([H, W] or [H, W, C] inputs)."""
+    if a.shape != b.shape:
+        raise ValueError(f"shapes differ: {a.shape} vs {b.shape}")
+    pairs = list(zip(_channels(a), _channels(b), strict=True))
+    total = ssim_map(*pairs[0], data_range)
+    for ca, cb in pairs[1:]:
+        total += ssim_map(ca, cb, data_range)
+    if len(pairs) > 1:
+        total /= np.float32(len(pairs))
+    return total
+
+
 def _channels(a: npt.NDArray[Any]) -> list[npt.NDArray[Any]]:
     return [a] if a.ndim == 2 else [a[:, :, c] for c in range(a.shape[2])]
 

@@ -60,6 +60,7 @@ def measure(original: Path, cloaked: Path, models: Path | None) -> dict[str, Any
     engine = Engine.load(models)
     preview, scale = _shrink(a.pixels, engine.detect_long_side)
     faces = engine.detect_faces(preview, scale)
+    recognizers = engine.all_recognizers()
     maxval = float(a.max_value)
     size = optimizer.CROP_SIZE
     report: dict[str, Any] = {
@@ -78,7 +79,7 @@ def measure(original: Path, cloaked: Path, models: Path | None) -> dict[str, Any
             "face_psnr": psnr(a.pixels[region], b.pixels[region], maxval),
             "models": {},
         }
-        for model in engine.surrogates:
+        for model in recognizers:
             emb = model.embed(crops)
             emb = emb / np.linalg.norm(emb, axis=1, keepdims=True)
             cosine = float(emb[0] @ emb[1])
