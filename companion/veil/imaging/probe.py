@@ -86,6 +86,8 @@ def open_image(
     """Open lazily (header only) and validate: supported, not animated, not too large."""
     if not data:
         raise CorruptImageError("the file is empty (zero bytes)")
+    if data.startswith((b"GIF87a", b"GIF89a")):  # refused before Pillow parses it at all
+        raise UnsupportedFormatError(_REFUSED_REASON["GIF"])
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
