@@ -7,6 +7,8 @@ import io
 import cv2
 import numpy as np
 import pytest
+from PIL import Image, ImageCms, ImageOps, JpegImagePlugin
+
 from engine_support import (
     SVG,
     gif_bomb,
@@ -16,8 +18,6 @@ from engine_support import (
     textured,
     with_thumbnail,
 )
-from PIL import Image, ImageCms, ImageOps, JpegImagePlugin
-
 from veil import imageio
 from veil.errors import CorruptImageError, ImageTooLargeError, UnsupportedFormatError
 from veil.imaging import jpeg, png
