@@ -73,6 +73,7 @@ class Companion:
     tmp_dir: Path
     log_path: Path
     env: dict[str, str] = field(default_factory=dict)
+    tmp_baseline: set[str] = field(default_factory=set)  # TMPDIR entries once listening
 
     @property
     def host(self) -> str:
@@ -168,7 +169,15 @@ def start_companion(tmp: Path, *extra: str) -> Companion:
     while time.monotonic() < deadline:
         match = re.search(r"listening on http://127\.0\.0\.1:(\d+)", log_path.read_text())
         if match:
-            return Companion(int(match.group(1)), process, config_dir, tmp_dir, log_path, env)
+            return Companion(
+                int(match.group(1)),
+                process,
+                config_dir,
+                tmp_dir,
+                log_path,
+                env,
+                set(os.listdir(tmp_dir)),
+            )
         if process.poll() is not None:
             break
         time.sleep(0.2)

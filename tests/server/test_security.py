@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import struct
 import threading
@@ -28,7 +29,7 @@ def companion(companion_factory: Callable[..., Companion]) -> Companion:
 @pytest.fixture(scope="module")
 def photo() -> bytes:
     faces = require_faces()
-    return small_jpeg(faces / "photos" / "George_Clooney" / "img40.jpg")
+    return small_jpeg(faces / "photos" / "Jennifer_Aniston" / "img3.jpg", long_side=320)
 
 
 @pytest.fixture(scope="module")
@@ -207,7 +208,8 @@ def _bad_inputs(photo: bytes) -> list[tuple[str, bytes, str, int, str]]:
         ("text/plain", b"hello", "text/plain", 415, "unsupported_format"),
         ("svg", svg, "image/svg+xml", 415, "unsupported_format"),
         ("small gif", _gif(16, 16), "image/gif", 415, "unsupported_format"),
-        ("gif bomb", _gif(65535, 65535), "image/gif", 413, "image_too_large"),
+        # GIF is refused from its signature, before any parsing, however big it claims to be.
+        ("gif bomb", _gif(65535, 65535), "image/gif", 415, "unsupported_format"),
     ]
 
 
@@ -216,7 +218,9 @@ def test_bad_inputs_get_the_right_code_and_server_keeps_serving(
 ) -> None:
     outcomes = {}
     for name, data, content_type, _status, _code in _bad_inputs(photo):
+        started = time.perf_counter()
         reply = companion.cloak(data, token, content_type=content_type)
+        assert time.perf_counter() - started < 2.0, f"{name} was not refused quickly"
         outcomes[name] = (reply.status, reply.code)
     expected = {name: (status, code) for name, _d, _t, status, code in _bad_inputs(photo)}
     assert outcomes == expected
@@ -337,6 +341,7 @@ def test_logs_and_disk_hold_no_secrets_or_photos(companion: Companion, token: st
     assert "POST /v1/cloak" in log, "the access log is written"
     assert token not in log and "Bearer" not in log
     assert "mode=" not in log and "keep_metadata" not in log, "no query strings in the log"
-    assert list(companion.tmp_dir.iterdir()) == [], "no temporary files"
+    # ONNX Runtime drops a telemetry session id (.ses) in TMPDIR on import: not ours, not a photo.
+    assert set(os.listdir(companion.tmp_dir)) == companion.tmp_baseline, "no temporary files"
     assert {p.name for p in companion.config_dir.iterdir()} <= {"tokens.json", "pairing.json"}
     assert oct((companion.config_dir / "tokens.json").stat().st_mode & 0o777) == "0o600"

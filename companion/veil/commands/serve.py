@@ -68,6 +68,10 @@ def load_backend() -> CloakBackend:
     file), and a session's intra-op thread pool is shared by concurrent `run` calls, so N
     workers add N calling threads, not N thread pools: the cores are not oversubscribed.
     """
+    import onnxruntime
+
+    # Nothing about the user's photos should leave the machine, usage statistics included.
+    onnxruntime.disable_telemetry_events()
     from veil.engine import Engine
 
     return EngineBackend(Engine.load())
