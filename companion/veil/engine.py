@@ -146,7 +146,7 @@ class Engine:
             )
         else:  # no fast reduced decode: decode once and shrink
             decoded = imageio.decode(data, max_pixels=self.max_pixels)
-            preview, scale = _shrink(decoded.pixels, self.detect_long_side)
+            preview, scale = shrink_for_detection(decoded.pixels, self.detect_long_side)
         timer.lap("decode_preview")
         faces = self.detect_faces(preview, scale)
         timer.lap("detect")
@@ -319,7 +319,7 @@ class Engine:
         return tuple(reports), (sum(v for _, v in measured) + total - area) / total
 
 
-def _shrink(
+def shrink_for_detection(
     pixels: npt.NDArray[Any], long_side: int
 ) -> tuple[npt.NDArray[np.uint8], tuple[float, float]]:
     rgb = (pixels >> 8).astype(np.uint8) if pixels.dtype == np.uint16 else pixels

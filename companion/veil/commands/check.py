@@ -48,7 +48,7 @@ def verdict(cosine: float) -> str:
 def measure(original: Path, cloaked: Path, models: Path | None) -> dict[str, Any]:
     from veil import imageio, optimizer
     from veil.align import alignment_matrix, warp_crop
-    from veil.engine import Engine, _shrink
+    from veil.engine import Engine, shrink_for_detection
     from veil.quality import psnr, ssim
 
     a = imageio.decode(original.read_bytes())
@@ -58,7 +58,7 @@ def measure(original: Path, cloaked: Path, models: Path | None) -> dict[str, Any
             f"the two photos differ in size: {a.width}x{a.height} vs {b.width}x{b.height}"
         )
     engine = Engine.load(models)
-    preview, scale = _shrink(a.pixels, engine.detect_long_side)
+    preview, scale = shrink_for_detection(a.pixels, engine.detect_long_side)
     faces = engine.detect_faces(preview, scale)
     recognizers = engine.all_recognizers()
     maxval = float(a.max_value)
