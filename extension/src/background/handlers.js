@@ -55,13 +55,13 @@ async function companionStatus() {
     if (!(await loadToken()) || answer.paired === false || !(await tokenIsValid())) {
       return {
         state: 'not_paired',
-        message: 'The companion is running but this browser is not paired with it.',
+        message: `The companion on port ${port} is running, but this browser is not paired with it.`,
         fix: '.venv/bin/veil pair',
         port,
         version: answer.version,
       };
     }
-    return { state: 'ready', message: `Companion ${answer.version} is ready.`, fix: '', port, version: answer.version };
+    return { state: 'ready', message: `Companion ${answer.version} on port ${port} is ready.`, fix: '', port, version: answer.version };
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
     return { state: 'not_running', message, fix: `.venv/bin/veil serve --port ${port}`, port, version: '' };

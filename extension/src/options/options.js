@@ -53,6 +53,7 @@ async function main() {
   byId('port-form').addEventListener('submit', async (event) => {
     event.preventDefault();
     await ask('setSettings', { patch: { port: Number(/** @type {HTMLInputElement} */ (byId('port')).value) } });
+    byId('port-saved').hidden = false;
     await refreshStatus();
   });
   byId('unpair').addEventListener('click', async () => {

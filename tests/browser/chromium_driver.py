@@ -1,0 +1,135 @@
+"""Driving Chromium with the unpacked extension through Playwright (sync API),
+including what Playwright cannot do by itself: trusted drops (CDP
+Input.dispatchDragEvent) and clicks inside Veil's closed shadow roots (CDP
+DOM.getDocument with pierce, then a real mouse click at the button)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness import ARTIFACTS, Companion
+from playwright.sync_api import BrowserContext, Page, Worker
+
+
+@dataclass
+class ExtensionBrowser:
+    context: BrowserContext
+    extension_id: str
+
+    def page_url(self, path: str) -> str:
+        return f"chrome-extension://{self.extension_id}/{path}"
+
+    def worker(self) -> Worker:
+        """The extension's service worker, started again if the browser stopped it."""
+        for worker in self.context.service_workers:
+            if self.extension_id in worker.url:
+                return worker
+        return self.context.wait_for_event("serviceworker", timeout=20_000)
+
+    def tab_count(self, url: str) -> int:
+        return int(
+            self.worker().evaluate("async (url) => (await chrome.tabs.query({url})).length", url)
+        )
+
+    def tab_id(self, url: str) -> int:
+        tabs = self.worker().evaluate(
+            "async (url) => (await chrome.tabs.query({url}))[0]?.id ?? -1", url
+        )
+        assert isinstance(tabs, int) and tabs > 0, f"no tab for {url}"
+        return tabs
+
+    def set_port(self, port: int) -> None:
+        """Sets the companion port through the options page, as a person would."""
+        page = self.context.new_page()
+        page.goto(self.page_url("src/options/options.html"))
+        page.wait_for_selector("body[data-ready=true]")
+        page.fill("#port", str(port))
+        page.click("#port-form button[type=submit]")
+        page.wait_for_selector("#port-saved:not([hidden])")
+        stored = self.worker().evaluate(
+            "async () => (await chrome.storage.local.get('settings')).settings"
+        )
+        assert stored["port"] == port
+        page.close()
+
+    def pair(self, companion: Companion, page: Page | None = None) -> Page:
+        """Pairs through the pairing page with a code from `veil pair`."""
+        page = page or self.context.new_page()
+        if "pairing.html" not in page.url:
+            page.goto(self.page_url("src/pairing/pairing.html"))
+        page.wait_for_selector("body[data-ready=true]")
+        page.fill("#code", companion.pairing_code())
+        page.click("#pair-form button[type=submit]")
+        page.wait_for_selector("#pair-result.ok, #pair-result.bad", timeout=15_000)
+        result = page.inner_text("#pair-result")
+        assert "Paired" in result, f"pairing failed: {result}"
+        return page
+
+
+def screenshot(page: Page, name: str) -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / name
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def _find_choice(node: dict[str, Any], choice: str) -> int | None:
+    attributes = node.get("attributes") or []
+    pairs = dict(zip(attributes[::2], attributes[1::2], strict=False))
+    if pairs.get("data-veil-choice") == choice:
+        return int(node["backendNodeId"])
+    for key in ("children", "shadowRoots"):
+        for child in node.get(key) or []:
+            found = _find_choice(child, choice)
+            if found is not None:
+                return found
+    if node.get("contentDocument"):
+        return _find_choice(node["contentDocument"], choice)
+    return None
+
+
+def prompt_is_open(page: Page) -> bool:
+    cdp = page.context.new_cdp_session(page)
+    try:
+        root = cdp.send("DOM.getDocument", {"depth": -1, "pierce": True})["root"]
+        return _find_choice(root, "cancel") is not None
+    finally:
+        cdp.detach()
+
+
+def answer_prompt(page: Page, choice: str, timeout: float = 60.0) -> None:
+    """Clicks a button of Veil's failure prompt (closed shadow root) with a real mouse click."""
+    cdp = page.context.new_cdp_session(page)
+    try:
+        deadline = time.monotonic() + timeout
+        node_id = None
+        while node_id is None:
+            root = cdp.send("DOM.getDocument", {"depth": -1, "pierce": True})["root"]
+            node_id = _find_choice(root, choice)
+            if node_id is None:
+                assert time.monotonic() < deadline, "Veil's prompt never appeared"
+                time.sleep(0.2)
+        quad = cdp.send("DOM.getBoxModel", {"backendNodeId": node_id})["model"]["content"]
+        x = sum(quad[0::2]) / 4
+        y = sum(quad[1::2]) / 4
+    finally:
+        cdp.detach()
+    page.mouse.click(x, y)
+
+
+def trusted_drop(page: Page, selector: str, files: list[Path]) -> None:
+    """A real (isTrusted) drag-and-drop of files onto an element, through CDP."""
+    box = page.locator(selector).bounding_box()
+    assert box is not None
+    x = box["x"] + box["width"] / 2
+    y = box["y"] + box["height"] / 2
+    data = {"items": [], "files": [str(path) for path in files], "dragOperationsMask": 1}
+    cdp = page.context.new_cdp_session(page)
+    try:
+        for kind in ("dragEnter", "dragOver", "drop"):
+            cdp.send("Input.dispatchDragEvent", {"type": kind, "x": x, "y": y, "data": data})
+    finally:
+        cdp.detach()

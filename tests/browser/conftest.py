@@ -1,0 +1,47 @@
+"""Fixtures for the browser tests: one real companion, one upload site and one
+browser per test module (starting them is the slow part)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from harness import VEIL, Companion, faces_dir
+from upload_site import UploadSite
+
+
+@pytest.fixture(scope="module")
+def photos() -> Path:
+    folder = faces_dir()
+    if not (folder / "photos").is_dir():
+        pytest.skip(f"face photos not found at {folder} (set VEIL_FACES_DIR)")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def companion(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Companion]:
+    if not VEIL.exists():
+        pytest.skip(f"{VEIL} missing: run scripts/install")
+    running = Companion(tmp_path_factory.mktemp("veil-config")).start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UploadSite]:
+    running = UploadSite(tmp_path_factory.mktemp("site-photos")).start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def need(binary: str) -> str:
+    path = shutil.which(binary)
+    if path is None:
+        pytest.skip(f"{binary} is not installed (scripts/test installs it)")
+    return path

@@ -1,0 +1,303 @@
+"""The extension in real Chromium, with a real companion and real photos: what
+an ordinary upload page's own script receives and uploads is the cloaked file."""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from chromium_driver import (
+    ExtensionBrowser,
+    answer_prompt,
+    prompt_is_open,
+    screenshot,
+    trusted_drop,
+)
+from conftest import need
+from harness import CHROMIUM, EXTENSION_DIR, Companion, assert_cloaked, chromium_args
+from PIL import Image
+from playwright.sync_api import Page
+from upload_site import UploadSite
+
+pytestmark = [pytest.mark.browser, pytest.mark.faces]
+
+UPLOAD_TIMEOUT = 120.0
+
+
+@pytest.fixture(scope="module")
+def browser(
+    tmp_path_factory: pytest.TempPathFactory, companion: Companion
+) -> Iterator[ExtensionBrowser]:
+    need("chromium")
+    from playwright.sync_api import sync_playwright
+
+    playwright = sync_playwright().start()
+    context = playwright.chromium.launch_persistent_context(
+        str(tmp_path_factory.mktemp("chromium-profile")),
+        executable_path=CHROMIUM,
+        headless=True,
+        args=chromium_args(EXTENSION_DIR),
+        viewport={"width": 900, "height": 800},
+    )
+    try:
+        worker = (
+            context.service_workers[0]
+            if context.service_workers
+            else context.wait_for_event("serviceworker", timeout=30_000)
+        )
+        extension = ExtensionBrowser(context, worker.url.split("/")[2])
+        # First run opens the pairing page by itself (a tab opened while the browser starts,
+        # before Playwright attaches, so it is checked through chrome.tabs).
+        pairing_url = extension.page_url("src/pairing/pairing.html")
+        deadline = time.monotonic() + 15
+        while extension.tab_count(pairing_url) == 0:
+            assert time.monotonic() < deadline, "the pairing page did not open on install"
+            time.sleep(0.2)
+        first_run = context.new_page()
+        first_run.goto(pairing_url)
+        first_run.wait_for_selector("body[data-ready=true]")
+        # The default port has no companion: the page must say so, with the command to run.
+        first_run.wait_for_selector("#status[data-state=not_running]")
+        assert "veil serve" in first_run.inner_text("#status")
+        screenshot(first_run, "pairing-first-run.png")
+        extension.set_port(companion.port)
+        first_run.click("#check")
+        first_run.wait_for_selector("#status[data-state=not_paired]")
+        assert "veil pair" in first_run.inner_text("#status")
+        extension.pair(companion, first_run)
+        first_run.wait_for_selector("#status[data-state=ready]")
+        screenshot(first_run, "pairing-paired.png")
+        first_run.close()
+        yield extension
+    finally:
+        context.close()
+        playwright.stop()
+
+
+@pytest.fixture
+def form(browser: ExtensionBrowser, site: UploadSite) -> Iterator[Page]:
+    site.clear()
+    page = browser.context.new_page()
+    page.goto(f"{site.url}/form")
+    yield page
+    page.close()
+
+
+def photo(photos: Path, identity: str, name: str) -> Path:
+    return photos / "photos" / identity / name
+
+
+def seen_by_page(page: Page, slot: str) -> list[dict[str, Any]]:
+    return [entry for entry in page.evaluate("window.seen") if entry["slot"] == slot]
+
+
+def test_file_input_gets_the_cloaked_photo(form: Page, site: UploadSite, photos: Path) -> None:
+    original = photo(photos, "Angelina_Jolie", "img6.jpg")
+    form.set_input_files("#single", str(original))
+    [received] = site.wait_for("single", UPLOAD_TIMEOUT)
+    assert received.name == original.name
+    assert received.type == "image/jpeg"
+    assert abs(received.last_modified - original.stat().st_mtime * 1000) < 1000
+    assert_cloaked(original.read_bytes(), received.data)
+    # The page's own listeners fired once, for the cloaked file only.
+    [seen] = seen_by_page(form, "single")
+    assert seen["files"] == [
+        {"name": original.name, "size": len(received.data), "type": "image/jpeg"}
+    ]
+
+
+def test_multiple_keeps_order_and_passes_other_files_untouched(
+    form: Page, site: UploadSite, photos: Path, tmp_path: Path
+) -> None:
+    first = photo(photos, "George_Clooney", "img38.jpg")
+    notes = tmp_path / "notes.txt"
+    notes.write_bytes(b"not a photo\n" * 100)
+    second = photo(photos, "Angelina_Jolie", "img5.jpg")
+    form.set_input_files("#multi", [str(first), str(notes), str(second)])
+    received = site.wait_for("multi", UPLOAD_TIMEOUT)
+    assert [item.name for item in received] == [first.name, notes.name, second.name]
+    assert received[1].data == notes.read_bytes()
+    assert_cloaked(first.read_bytes(), received[0].data)
+    assert_cloaked(second.read_bytes(), received[2].data)
+
+
+def test_trusted_drop_delivers_cloaked_files(form: Page, site: UploadSite, photos: Path) -> None:
+    original = photo(photos, "George_Clooney", "img38.jpg")
+    trusted_drop(form, "#dropzone", [original])
+    [received] = site.wait_for("drop", UPLOAD_TIMEOUT)
+    assert received.name == original.name
+    assert_cloaked(original.read_bytes(), received.data)
+
+
+def test_paste_of_an_image_delivers_the_cloak(
+    form: Page, browser: ExtensionBrowser, site: UploadSite, photos: Path
+) -> None:
+    # The clipboard holds PNG images: put a real photo there as PNG, then press Ctrl+V.
+    assert site.photos_dir is not None
+    png = site.photos_dir / "paste.png"
+    with Image.open(photo(photos, "Angelina_Jolie", "img6.jpg")) as image:
+        image.convert("RGB").save(png)
+    browser.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=site.url)
+    form.click("#pastezone")
+    form.evaluate(
+        """async () => {
+            const blob = await (await fetch('/photo/paste.png')).blob();
+            await navigator.clipboard.write([new ClipboardItem({ 'image/png': blob })]);
+        }"""
+    )
+    form.keyboard.press("Control+V")
+    [received] = site.wait_for("paste", UPLOAD_TIMEOUT)
+    assert received.type == "image/png"
+    assert_cloaked(png.read_bytes(), received.data)
+
+
+def test_input_in_a_srcdoc_iframe(form: Page, site: UploadSite, photos: Path) -> None:
+    original = photo(photos, "Angelina_Jolie", "img5.jpg")
+    form.frame_locator("#frame").locator("#inner").set_input_files(str(original))
+    [received] = site.wait_for("iframe", UPLOAD_TIMEOUT)
+    assert received.name == original.name
+    assert_cloaked(original.read_bytes(), received.data)
+
+
+def test_input_in_an_open_shadow_root(form: Page, site: UploadSite, photos: Path) -> None:
+    original = photo(photos, "George_Clooney", "img38.jpg")
+    form.locator("#shadowhost #shadowed").set_input_files(str(original))
+    [received] = site.wait_for("shadow", UPLOAD_TIMEOUT)
+    assert received.name == original.name
+    assert_cloaked(original.read_bytes(), received.data)
+    assert len(seen_by_page(form, "shadow")) == 1, "the page saw the original's change event"
+
+
+def test_popup_shows_before_and_after(
+    form: Page, browser: ExtensionBrowser, site: UploadSite, photos: Path
+) -> None:
+    original = photo(photos, "Angelina_Jolie", "img6.jpg")
+    form.set_input_files("#single", str(original))
+    site.wait_for("single", UPLOAD_TIMEOUT)
+    tab = browser.tab_id(f"{site.url}/form")
+    popup = browser.context.new_page()
+    popup.set_viewport_size({"width": 460, "height": 900})
+    # The preview is built right after the page got its file; give it a moment to be stored.
+    deadline = time.monotonic() + 30
+    while True:
+        popup.goto(browser.page_url(f"src/popup/popup.html?tab={tab}"))
+        popup.wait_for_selector("body[data-ready=true]")
+        if popup.locator(".preview").count() > 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert popup.locator(".preview").count() >= 1
+    assert popup.locator("#status[data-state=ready]").count() == 1
+    stats = popup.inner_text(".preview .stats")
+    assert "face" in stats and "SSIM" in stats and "s in the companion" in stats
+    assert popup.inner_text("#site-name") == "127.0.0.1"
+    screenshot(popup, "popup-preview.png")
+    popup.check("#amplify")
+    popup.wait_for_function("document.querySelector('.preview figcaption:nth-of-type(1)') !== null")
+    popup.wait_for_selector("text=|after − before| × 15")
+    screenshot(popup, "popup-amplified.png")
+    # The amplified zoom is not black: the cloak changed the face.
+    canvas = popup.locator(".preview .zoom figure:nth-child(2) canvas")
+    png = canvas.screenshot()
+    with Image.open(io.BytesIO(png)) as shot:
+        assert np.asarray(shot.convert("L")).mean() > 5
+    popup.close()
+
+
+def test_site_switched_off_gets_the_original(
+    form: Page, browser: ExtensionBrowser, site: UploadSite, photos: Path
+) -> None:
+    tab = browser.tab_id(f"{site.url}/form")
+    popup = browser.context.new_page()
+    popup.goto(browser.page_url(f"src/popup/popup.html?tab={tab}"))
+    popup.wait_for_selector("body[data-ready=true]")
+    assert popup.is_checked("#site-enabled")
+    popup.uncheck("#site-enabled")
+    settings = browser.worker().evaluate(
+        "async () => (await chrome.storage.local.get('settings')).settings"
+    )
+    assert settings["sites"] == {"127.0.0.1": False}
+    try:
+        original = photo(photos, "Angelina_Jolie", "img5.jpg")
+        form.set_input_files("#single", str(original))
+        [received] = site.wait_for("single", 30)
+        assert received.data == original.read_bytes()
+    finally:
+        popup.check("#site-enabled")
+        popup.close()
+
+
+def test_service_worker_killed_then_next_upload_works(
+    form: Page, browser: ExtensionBrowser, site: UploadSite, photos: Path
+) -> None:
+    worker = browser.worker()
+    worker.evaluate("() => { globalThis.veilTestMarker = 'before-stop'; }")
+    cdp = browser.context.new_cdp_session(form)
+    try:
+        cdp.send("ServiceWorker.enable")
+        cdp.send("ServiceWorker.stopAllWorkers")
+    finally:
+        cdp.detach()
+    original = photo(photos, "George_Clooney", "img38.jpg")
+    form.set_input_files("#single", str(original))
+    [received] = site.wait_for("single", UPLOAD_TIMEOUT)
+    assert_cloaked(original.read_bytes(), received.data)
+    marker = browser.worker().evaluate("() => globalThis.veilTestMarker ?? 'fresh worker'")
+    assert marker == "fresh worker", "the service worker was not actually stopped"
+
+
+def test_large_photo_of_25_mb(form: Page, site: UploadSite, photos: Path, tmp_path: Path) -> None:
+    big = tmp_path / "big-photo.jpg"
+    with Image.open(photo(photos, "Scarlett_Johansson", "img49.jpg")) as image:
+        rgb = image.convert("RGB")
+        size = (rgb.width * 3 // 2, rgb.height * 3 // 2)
+        upscaled = np.asarray(rgb.resize(size, Image.Resampling.BICUBIC)).astype(np.int16)
+    # Fine sensor-like grain and q=98 4:4:4 make it as heavy as a real high-resolution camera JPEG.
+    grain = np.random.default_rng(4).integers(-6, 7, upscaled.shape, dtype=np.int16)
+    noisy = Image.fromarray((upscaled + grain).clip(0, 255).astype(np.uint8))
+    noisy.save(big, format="JPEG", quality=98, subsampling=0)
+    assert big.stat().st_size > 24 * 1024 * 1024, big.stat().st_size
+    form.set_input_files("#single", str(big))
+    [received] = site.wait_for("single", 300)
+    assert received.name == big.name
+    assert_cloaked(big.read_bytes(), received.data)
+
+
+def test_companion_down_asks_and_never_uploads_silently(
+    form: Page, site: UploadSite, companion: Companion, photos: Path
+) -> None:
+    original = photo(photos, "Angelina_Jolie", "img5.jpg")
+    companion.stop()
+    try:
+        # Cancel: the page gets nothing.
+        form.set_input_files("#single", str(original))
+        answer_prompt(form, "cancel")
+        time.sleep(1.5)
+        assert site.batches("single") == []
+        assert seen_by_page(form, "single") == []
+        assert form.evaluate("document.getElementById('single').files.length") == 0
+        # Upload original this once: the original, unchanged.
+        form.set_input_files("#single", str(original))
+        time.sleep(2)
+        assert site.batches("single") == [], "something was uploaded before the person answered"
+        assert prompt_is_open(form)
+        answer_prompt(form, "original")
+        [received] = site.wait_for("single", 30)
+        assert received.data == original.read_bytes()
+        site.clear()
+        # Retry while still down asks again; retry after the companion is back delivers the cloak.
+        original = photo(photos, "George_Clooney", "img38.jpg")
+        form.set_input_files("#single", str(original))
+        answer_prompt(form, "retry")
+        time.sleep(1)
+        assert prompt_is_open(form)
+        assert site.batches("single") == []
+    finally:
+        companion.start()
+    answer_prompt(form, "retry")
+    [received] = site.wait_for("single", UPLOAD_TIMEOUT)
+    assert_cloaked(original.read_bytes(), received.data)
