@@ -1,0 +1,178 @@
+"""A minimal WebDriver BiDi client (aiohttp websocket) for Firefox ESR: start
+Firefox headless, install the unpacked extension as a temporary add-on
+(`webExtension.install`), drive pages with `script.evaluate`, and set files
+on an input with `input.setFiles` (trusted input/change events)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import re
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from harness import free_port
+
+PREFS = {
+    "browser.shell.checkDefaultBrowser": False,
+    "browser.startup.homepage_override.mstone": "ignore",
+    "datareporting.policy.dataSubmissionEnabled": False,
+    "toolkit.telemetry.reportingpolicy.firstRun": False,
+    "app.update.disabledForTesting": True,
+    "browser.aboutwelcome.enabled": False,
+    "extensions.update.enabled": False,
+    "network.proxy.type": 0,
+}
+
+
+class BiDiError(Exception):
+    pass
+
+
+class Firefox:
+    def __init__(self, binary: str, profile: Path) -> None:
+        self.binary = binary
+        self.profile = profile
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._ids = itertools.count(1)
+        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._reader: asyncio.Task[None] | None = None
+
+    async def start(self) -> Firefox:
+        self.profile.mkdir(parents=True, exist_ok=True)
+        lines = [
+            f'user_pref("{key}", {str(value).lower() if isinstance(value, bool) else value});'
+            for key, value in PREFS.items()
+        ]
+        (self.profile / "user.js").write_text("\n".join(lines) + "\n")
+        log = (self.profile / "firefox.log").open("wb")
+        self.process = subprocess.Popen(
+            [
+                self.binary,
+                "--headless",
+                "--no-remote",
+                "--profile",
+                str(self.profile),
+                "--remote-debugging-port",
+                str(self.port),
+                "about:blank",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 60
+        self._session = aiohttp.ClientSession()
+        while True:
+            try:
+                self._ws = await self._session.ws_connect(
+                    f"ws://127.0.0.1:{self.port}/session", max_msg_size=0
+                )
+                break
+            except aiohttp.ClientError:
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    raise RuntimeError("Firefox did not open its WebDriver BiDi port") from None
+                await asyncio.sleep(0.3)
+        self._reader = asyncio.create_task(self._read())
+        await self.send(
+            "session.new", {"capabilities": {"alwaysMatch": {"acceptInsecureCerts": True}}}
+        )
+        return self
+
+    async def _read(self) -> None:
+        assert self._ws is not None
+        async for message in self._ws:
+            data = message.json()
+            future = self._pending.pop(data.get("id", -1), None)
+            if future is not None and not future.done():
+                future.set_result(data)
+
+    async def send(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        assert self._ws is not None
+        command_id = next(self._ids)
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[command_id] = future
+        await self._ws.send_json({"id": command_id, "method": method, "params": params})
+        answer = await asyncio.wait_for(future, 120)
+        if answer.get("type") == "error":
+            raise BiDiError(f"{method}: {answer.get('error')}: {answer.get('message')}")
+        return dict(answer["result"])
+
+    async def evaluate(self, context: str, expression: str) -> Any:
+        result = await self.send(
+            "script.evaluate",
+            {"expression": expression, "target": {"context": context}, "awaitPromise": True},
+        )
+        if result.get("type") == "exception":
+            raise BiDiError(str(result["exceptionDetails"].get("text")))
+        return result["result"]
+
+    async def value(self, context: str, expression: str) -> Any:
+        return (await self.evaluate(context, expression)).get("value")
+
+    async def contexts(self) -> list[dict[str, Any]]:
+        return list((await self.send("browsingContext.getTree", {}))["contexts"])
+
+    async def wait_for_context(self, pattern: str, timeout: float = 20) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            for context in await self.contexts():
+                if re.search(pattern, context["url"]):
+                    return context
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no tab matching {pattern}")
+            await asyncio.sleep(0.2)
+
+    async def wait_until(self, context: str, expression: str, timeout: float = 30) -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            value = await self.value(context, expression)
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {expression}")
+            await asyncio.sleep(0.2)
+
+    async def navigate(self, context: str, url: str) -> None:
+        await self.send(
+            "browsingContext.navigate", {"context": context, "url": url, "wait": "complete"}
+        )
+
+    async def new_tab(self) -> str:
+        return str((await self.send("browsingContext.create", {"type": "tab"}))["context"])
+
+    async def set_files(self, context: str, element_expression: str, files: list[Path]) -> None:
+        element = await self.evaluate(context, element_expression)
+        await self.send(
+            "input.setFiles",
+            {
+                "context": context,
+                "element": {"sharedId": element["sharedId"]},
+                "files": [str(f) for f in files],
+            },
+        )
+
+    async def stop(self) -> None:
+        try:
+            if self._ws is not None:
+                await asyncio.wait_for(self.send("session.end", {}), 10)
+        except Exception:
+            pass
+        if self._reader is not None:
+            self._reader.cancel()
+        if self._ws is not None:
+            await self._ws.close()
+        if self._session is not None:
+            await self._session.close()
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
