@@ -51,6 +51,9 @@ F32 = npt.NDArray[np.float32]
 CROP_SIZE = 112
 """Side of the aligned crops the optimiser works on (ArcFace 112x112 template)."""
 
+ALGORITHM_VERSION = 1
+"""Bumped whenever the algorithm changes its output for the same budget (benchmark caches)."""
+
 
 class Surrogate(Protocol):
     """What the optimiser needs from a recogniser (`veil.recognizers.Recognizer` fits)."""

@@ -1,0 +1,173 @@
+"""`veil eval`: the protection benchmark (Fawkes protocol, leave-one-out transfer, re-encodes).
+
+Prints, per mode: crop quality (SSIM, DSSIM) and seconds per face; protection of the full
+ensemble against every attacker; with `--loo`, the honest transfer figure (cloak with every
+surrogate but M, attack with M); each after the re-encodes. Cloaked crops and embeddings
+are cached under `--out` (default `bench-out/`), so re-runs only compute what changed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from veil import evaluate as ev
+from veil import optimizer
+from veil.config import repo_root
+from veil.eval_report import Figures, LooRow, ModeRow, ProtectionRow, render_markdown, write_plot
+from veil.results import Mode
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "eval", help="measure protection (Fawkes protocol) against local recognisers"
+    )
+    parser.add_argument("--faces", type=Path, default=None, help="faces folder (has aligned/)")
+    parser.add_argument("--modes", nargs="+", choices=[m.value for m in Mode], default=None)
+    parser.add_argument("--attackers", nargs="+", default=None, help="recogniser names")
+    parser.add_argument(
+        "--surrogates", nargs="+", default=None, help="recognisers to cloak with (default: all)"
+    )
+    parser.add_argument("--loo", action="store_true", help="also leave-one-out per attacker")
+    parser.add_argument(
+        "--reencodes", nargs="+", choices=list(ev.REENCODES), default=list(ev.REENCODES)
+    )
+    parser.add_argument("--limit-identities", type=int, default=None)
+    parser.add_argument("--max-uploads", type=int, default=None, help="cloaked crops per person")
+    parser.add_argument(
+        "--quick", action="store_true", help="6 identities, 6 uploads, default mode only"
+    )
+    parser.add_argument("--out", type=Path, default=None, help="cache folder (bench-out/)")
+    parser.add_argument("--report", type=Path, default=None, help="write a markdown report")
+    parser.add_argument("--plot", type=Path, default=None, help="write protection-vs-quality PNG")
+
+
+def run(args: argparse.Namespace) -> int:
+    from veil.modelstore import get_store
+    from veil.recognizers import load_recognizers
+
+    faces_dir: Path = args.faces or ev.default_faces_dir()
+    modes = [Mode(m) for m in (args.modes or [m.value for m in Mode])]
+    limit, max_uploads = args.limit_identities, args.max_uploads
+    if args.quick:
+        modes = modes if args.modes else [Mode.MID]
+        limit, max_uploads = limit or 6, max_uploads or 6
+    try:
+        faces = ev.load_face_set(faces_dir, limit_identities=limit, max_uploads=max_uploads)
+    except FileNotFoundError as exc:
+        print(f"veil eval: {exc} (set --faces or VEIL_FACES_DIR)", file=sys.stderr)
+        return 2
+    store = get_store()
+    recognisers = {r.name: r for r in load_recognizers(store.names(role="recogniser"), store)}
+    attackers = args.attackers or list(recognisers)
+    surrogate_names = args.surrogates or list(recognisers)
+    unknown = sorted(set(attackers + surrogate_names) - set(recognisers))
+    if unknown:
+        print(f"veil eval: unknown recogniser(s) {unknown}; have {sorted(recognisers)}")
+        return 2
+    out: Path = args.out or repo_root() / "bench-out"
+    cache = ev.EmbeddingCache(out / "embeddings")
+    print(
+        f"faces: {faces_dir} ({len(faces.identities)} identities, "
+        f"{faces.upload_count} uploads cloaked per configuration)"
+    )
+    print(f"surrogates: {', '.join(surrogate_names)}; attackers: {', '.join(attackers)}")
+
+    figures = Figures(
+        identities=len(faces.identities),
+        uploads=faces.upload_count,
+        command=" ".join(["veil", "eval", *sys.argv[2:]]) if len(sys.argv) > 1 else "veil eval",
+    )
+    print("\nuncloaked baseline (must be near 0):")
+    for name in attackers:
+        base = ev.attack(recognisers[name], faces, None, "none", cache)
+        figures.baseline[name] = base.by_classifier
+        print(f"  {name:14s} " + _pair(base.by_classifier))
+
+    for mode in modes:
+        budget = optimizer.mode_budget(mode)
+        sets: list[tuple[str, list[str]]] = [("ensemble", surrogate_names)]
+        if args.loo:
+            for held in attackers:
+                rest = [n for n in surrogate_names if n != held]
+                if rest and held in surrogate_names:
+                    sets.append((f"without {held}", rest))
+        mode_row: ModeRow | None = None
+        for label, names in sets:
+            chosen: list[optimizer.Surrogate] = [recognisers[n] for n in names]
+            tag = _tag(mode, budget, names)
+            print(f"\n[{mode.value}] cloaking with {'+'.join(names)} ({label}) ...", flush=True)
+            started = time.perf_counter()
+            run_ = ev.cloak_uploads(
+                faces,
+                tag,
+                _cloaker(mode, chosen),
+                out / "cloaked",
+                log=lambda line: print(line, flush=True),
+            )
+            print(
+                f"  crop SSIM {run_.crop_ssim:.4f}  DSSIM {run_.crop_dssim:.4f}  "
+                f"{run_.seconds_per_face:.2f} s/face (cloaking)  "
+                f"[{time.perf_counter() - started:.0f} s this run]"
+            )
+            targets = attackers if label == "ensemble" else [label.removeprefix("without ")]
+            for name in targets:
+                for reencode in args.reencodes:
+                    result = ev.attack(recognisers[name], faces, run_.uploads, reencode, cache)
+                    print(f"  vs {name:14s} {reencode:9s} " + _pair(result.by_classifier))
+                    row = ProtectionRow(mode.value, name, reencode, result.by_classifier)
+                    if label == "ensemble":
+                        figures.ensemble.append(row)
+                    else:
+                        figures.loo.append(LooRow(row, names))
+            if label == "ensemble":
+                mode_row = ModeRow(
+                    mode.value,
+                    budget,
+                    run_.crop_ssim,
+                    run_.crop_dssim,
+                    run_.seconds_per_face,
+                    names,
+                )
+        if mode_row is not None:
+            figures.modes.append(mode_row)
+
+    _print_loo_means(figures)
+    ev.save_json(out / "eval-results.json", figures.as_json())
+    if args.report:
+        args.report.parent.mkdir(parents=True, exist_ok=True)
+        args.report.write_text(render_markdown(figures))
+        print(f"\nreport: {args.report}")
+    if args.plot:
+        message = write_plot(figures, args.plot)
+        print(message)
+    return 0
+
+
+def _cloaker(mode: Mode, surrogates: list[optimizer.Surrogate]) -> Callable[[ev.F32, int], ev.F32]:
+    def cloak(crops: ev.F32, seed: int) -> ev.F32:
+        return optimizer.cloak_crops(crops, mode, surrogates, seed=seed)
+
+    return cloak
+
+
+def _pair(scores: dict[str, float]) -> str:
+    return f"centroid {scores['centroid']:.2f} / logreg {scores['logreg']:.2f}"
+
+
+def _tag(mode: Mode, budget: optimizer.ModeBudget, names: list[str]) -> str:
+    # Everything that changes the cloaked crops goes in the cache key.
+    blob = f"{budget!r}|{','.join(names)}|{optimizer.ALGORITHM_VERSION}"
+    return f"{mode.value}-{'+'.join(names)}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
+
+
+def _print_loo_means(figures: Figures) -> None:
+    if not figures.loo:
+        return
+    print("\nleave-one-out means (held-out attacker, cloak without it):")
+    for mode, reencode, means in figures.loo_means():
+        print(f"  [{mode}] {reencode:9s} " + _pair(means))
