@@ -53,6 +53,18 @@ def no_face_photo(path: Path) -> Path:
     return path
 
 
+def peak_rss_mb() -> float:
+    """Peak RSS of this process image. Linux's VmHWM resets at exec, whereas ru_maxrss keeps
+    the high-water mark of the parent that forked us, so prefer VmHWM."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # macOS: bytes / 1024
+
+
 def worker(path: Path, runs: int, mode: str, out: Path) -> None:
     """Runs in a fresh process: load, cloak N times, then the decode+encode baseline."""
     from veil import imageio
@@ -73,7 +85,7 @@ def worker(path: Path, runs: int, mode: str, out: Path) -> None:
         walls.append(time.perf_counter() - start)
         stages.append(timer.seconds)
     assert result is not None
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = peak_rss_mb()
     out.write_bytes(result.data)
     baseline = []
     for _ in range(runs):
