@@ -106,8 +106,9 @@ def paste(
     maxval = 65535.0 if canvas.dtype == np.uint16 else 255.0
     view = canvas[region.slices()]
     before = view.copy()
-    change = warp_delta(delta, matrix, region) * np.float32(maxval)
-    base = before.astype(np.float32)
+    change = warp_delta(delta, matrix, region)
+    change *= np.float32(maxval)
+    depth = cv2.CV_16U if canvas.dtype == np.uint16 else cv2.CV_8U
     fx0, fy0 = max(face_box.x0 - region.x0, 0), max(face_box.y0 - region.y0, 0)
     fx1 = min(face_box.x1 - region.x0, region.width)
     fy1 = min(face_box.y1 - region.y0, region.height)
@@ -116,8 +117,8 @@ def paste(
     face = (slice(fy0, fy1), slice(fx0, fx1))
 
     def candidate(strength: float) -> npt.NDArray[Any]:
-        out = np.rint(base + np.float32(strength) * change)
-        return np.clip(out, 0, maxval).astype(canvas.dtype)
+        # before + strength * change, rounded half-to-even and saturated, in one pass.
+        return np.asarray(cv2.addWeighted(before, 1.0, change, strength, 0.0, dtype=depth))
 
     def judge(pixels: npt.NDArray[Any]) -> tuple[float, float]:
         ssim = ssim_map_mean(before, pixels, maxval)

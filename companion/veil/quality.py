@@ -26,48 +26,69 @@ def _blur(x: F32) -> F32:
     )
 
 
+STRIP_ROWS = 256  # rows per strip: bounded scratch memory and cache-friendly
+
+
+def _ssim_map_2d(x: F32, y: F32, c1: float, c2: float) -> F32:
+    """SSIM map of one float32 channel, in place where possible (8 arrays of scratch)."""
+    mu_x, mu_y = _blur(x), _blur(y)
+    s_xx, s_yy, s_xy = _blur(x * x), _blur(y * y), _blur(x * y)
+    mu_xy = mu_x * mu_y
+    mu_x *= mu_x
+    mu_y *= mu_y
+    s_xx -= mu_x
+    s_yy -= mu_y
+    s_xy -= mu_xy
+    mu_xy *= 2
+    mu_xy += c1
+    s_xy *= 2
+    s_xy += c2
+    mu_xy *= s_xy  # numerator
+    mu_x += mu_y
+    mu_x += c1
+    s_xx += s_yy
+    s_xx += c2
+    mu_x *= s_xx  # denominator
+    mu_xy /= mu_x
+    return mu_xy
+
+
 def ssim_map(a: npt.NDArray[Any], b: npt.NDArray[Any], data_range: float = 255.0) -> F32:
     """Per-pixel SSIM of two single-channel images."""
-    x = a.astype(np.float32)
-    y = b.astype(np.float32)
-    c1 = np.float32((0.01 * data_range) ** 2)
-    c2 = np.float32((0.03 * data_range) ** 2)
-    mu_x, mu_y = _blur(x), _blur(y)
-    mu_xx, mu_yy, mu_xy = mu_x * mu_x, mu_y * mu_y, mu_x * mu_y
-    sigma_x = _blur(x * x) - mu_xx
-    sigma_y = _blur(y * y) - mu_yy
-    sigma_xy = _blur(x * y) - mu_xy
-    num = (2 * mu_xy + c1) * (2 * sigma_xy + c2)
-    den = (mu_xx + mu_yy + c1) * (sigma_x + sigma_y + c2)
-    return np.asarray(num / den, np.float32)
+    return ssim_map_mean(a, b, data_range)
 
 
 def ssim_map_mean(a: npt.NDArray[Any], b: npt.NDArray[Any], data_range: float = 255.0) -> F32:
-    """Per-pixel SSIM averaged over channels ([H, W] or [H, W, C] inputs)."""
+    """Per-pixel SSIM averaged over channels ([H, W] or [H, W, C] inputs).
+
+    Computed in horizontal strips that overlap by the window radius, which gives exactly the
+    whole-image result with scratch memory bounded by the strip size.
+    """
     if a.shape != b.shape:
         raise ValueError(f"shapes differ: {a.shape} vs {b.shape}")
+    c1 = float((0.01 * data_range) ** 2)
+    c2 = float((0.03 * data_range) ** 2)
+    height = a.shape[0]
     pairs = list(zip(_channels(a), _channels(b), strict=True))
-    total = ssim_map(*pairs[0], data_range)
-    for ca, cb in pairs[1:]:
-        total += ssim_map(ca, cb, data_range)
+    out = np.zeros(a.shape[:2], np.float32)
+    for top in range(0, height, STRIP_ROWS):
+        bottom = min(top + STRIP_ROWS, height)
+        lo, hi = max(top - WINDOW_RADIUS, 0), min(bottom + WINDOW_RADIUS, height)
+        for ca, cb in pairs:
+            strip = _ssim_map_2d(ca[lo:hi].astype(np.float32), cb[lo:hi].astype(np.float32), c1, c2)
+            out[top:bottom] += strip[top - lo : top - lo + bottom - top]
     if len(pairs) > 1:
-        total /= np.float32(len(pairs))
-    return total
-
-
-def _channels(a: npt.NDArray[Any]) -> list[npt.NDArray[Any]]:
-    return [a] if a.ndim == 2 else [a[:, :, c] for c in range(a.shape[2])]
+        out /= np.float32(len(pairs))
+    return out
 
 
 def ssim_sum(a: npt.NDArray[Any], b: npt.NDArray[Any], data_range: float = 255.0) -> float:
     """Sum over pixels of the channel-mean SSIM map (for area-weighted combinations)."""
-    if a.shape != b.shape:
-        raise ValueError(f"shapes differ: {a.shape} vs {b.shape}")
-    chans = list(zip(_channels(a), _channels(b), strict=True))
-    total = 0.0
-    for ca, cb in chans:
-        total += float(ssim_map(ca, cb, data_range).sum(dtype=np.float64))
-    return total / len(chans)
+    return float(ssim_map_mean(a, b, data_range).sum(dtype=np.float64))
+
+
+def _channels(a: npt.NDArray[Any]) -> list[npt.NDArray[Any]]:
+    return [a] if a.ndim == 2 else [a[:, :, c] for c in range(a.shape[2])]
 
 
 def ssim(a: npt.NDArray[Any], b: npt.NDArray[Any], data_range: float = 255.0) -> float:
