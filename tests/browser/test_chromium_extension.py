@@ -96,7 +96,9 @@ def seen_by_page(page: Page, slot: str) -> list[dict[str, Any]]:
     return [entry for entry in page.evaluate("window.seen") if entry["slot"] == slot]
 
 
-def test_file_input_gets_the_cloaked_photo(form: Page, site: UploadSite, photos: Path) -> None:
+def test_file_input_gets_the_cloaked_photo_and_the_popup_shows_it(
+    form: Page, browser: ExtensionBrowser, site: UploadSite, photos: Path
+) -> None:
     original = photo(photos, "Angelina_Jolie", "img6.jpg")
     form.set_input_files("#single", str(original))
     [received] = site.wait_for("single", UPLOAD_TIMEOUT)
@@ -171,41 +173,6 @@ def test_input_in_an_open_shadow_root(form: Page, site: UploadSite, photos: Path
     assert received.name == original.name
     assert_cloaked(original.read_bytes(), received.data)
     assert len(seen_by_page(form, "shadow")) == 1, "the page saw the original's change event"
-
-
-def test_popup_shows_before_and_after(
-    form: Page, browser: ExtensionBrowser, site: UploadSite, photos: Path
-) -> None:
-    original = photo(photos, "Angelina_Jolie", "img6.jpg")
-    form.set_input_files("#single", str(original))
-    site.wait_for("single", UPLOAD_TIMEOUT)
-    tab = browser.tab_id(f"{site.url}/form")
-    popup = browser.context.new_page()
-    popup.set_viewport_size({"width": 460, "height": 900})
-    # The preview is built right after the page got its file; give it a moment to be stored.
-    deadline = time.monotonic() + 30
-    while True:
-        popup.goto(browser.page_url(f"src/popup/popup.html?tab={tab}"))
-        popup.wait_for_selector("body[data-ready=true]")
-        if popup.locator(".preview").count() > 0 or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
-    assert popup.locator(".preview").count() >= 1
-    assert popup.locator("#status[data-state=ready]").count() == 1
-    stats = popup.inner_text(".preview .stats")
-    assert "face" in stats and "SSIM" in stats and "s in the companion" in stats
-    assert popup.inner_text("#site-name") == "127.0.0.1"
-    screenshot(popup, "popup-preview.png")
-    popup.check("#amplify")
-    popup.wait_for_function("document.querySelector('.preview figcaption:nth-of-type(1)') !== null")
-    popup.wait_for_selector("text=|after − before| × 15")
-    screenshot(popup, "popup-amplified.png")
-    # The amplified zoom is not black: the cloak changed the face.
-    canvas = popup.locator(".preview .zoom figure:nth-child(2) canvas")
-    png = canvas.screenshot()
-    with Image.open(io.BytesIO(png)) as shot:
-        assert np.asarray(shot.convert("L")).mean() > 5
-    popup.close()
 
 
 def test_site_switched_off_gets_the_original(
@@ -301,3 +268,34 @@ def test_companion_down_asks_and_never_uploads_silently(
     answer_prompt(form, "retry")
     [received] = site.wait_for("single", UPLOAD_TIMEOUT)
     assert_cloaked(original.read_bytes(), received.data)
+
+
+def check_popup_preview(browser: ExtensionBrowser, site: UploadSite) -> None:
+    """The popup of the form's tab shows the photo just cloaked, before/after, zoom, amplified."""
+    tab = browser.tab_id(f"{site.url}/form")
+    popup = browser.context.new_page()
+    popup.set_viewport_size({"width": 460, "height": 900})
+    # The preview is built right after the page got its file; give it a moment to be stored.
+    deadline = time.monotonic() + 30
+    while True:
+        popup.goto(browser.page_url(f"src/popup/popup.html?tab={tab}"))
+        popup.wait_for_selector("body[data-ready=true]")
+        if popup.locator(".preview").count() > 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert popup.locator(".preview").count() >= 1
+    assert popup.locator("#status[data-state=ready]").count() == 1
+    stats = popup.inner_text(".preview .stats")
+    assert "face" in stats and "SSIM" in stats and "s in the companion" in stats
+    assert popup.inner_text("#site-name") == "127.0.0.1"
+    screenshot(popup, "popup-preview.png")
+    popup.check("#amplify")
+    popup.wait_for_function("document.querySelector('.preview figcaption:nth-of-type(1)') !== null")
+    popup.wait_for_selector("text=|after − before| × 15")
+    screenshot(popup, "popup-amplified.png")
+    # The amplified zoom is not black: the cloak changed the face.
+    canvas = popup.locator(".preview .zoom figure:nth-child(2) canvas")
+    png = canvas.screenshot()
+    with Image.open(io.BytesIO(png)) as shot:
+        assert np.asarray(shot.convert("L")).mean() > 5
+    popup.close()

@@ -65,15 +65,17 @@ export function serveCloakPort(port) {
  */
 async function finish(port, header, original, startedAt, isClosed) {
   let outcome;
+  const { mode, port: companionPort } = await loadSettings();
   try {
-    const { mode } = await loadSettings();
     outcome = await cloak(original, header.type, mode);
   } catch (error) {
     const failure =
       error instanceof VeilFailure ? error : new VeilFailure(CLIENT_ERRORS.BAD_RESPONSE, String(error));
     // A rejected token means the pairing is gone: forget it so the popup says "not paired".
     if (failure.code === 'unauthorized') await saveToken('');
-    if (!isClosed()) post(port, { kind: 'error', code: failure.code, message: failure.message, fix: fixFor(failure.code) });
+    if (!isClosed()) {
+      post(port, { kind: 'error', code: failure.code, message: failure.message, fix: fixFor(failure.code, companionPort) });
+    }
     return;
   }
   if (isClosed()) return;

@@ -3,7 +3,7 @@
 // gets the typed payload and the sender, and returns a JSON-able value;
 // failures travel as {error: {code, message, fix}}.
 
-import { CLIENT_ERRORS, VeilFailure, fixFor } from '../shared/client-errors.js';
+import { CLIENT_ERRORS, VeilFailure, fixFor, veilCommand } from '../shared/client-errors.js';
 import {
   isSiteEnabled,
   loadSettings,
@@ -56,7 +56,7 @@ async function companionStatus() {
       return {
         state: 'not_paired',
         message: `The companion on port ${port} is running, but this browser is not paired with it.`,
-        fix: '.venv/bin/veil pair',
+        fix: veilCommand('pair', port),
         port,
         version: answer.version,
       };
@@ -64,7 +64,7 @@ async function companionStatus() {
     return { state: 'ready', message: `Companion ${answer.version} on port ${port} is ready.`, fix: '', port, version: answer.version };
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
-    return { state: 'not_running', message, fix: `.venv/bin/veil serve --port ${port}`, port, version: '' };
+    return { state: 'not_running', message, fix: veilCommand('serve', port), port, version: '' };
   }
 }
 
@@ -140,6 +140,7 @@ export async function dispatch(message, sender) {
     return await handler(/** @type {any} */ (payload ?? {}), sender);
   } catch (error) {
     const failure = error instanceof VeilFailure ? error : new VeilFailure(CLIENT_ERRORS.BAD_RESPONSE, String(error));
-    return { error: { code: failure.code, message: failure.message, fix: fixFor(failure.code) } };
+    const { port } = await loadSettings();
+    return { error: { code: failure.code, message: failure.message, fix: fixFor(failure.code, port) } };
   }
 }

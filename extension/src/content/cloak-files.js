@@ -25,6 +25,8 @@
     const site = await transport.siteState();
     if (!site.enabled) return files;
     const output = [...files];
+    /** @type {string[]} */
+    const withoutFaces = [];
     let pending = files.map((file, index) => index).filter((index) => fileKinds.isCloakable(files[index]));
     for (;;) {
       /** @type {Array<{index: number, failure: FailureInfo}>} */
@@ -37,6 +39,7 @@
           try {
             const cloaked = await transport.cloakFile(files[index], (fraction) => indicator.progress(position, fraction));
             output[index] = cloaked.file;
+            if (cloaked.faces === 0) withoutFaces.push(files[index].name);
           } catch (error) {
             const info = /** @type {Partial<FailureInfo>} */ (error ?? {});
             failed.push({
@@ -49,7 +52,13 @@
       } finally {
         indicator.close();
       }
-      if (failed.length === 0) return output;
+      if (failed.length === 0) {
+        // Say so rather than claim protection: such photos only had their metadata removed.
+        if (withoutFaces.length > 0) {
+          veilContent.indicator.notice(`Veil found no face in ${withoutFaces.join(', ')}: sent with location and camera data removed, nothing to cloak.`);
+        }
+        return output;
+      }
       const choice = await veilContent.prompt.ask(failed[0].failure, failed.length);
       if (choice === 'cancel') return null;
       // 'original': the failed photos go out unprotected, by the person's explicit choice.

@@ -40,5 +40,20 @@
     return { progress, close: () => host.remove() };
   }
 
-  veilContent.indicator = { show };
+  /**
+   * A short message in the same place that goes away by itself.
+   * @param {string} text
+   * @param {number} [ms]
+   */
+  function notice(text, ms = 6000) {
+    const { host, root } = veilContent.uiHost.createHost('right: 16px !important; bottom: 16px !important', CSS);
+    const badge = document.createElement('div');
+    badge.className = 'badge';
+    badge.setAttribute('role', 'status');
+    badge.textContent = text;
+    root.append(badge);
+    setTimeout(() => host.remove(), ms);
+  }
+
+  veilContent.indicator = { show, notice };
 })();

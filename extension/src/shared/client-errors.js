@@ -28,17 +28,27 @@ export class VeilFailure extends Error {
 }
 
 /**
+ * The companion command for a port: the flag only when it is not the default.
+ * @param {string} command  e.g. 'serve' or 'pair'
+ * @param {number} port
+ */
+export function veilCommand(command, port) {
+  return `.venv/bin/veil ${command}${port === 8345 ? '' : ` --port ${port}`}`;
+}
+
+/**
  * The one-line fix shown next to an error, or '' when there is nothing to run.
  * @param {string} code
+ * @param {number} [port]
  * @returns {string}
  */
-export function fixFor(code) {
+export function fixFor(code, port = 8345) {
   switch (code) {
     case CLIENT_ERRORS.UNREACHABLE:
-      return 'Start the companion: .venv/bin/veil serve';
+      return `Start the companion: ${veilCommand('serve', port)}`;
     case CLIENT_ERRORS.NOT_PAIRED:
     case 'unauthorized':
-      return 'Pair again: run .venv/bin/veil pair and enter the code in Veil\u2019s pairing page';
+      return `Pair: run ${veilCommand('pair', port)} and enter the code on Veil\u2019s pairing page (toolbar button, Pairing)`;
     case 'model_missing':
       return 'Reinstall the models: scripts/install, then .venv/bin/veil doctor';
     default:

@@ -59,6 +59,7 @@ interface VeilContent {
   };
   indicator: {
     show(total: number): { progress(done: number, fraction: number): void; close(): void };
+    notice(text: string, ms?: number): void;
   };
   prompt: {
     ask(failure: FailureInfo, fileCount: number): Promise<PromptChoice>;
