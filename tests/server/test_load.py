@@ -7,6 +7,7 @@ byte-identical to the same photo cloaked alone, and the server's memory stays bo
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -72,3 +73,19 @@ def test_concurrent_requests_all_answered_identical_and_bounded(
     )
     assert growth_mib < MEMORY_GROWTH_LIMIT_MIB
     assert companion.request("GET", "/v1/health").status == 200
+
+
+def test_timeout_answers_504_and_keeps_the_slot_until_work_ends(
+    companion_factory: Callable[..., Companion], photos: list[bytes]
+) -> None:
+    """A request over its time-out gets 504; the photo still running keeps its worker, so the
+    pool stays bounded (the next request is refused with 503, not queued behind it)."""
+    tight = companion_factory("--workers", "1", "--queue", "0", "--timeout", "1")
+    token = tight.pair()
+    started = time.perf_counter()
+    late = tight.cloak(photos[0], token)
+    elapsed = time.perf_counter() - started
+    assert (late.status, late.code) == (504, "timeout")
+    assert elapsed < 5.0
+    behind = tight.cloak(photos[1], token)
+    assert (behind.status, behind.code) == (503, "busy")

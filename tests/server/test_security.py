@@ -6,12 +6,16 @@ import json
 import os
 import socket
 import struct
+import subprocess
+import sys
 import threading
 import time
 import zlib
 from collections.abc import Callable
 
 import pytest
+
+from veil.server.pairing import issue_code
 
 from .companion import EXTENSION_ORIGIN, Companion, require_faces, small_jpeg
 
@@ -167,6 +171,25 @@ def test_pairing_code_is_single_use_and_token_bound_to_origin(companion: Compani
     other = {**auth, "Origin": "chrome-extension://ponmlkjihgfedcbaponmlkjihgfedcba"}
     reply = companion.request("GET", "/v1/token", headers=other)
     assert (reply.status, reply.code) == (403, "forbidden_origin")
+
+
+def test_expired_pairing_code_is_refused(companion: Companion) -> None:
+    code, _ = issue_code(companion.config_dir, lifetime_s=0.2)
+    time.sleep(0.5)
+    body = json.dumps({"code": code}).encode()
+    reply = companion.request(
+        "POST", "/v1/pair", body=body, headers={"Content-Type": "application/json"}
+    )
+    assert (reply.status, reply.code) == (403, "pairing_code_invalid")
+    companion.pair()  # a success resets the wrong-code counter for the tests after this one
+
+
+def test_doctor_reports_server_store_and_pairing(companion: Companion, token: str) -> None:
+    report = companion.cli("doctor", "--port", str(companion.port))
+    assert f"answers on 127.0.0.1:{companion.port}" in report
+    assert "fallback: token digests kept in" in report  # VEIL_TOKEN_STORE=file
+    assert EXTENSION_ORIGIN in report and "token(s)" in report
+    assert token not in report
 
 
 def test_token_revoked_by_self_then_refused(companion: Companion, photo: bytes) -> None:
@@ -345,3 +368,15 @@ def test_logs_and_disk_hold_no_secrets_or_photos(companion: Companion, token: st
     assert set(os.listdir(companion.tmp_dir)) == companion.tmp_baseline, "no temporary files"
     assert {p.name for p in companion.config_dir.iterdir()} <= {"tokens.json", "pairing.json"}
     assert oct((companion.config_dir / "tokens.json").stat().st_mode & 0o777) == "0o600"
+
+
+def test_serve_refuses_a_non_loopback_address(companion: Companion) -> None:
+    refused = subprocess.run(
+        [sys.executable, "-m", "veil.cli", "serve", "--host", "0.0.0.0", "--port", "0"],
+        env=companion.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode == 2
+    assert "--allow-remote" in refused.stderr
