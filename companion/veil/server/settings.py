@@ -13,7 +13,9 @@ DEFAULT_HOST = "127.0.0.1"
 MAX_BODY_BYTES = 50 * 1024 * 1024
 MAX_PIXELS = 100_000_000
 DEFAULT_TIMEOUT_S = 180.0
-DEFAULT_QUEUE = 16
+# Waiting photos hold their bodies (up to 50 MB each) in memory: keep the queue short; the
+# extension retries after Retry-After.
+DEFAULT_QUEUE = 8
 PAIRING_MAX_FAILURES = 5
 PAIRING_LOCK_S = 300.0
 
