@@ -36,20 +36,7 @@ class CloakPool:
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="veil-cloak")
         self._lock = threading.Lock()
         self._admitted = 0
-        self._peak = 0
         self._durations: deque[float] = deque(maxlen=_RECENT)
-
-    @property
-    def admitted(self) -> int:
-        """Photos running or waiting right now."""
-        with self._lock:
-            return self._admitted
-
-    @property
-    def peak(self) -> int:
-        """Most photos ever running or waiting at once (for tests and doctor)."""
-        with self._lock:
-            return self._peak
 
     def retry_after(self) -> int:
         with self._lock:
@@ -68,7 +55,6 @@ class CloakPool:
             full = self._admitted >= self.capacity
             if not full:
                 self._admitted += 1
-                self._peak = max(self._peak, self._admitted)
         if full:
             raise BusyError(
                 "The companion is busy with other photos; retry after the given seconds.",

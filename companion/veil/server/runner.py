@@ -37,9 +37,8 @@ async def serve(
     backend: CloakBackend,
     *,
     announce: Callable[[str], None] = print,
-    stop: asyncio.Event | None = None,
 ) -> None:
-    """Serve until SIGINT/SIGTERM (or `stop` is set)."""
+    """Serve until SIGINT/SIGTERM; photos already being cloaked are finished first."""
     if not config.allow_remote and not is_loopback(config.host):
         raise BindError(
             f"refusing to listen on {config.host}: it is not a loopback address, so other "
@@ -68,7 +67,7 @@ async def serve(
             host, port = str(address[0]), int(address[1])
             shown = f"[{host}]" if ":" in host else host
             announce(f"veil serve: listening on http://{shown}:{port}")
-        stop = stop or asyncio.Event()
+        stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
