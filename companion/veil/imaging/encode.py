@@ -38,11 +38,16 @@ def encode(
     fmt = decoded.info.format
     if pixels.dtype == np.uint16:
         return _encode_png16(decoded, pixels, keep_metadata=keep_metadata, report=report)
+    baseline_rgb = decoded.jpeg is not None and not decoded.jpeg.progressive
+    if fmt == "JPEG" and decoded.info.mode == "RGB" and baseline_rgb:
+        return _encode_jpeg_rgb(decoded, pixels, keep_metadata=keep_metadata, report=report)
     image = _pillow_image(decoded, pixels)
     if fmt == "JPEG":
         assert decoded.jpeg is not None
-        quality = max(decoded.jpeg.quality or MIN_JPEG_QUALITY, MIN_JPEG_QUALITY)
-        options: dict[str, object] = {"quality": quality, "progressive": decoded.jpeg.progressive}
+        options: dict[str, object] = {
+            "quality": _jpeg_quality(decoded),
+            "progressive": decoded.jpeg.progressive,
+        }
         if image.mode not in ("L", "CMYK"):
             sampling = decoded.jpeg.subsampling
             options["subsampling"] = sampling if sampling >= 0 else 0
@@ -74,6 +79,38 @@ def encode(
     else:  # HEIF
         image.save(buffer, "HEIF", quality=LOSSY_QUALITY, **extra)
     return buffer.getvalue()
+
+
+# Pillow's subsampling codes -> libjpeg sampling factors as OpenCV spells them.
+_CV_SAMPLING = {
+    0: cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444,
+    1: cv2.IMWRITE_JPEG_SAMPLING_FACTOR_422,
+    2: cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420,
+}
+
+
+def _jpeg_quality(decoded: DecodedImage) -> int:
+    assert decoded.jpeg is not None
+    return max(decoded.jpeg.quality or MIN_JPEG_QUALITY, MIN_JPEG_QUALITY)
+
+
+def _encode_jpeg_rgb(
+    decoded: DecodedImage, pixels: Pixels, *, keep_metadata: bool, report: MetadataReport
+) -> bytes:
+    """Baseline colour JPEGs through OpenCV's libjpeg-turbo: same IJG tables as Pillow, from
+    the numpy array directly (no 4-byte-per-pixel Pillow copy), and faster."""
+    assert decoded.jpeg is not None
+    sampling = _CV_SAMPLING.get(decoded.jpeg.subsampling, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444)
+    params = [
+        cv2.IMWRITE_JPEG_QUALITY, _jpeg_quality(decoded),
+        cv2.IMWRITE_JPEG_SAMPLING_FACTOR, sampling,
+    ]  # fmt: skip
+    ok, buffer = cv2.imencode(".jpg", cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR), params)
+    if not ok:  # pragma: no cover - OpenCV fails only on impossible shapes
+        raise ValueError("JPEG encoding failed")
+    return jpeg.splice_metadata(
+        buffer.tobytes(), decoded.data, keep_metadata=keep_metadata, report=report
+    )
 
 
 def _pillow_image(decoded: DecodedImage, pixels: npt.NDArray[np.uint8]) -> Image.Image:
