@@ -107,6 +107,15 @@ def test_web_origin_is_refused_everywhere(companion: Companion, token: str, phot
         assert "Access-Control-Allow-Origin" not in reply.headers
 
 
+@pytest.mark.parametrize(
+    "origin",
+    ["null", "http://127.0.0.1:8000", "file://", "chrome-extension://", "chrome-extension://a/b"],
+)
+def test_other_origins_are_refused(companion: Companion, origin: str) -> None:
+    reply = companion.request("GET", "/v1/health", headers={"Origin": origin})
+    assert (reply.status, reply.code) == (403, "forbidden_origin")
+
+
 def test_extension_preflight_and_cors_headers(companion: Companion) -> None:
     preflight = companion.request(
         "OPTIONS",

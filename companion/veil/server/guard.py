@@ -28,7 +28,12 @@ ALLOW_REMOTE_KEY = web.AppKey("allow_remote", bool)
 
 
 def is_extension_origin(origin: str) -> bool:
-    return origin.startswith(EXTENSION_SCHEMES) and len(origin) > len("moz-extension://")
+    scheme, separator, extension_id = origin.partition("://")
+    return (
+        bool(separator)
+        and f"{scheme}://" in EXTENSION_SCHEMES
+        and extension_id.replace("-", "").isalnum()
+    )
 
 
 def _local_address(request: web.Request) -> tuple[str, int]:
