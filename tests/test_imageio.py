@@ -288,3 +288,29 @@ def test_png_metadata_policy_without_touching_pixels() -> None:
         exif = im.getexif()
         assert exif.get(0x010F) == "VeilCam" and 0x8825 not in exif
     assert "GPS" in report.removed
+
+
+def test_jpeg_trailer_after_end_of_image_is_dropped_unless_kept() -> None:
+    data = jpeg_bytes(textured(40, 30), quality=90) + b"MOTION-PHOTO-VIDEO" * 10
+    report = MetadataReport()
+    out = imageio.rewrite_metadata(data, "JPEG", keep_metadata=False, report=report)
+    assert out is not None and out.endswith(b"\xff\xd9") and "trailing previews" in report.removed
+    assert (
+        imageio.rewrite_metadata(data, "JPEG", keep_metadata=True, report=MetadataReport()) == data
+    )
+
+
+def test_webp_metadata_policy_without_touching_the_bitstream() -> None:
+    from veil.imaging import webp
+
+    data = encoded(textured(50, 40), "WEBP", lossless=True, exif=identifying_exif().tobytes())
+    report = MetadataReport()
+    out = imageio.rewrite_metadata(data, "WEBP", keep_metadata=False, report=report)
+    assert out is not None
+    bitstream = [p for k, p in webp.chunks(data) if k == b"VP8L"]
+    assert [p for k, p in webp.chunks(out) if k == b"VP8L"] == bitstream
+    with Image.open(io.BytesIO(out)) as im:
+        exif = im.getexif()
+        assert exif.get(0x010F) == "VeilCam" and 0x8825 not in exif
+        assert np.array_equal(np.asarray(im.convert("RGB")), np.asarray(textured(50, 40)))
+    assert "GPS" in report.removed

@@ -190,14 +190,15 @@ def _scaled_sum(table: Sequence[int], scale: float) -> int:
 def rewrite_metadata(data: bytes, *, keep_metadata: bool, report: MetadataReport) -> bytes:
     """The same JPEG with the metadata policy applied and the pixel data byte-identical."""
     parts = split(data)
-    if parts.trailing and not keep_metadata:
-        report.add("trailing previews")
     kept = filter_metadata(
         parts.metadata, keep_metadata=keep_metadata, cloaked=False, report=report
     )
-    if not report.removed and not parts.trailing:
+    if parts.trailing and not keep_metadata:
+        report.add("trailing previews")  # MPF previews, motion-photo videos after EOI
+    if not report.removed:
         return data
-    return join(kept, parts.structure)
+    trailer = data[len(data) - parts.trailing :] if keep_metadata and parts.trailing else b""
+    return join(kept, parts.structure) + trailer
 
 
 def splice_metadata(
