@@ -305,6 +305,16 @@ def test_60mb_body_refused_before_it_is_sent(companion: Companion, token: str) -
     assert elapsed < 2.0, f"took {elapsed:.2f} s"
 
 
+def test_expect_continue_is_answered_413_for_an_oversized_body(
+    companion: Companion, token: str
+) -> None:
+    """curl-style `Expect: 100-continue`: the final 413 replaces the 100, so nothing is sent."""
+    head = f"Content-Length: {60 * 1024 * 1024}\r\nExpect: 100-continue\r\n"
+    with socket.create_connection(("127.0.0.1", companion.port), timeout=10) as sock:
+        sock.sendall(_raw_request_head(companion, token, head))
+        assert _read_response(sock) == (413, "payload_too_large")
+
+
 def test_chunked_body_cut_off_at_the_limit(companion: Companion, token: str) -> None:
     """No Content-Length: the server reads up to the 50 MB limit, then answers 413."""
     limit = 50 * 1024 * 1024
