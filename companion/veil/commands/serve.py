@@ -19,6 +19,7 @@ from veil.server.settings import (
     ServerConfig,
     default_workers,
 )
+from veil.server.tokens import open_token_store
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -116,6 +117,13 @@ def run(args: argparse.Namespace) -> int:
     except VeilError as exc:
         print(f"veil serve: cannot load models: {exc.message}. Run `veil doctor`.", file=sys.stderr)
         return 1
+    store = open_token_store(config.config_dir)
+    paired = len(store.load())
+    print(
+        f"veil serve: {paired} extension token(s) in the {store.description}"
+        + ("" if paired else "; run `veil pair` to pair the browser extension"),
+        file=sys.stderr,
+    )
     try:
         asyncio.run(serve(config, backend, announce=lambda line: print(line, flush=True)))
     except BindError as exc:

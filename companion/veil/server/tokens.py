@@ -74,7 +74,7 @@ class FileTokenStore:
 
     @property
     def description(self) -> str:
-        return f"file {self.path} (mode 0600; no usable OS keyring)"
+        return f"file {self.path} (mode 0600)"
 
     def load(self) -> list[TokenRecord]:
         try:
