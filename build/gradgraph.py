@@ -94,7 +94,26 @@ def _decompositions() -> dict[Any, Callable[..., Any]]:
         )
         return grad_input, None, None
 
+    def max_pool_backward(
+        grad_output: Any,
+        inp: Any,
+        kernel_size: Any,
+        stride: Any,
+        padding: Any,
+        dilation: Any,
+        ceil_mode: bool,
+        indices: Any,
+    ) -> Any:
+        # The forward pass's argmax indices are flat per (n, c) plane: route each output
+        # gradient back to its argmax with a scatter-add (ONNX ScatterElements, add).
+        n, c, h, w = inp.shape
+        flat_grad = grad_output.reshape(n, c, -1)
+        flat_idx = indices.reshape(n, c, -1)
+        grad_input = inp.new_zeros((n, c, h * w)).scatter_add(2, flat_idx, flat_grad)
+        return grad_input.reshape(n, c, h, w)
+
     table[aten.convolution_backward.default] = conv_backward
+    table[aten.max_pool2d_with_indices_backward.default] = max_pool_backward
     return table
 
 

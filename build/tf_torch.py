@@ -171,12 +171,16 @@ class TFGraphModule(torch.nn.Module):
         return values[self.output]  # type: ignore[no-any-return]
 
 
-def bilinear_matrix(src: int, dst: int) -> np.ndarray:
-    """[dst, src] matrix of a half-pixel bilinear resize (cv2.INTER_LINEAR upscaling)."""
+def bilinear_matrix(src: int, dst: int, half_pixel: bool = True) -> np.ndarray:
+    """[dst, src] matrix of a bilinear resize.
+
+    half_pixel=True is cv2.INTER_LINEAR (upscaling); False is TensorFlow's legacy
+    `resizeBilinear(alignCorners=false, halfPixelCenters=false)`, as tfjs uses.
+    """
     m = np.zeros((dst, src), dtype=np.float64)
     scale = src / dst
     for i in range(dst):
-        pos = (i + 0.5) * scale - 0.5
+        pos = (i + 0.5) * scale - 0.5 if half_pixel else i * scale
         lo = math.floor(pos)
         frac = pos - lo
         lo_c, hi_c = min(max(lo, 0), src - 1), min(max(lo + 1, 0), src - 1)
