@@ -12,6 +12,7 @@ import threading
 import time
 import zlib
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -399,3 +400,15 @@ def test_serve_refuses_a_non_loopback_address(companion: Companion) -> None:
     )
     assert refused.returncode == 2
     assert "--allow-remote" in refused.stderr
+
+
+def test_serve_refuses_to_start_without_models(companion: Companion, tmp_path: Path) -> None:
+    refused = subprocess.run(
+        [sys.executable, "-m", "veil.cli", "serve", "--port", "0"],
+        env={**companion.env, "VEIL_MODELS_DIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode == 1
+    assert "cannot load models" in refused.stderr and "veil doctor" in refused.stderr
