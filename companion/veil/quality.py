@@ -68,17 +68,36 @@ def ssim_map_mean(a: npt.NDArray[Any], b: npt.NDArray[Any], data_range: float = 
         raise ValueError(f"shapes differ: {a.shape} vs {b.shape}")
     c1 = float((0.01 * data_range) ** 2)
     c2 = float((0.03 * data_range) ** 2)
-    height = a.shape[0]
+    height, width = a.shape[:2]
     pairs = list(zip(_channels(a), _channels(b), strict=True))
-    out = np.zeros(a.shape[:2], np.float32)
+    # Where the two images agree over a whole window the map is 1: only the columns of each
+    # strip that hold a difference (plus the window radius) are computed.
+    out = np.ones((height, width), np.float32)
     for top in range(0, height, STRIP_ROWS):
         bottom = min(top + STRIP_ROWS, height)
         lo, hi = max(top - WINDOW_RADIUS, 0), min(bottom + WINDOW_RADIUS, height)
+        differs = a[lo:hi] != b[lo:hi]
+        columns = np.flatnonzero(differs.any(axis=(0, 2)) if differs.ndim == 3 else differs.any(0))
+        if columns.size == 0:
+            continue
+        left = max(int(columns[0]) - 2 * WINDOW_RADIUS, 0)
+        right = min(int(columns[-1]) + 2 * WINDOW_RADIUS + 1, width)
+        total = np.zeros((bottom - top, right - left), np.float32)
         for ca, cb in pairs:
-            strip = _ssim_map_2d(ca[lo:hi].astype(np.float32), cb[lo:hi].astype(np.float32), c1, c2)
-            out[top:bottom] += strip[top - lo : top - lo + bottom - top]
-    if len(pairs) > 1:
-        out /= np.float32(len(pairs))
+            strip = _ssim_map_2d(
+                ca[lo:hi, left:right].astype(np.float32),
+                cb[lo:hi, left:right].astype(np.float32),
+                c1,
+                c2,
+            )
+            total += strip[top - lo : top - lo + bottom - top]
+        if len(pairs) > 1:
+            total /= np.float32(len(pairs))
+        # Columns within one radius of the cut see a reflected border; they are far enough
+        # from every difference (2 radii) that their true value is 1 anyway.
+        inner_l = WINDOW_RADIUS if left > 0 else 0
+        inner_r = (right - left) - (WINDOW_RADIUS if right < width else 0)
+        out[top:bottom, left + inner_l : left + inner_r] = total[:, inner_l:inner_r]
     return out
 
 
