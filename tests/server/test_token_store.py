@@ -33,7 +33,10 @@ class MemoryKeyring(KeyringBackend):
         super().__init__()
         self.items: dict[tuple[str, str], str] = {}
 
+        self.reads = 0
+
     def get_password(self, service: str, username: str) -> str | None:
+        self.reads += 1
         return self.items.get((service, username))
 
     def set_password(self, service: str, username: str, password: str) -> None:
@@ -64,7 +67,7 @@ def test_keyring_store_keeps_only_digests(
     stored = next(iter(memory_keyring.items.values()))
     assert token not in stored and record.digest in stored
     assert list(memory_keyring.items) == [(KEYRING_SERVICE, "token-digests")]
-    assert list(tmp_path.iterdir()) == [], "nothing on disk when the keyring works"
+    assert [p.name for p in tmp_path.iterdir()] == ["tokens.stamp"], "no digests on disk"
     assert find_token(store, token) == record
     assert find_token(store, token + "x") is None
     assert revoke_all(store) == 1
@@ -99,3 +102,17 @@ def test_auto_falls_back_to_file_without_a_keyring(
         assert isinstance(open_token_store(tmp_path), FileTokenStore)
     finally:
         keyring.set_keyring(previous)
+
+
+def test_keyring_store_is_read_once_and_sees_revocation_by_another_process(
+    memory_keyring: MemoryKeyring, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VEIL_TOKEN_STORE", "keyring")
+    server_store = open_token_store(tmp_path)  # what a running server holds
+    token, _ = issue_token(server_store, client="test", origin=None)
+    reads = memory_keyring.reads
+    for _ in range(20):
+        assert find_token(server_store, token) is not None
+    assert memory_keyring.reads == reads, "no keyring call per request"
+    assert revoke_all(open_token_store(tmp_path)) == 1  # `veil unpair`, another process
+    assert find_token(server_store, token) is None

@@ -3,7 +3,8 @@
 Only SHA-256 digests of tokens are stored, never the tokens themselves: in the OS keyring
 (service "veil") when a working keyring backend exists, else in `<config dir>/tokens.json`
 with mode 0600. `VEIL_TOKEN_STORE=file|keyring|auto` picks the store (tests use `file`).
-The store is re-read on every check so that `veil unpair` binds a running server at once.
+A running server sees `veil unpair` on its very next request: the file store is re-read on
+every check, the keyring store whenever its stamp file changes.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ TOKEN_PREFIX = "veil_"
 KEYRING_SERVICE = "veil"
 KEYRING_USERNAME = "token-digests"
 TOKENS_FILE = "tokens.json"
+TOKENS_STAMP_FILE = "tokens.stamp"  # changes whenever the keyring copy changes
 STORE_ENV = "VEIL_TOKEN_STORE"
 
 
@@ -87,26 +89,52 @@ class FileTokenStore:
 
 
 class KeyringTokenStore:
-    def __init__(self) -> None:
+    """Digests in the OS keyring, cached in memory and re-read only when they change.
+
+    A keyring call can be slow or even block (a locked Secret Service collection prompts), so
+    the server must not make one per request. Every write, by `veil pair`'s server or by
+    `veil unpair`, also replaces `<config dir>/tokens.stamp`; a change of that file (a new
+    inode on each replace) tells a running server to re-read the keyring. A `stat` per request
+    is what revocation costs.
+    """
+
+    def __init__(self, stamp_path: Path) -> None:
         import keyring
 
         self._keyring = keyring
+        self._stamp_path = stamp_path
+        self._cached: list[TokenRecord] | None = None
+        self._cached_stamp: tuple[int, int, int] | None = None
 
     @property
     def description(self) -> str:
         backend = self._keyring.get_keyring()
         return f"OS keyring ({type(backend).__module__}.{type(backend).__name__})"
 
+    def _stamp(self) -> tuple[int, int, int] | None:
+        try:
+            st = self._stamp_path.stat()
+        except FileNotFoundError:
+            return None
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
     def load(self) -> list[TokenRecord]:
-        return _decode(self._keyring.get_password(KEYRING_SERVICE, KEYRING_USERNAME))
+        stamp = self._stamp()
+        if self._cached is None or stamp != self._cached_stamp:
+            self._cached = _decode(self._keyring.get_password(KEYRING_SERVICE, KEYRING_USERNAME))
+            self._cached_stamp = stamp
+        return list(self._cached)
 
     def save(self, records: list[TokenRecord]) -> None:
         if records:
             self._keyring.set_password(KEYRING_SERVICE, KEYRING_USERNAME, _encode(records))
-            return
-        # Nothing stored means already unpaired.
-        with contextlib.suppress(self._keyring.errors.PasswordDeleteError):
-            self._keyring.delete_password(KEYRING_SERVICE, KEYRING_USERNAME)
+        else:
+            # Nothing stored means already unpaired.
+            with contextlib.suppress(self._keyring.errors.PasswordDeleteError):
+                self._keyring.delete_password(KEYRING_SERVICE, KEYRING_USERNAME)
+        write_private_file(self._stamp_path, secrets.token_hex(8))
+        self._cached = list(records)
+        self._cached_stamp = self._stamp()
 
 
 def keyring_usable() -> tuple[bool, str]:
@@ -130,7 +158,7 @@ def open_token_store(config_dir: Path) -> TokenStore:
     if choice not in {"auto", "file", "keyring"}:
         raise ValueError(f"{STORE_ENV} must be auto, file or keyring, not {choice!r}")
     if choice == "keyring" or (choice == "auto" and keyring_usable()[0]):
-        return KeyringTokenStore()
+        return KeyringTokenStore(config_dir / TOKENS_STAMP_FILE)
     return FileTokenStore(config_dir / TOKENS_FILE)
 
 
