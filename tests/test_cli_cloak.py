@@ -119,7 +119,7 @@ def test_check_reports_cosine_ssim_and_psnr(
     run = veil("check", inputs / "portrait.jpg", out / "portrait.jpg")
     assert run.returncode == 0, run.stderr
     assert "whole image: SSIM 0.9" in run.stdout and "PSNR" in run.stdout
-    assert "sface: cosine" in run.stdout
+    assert "sface (surrogate): cosine" in run.stdout
 
 
 def test_without_output_dir_writes_next_to_input_and_never_overwrites(tmp_path: Path) -> None:

@@ -102,27 +102,28 @@ class Engine:
         """Load the detector and the surrogates once (hashes verified by `veil.modelstore`).
 
         `surrogates` names the recognisers the cloak is computed with; by default the
-        optimiser's `DEFAULT_SURROGATES` where it defines them, else every recogniser in the
-        manifest.
+        manifest's default surrogates (the others stay unseen attackers for evaluation).
         """
         from veil.detector import FaceDetector
         from veil.modelstore import get_store
         from veil.recognizers import load_recognizers
 
         store = get_store(models_dir)
-        names = surrogates or getattr(optimizer, "DEFAULT_SURROGATES", None)
         return cls(
             FaceDetector(store),
-            load_recognizers(names, store),
+            load_recognizers(list(surrogates) if surrogates else None, store),
             max_pixels=max_pixels,
         )
 
     def all_recognizers(self) -> list[optimizer.Surrogate]:
         """Every recogniser in the manifest (surrogates and held-out ones), for `veil check`."""
+        from veil.modelstore import ModelStore
         from veil.recognizers import load_recognizers
 
         store = getattr(self.detector, "store", None)
-        return list(load_recognizers(None, store)) if store is not None else list(self.surrogates)
+        if not isinstance(store, ModelStore):
+            return list(self.surrogates)
+        return list(load_recognizers(store.names(role="recogniser"), store))
 
     # -- public API ---------------------------------------------------------------------
 
