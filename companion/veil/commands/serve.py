@@ -125,7 +125,14 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     try:
-        asyncio.run(serve(config, backend, announce=lambda line: print(line, flush=True)))
+        asyncio.run(
+            serve(
+                config,
+                backend,
+                announce=lambda line: print(line, flush=True),
+                token_store=store,  # already loaded: no keyring call on the first request
+            )
+        )
     except BindError as exc:
         print(f"veil serve: {exc}", file=sys.stderr)
         return 1

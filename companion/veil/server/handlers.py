@@ -61,7 +61,10 @@ async def pair(request: web.Request) -> web.Response:
     code, client = _parse_pair_body(await read_body(request, PAIR_BODY_LIMIT))
     request.app[GATE_KEY].redeem(code)
     origin = request.headers.get("Origin")  # the guard let only extension origins through
-    token, record = issue_token(request.app[TOKENS_KEY], client=client, origin=origin)
+    # In a thread: a keyring write can block (unlock prompt); the code is already used up.
+    token, record = await asyncio.to_thread(
+        issue_token, request.app[TOKENS_KEY], client=client, origin=origin
+    )
     return web.json_response(
         {"token": token, "token_id": record.token_id, "origin": origin, "api": API_VERSION}
     )
@@ -83,7 +86,7 @@ async def token_info(request: web.Request) -> web.Response:
 async def unpair(request: web.Request) -> web.Response:
     store = request.app[TOKENS_KEY]
     record = authenticate(request, store)
-    revoke_token(store, record.token_id)
+    await asyncio.to_thread(revoke_token, store, record.token_id)
     return web.json_response({"revoked": True, "token_id": record.token_id})
 
 

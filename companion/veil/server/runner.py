@@ -15,6 +15,7 @@ from veil.server.accesslog import PrivateAccessLogger
 from veil.server.app import create_app
 from veil.server.backend import CloakBackend
 from veil.server.settings import ServerConfig
+from veil.server.tokens import TokenStore
 
 log = logging.getLogger("veil.server")
 
@@ -37,6 +38,7 @@ async def serve(
     backend: CloakBackend,
     *,
     announce: Callable[[str], None] = print,
+    token_store: TokenStore | None = None,
 ) -> None:
     """Serve until SIGINT/SIGTERM; photos already being cloaked are finished first."""
     if not config.allow_remote and not is_loopback(config.host):
@@ -44,7 +46,7 @@ async def serve(
             f"refusing to listen on {config.host}: it is not a loopback address, so other "
             "machines could send photos to this companion. Use --allow-remote to do it anyway."
         )
-    app = create_app(config, backend)
+    app = create_app(config, backend, token_store=token_store)
     runner = web.AppRunner(
         app,
         access_log_class=PrivateAccessLogger,
