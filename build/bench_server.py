@@ -97,6 +97,11 @@ class Server:
             raise SystemExit(f"cloak failed: {status} {body[:300]!r}")
         return wall, float(reply_headers["X-Veil-Seconds"])
 
+    def peak_rss_kib(self) -> int:
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        found = re.search(r"^VmHWM:\s+(\d+) kB", status, re.MULTILINE)
+        return int(found.group(1)) if found else 0
+
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(timeout=30)
@@ -151,12 +156,14 @@ def measure_throughput(
         with ThreadPoolExecutor(workers * 2) as pool:
             engine_s = [engine for _, engine in pool.map(lambda d: server.cloak(d, mode), batch)]
         wall = time.perf_counter() - started
+        peak_mib = server.peak_rss_kib() / 1024
     finally:
         server.stop()
     per_min = len(batch) / wall * 60
     print(
         f"  --workers {workers}: {len(batch)} photos in {wall:.1f} s = {per_min:.1f} photos/min "
-        f"(engine median {statistics.median(engine_s):.2f} s/photo)"
+        f"(engine median {statistics.median(engine_s):.2f} s/photo, "
+        f"server peak RSS {peak_mib:.0f} MiB)"
     )
     return per_min
 
@@ -184,7 +191,12 @@ def main() -> int:
             (root / "overhead" / "config").mkdir(parents=True)
             measure_overhead(args.faces_dir, args.mode, args.repeats, root / "overhead")
         if not args.skip_throughput:
-            files = sorted((args.faces_dir / "photos").glob("*/*.jpg"))[: args.batch]
+            people = sorted(p for p in (args.faces_dir / "photos").iterdir() if p.is_dir())
+            # Round-robin over people, so the batch mixes sizes and faces.
+            per_person = [sorted(person.glob("*.jpg")) for person in people]
+            files = [
+                photos[i] for i in range(args.batch) for photos in per_person if i < len(photos)
+            ][: args.batch]
             batch = [path.read_bytes() for path in files]
             sizes = ", ".join(f"{len(b) / 1e6:.1f}" for b in batch)
             print(f"\n== throughput, {len(batch)} real photos (MB: {sizes}), mode={args.mode} ==")
