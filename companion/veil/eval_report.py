@@ -36,6 +36,16 @@ class ModeRow:
     surrogates: list[str]
 
 
+@dataclass(frozen=True)
+class PhotoRow:
+    mode: str
+    photos: int
+    mean_ssim: float  # whole-image SSIM
+    min_ssim: float
+    mean_face_ssim: float  # face region at output resolution (the engine's budget)
+    seconds_per_face: float  # whole photo wall time / faces, engine end to end
+
+
 @dataclass
 class Figures:
     identities: int
@@ -45,6 +55,7 @@ class Figures:
     modes: list[ModeRow] = field(default_factory=list)
     ensemble: list[ProtectionRow] = field(default_factory=list)
     loo: list[LooRow] = field(default_factory=list)
+    photos: list[PhotoRow] = field(default_factory=list)
 
     def loo_means(self) -> list[tuple[str, str, dict[str, float]]]:
         """Per (mode, re-encode): mean leave-one-out protection per classifier."""
@@ -95,6 +106,19 @@ def render_markdown(fig: Figures) -> str:
             f"| {m.mode} | {b.linf * 255:.0f} | {b.steps} | {b.copies} | {b.grid} | "
             f"{m.crop_ssim:.4f} | {m.crop_dssim:.4f} | {m.seconds_per_face:.2f} |"
         )
+    if fig.photos:
+        lines += [
+            "",
+            "## Full-resolution photos through the engine",
+            "",
+            "| mode | photos | whole-image SSIM mean | min | face SSIM mean | s/face |",
+            "|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {p.mode} | {p.photos} | {p.mean_ssim:.4f} | {p.min_ssim:.4f} | "
+            f"{p.mean_face_ssim:.4f} | {p.seconds_per_face:.2f} |"
+            for p in fig.photos
+        ]
     reencodes = sorted({r.reencode for r in fig.ensemble}, key=_reencode_order)
     lines += ["", "## Full ensemble against each attacker", ""]
     lines += _protection_table(fig.ensemble, reencodes)

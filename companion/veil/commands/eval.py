@@ -18,7 +18,15 @@ from pathlib import Path
 from veil import evaluate as ev
 from veil import optimizer
 from veil.config import repo_root
-from veil.eval_report import Figures, LooRow, ModeRow, ProtectionRow, render_markdown, write_plot
+from veil.eval_report import (
+    Figures,
+    LooRow,
+    ModeRow,
+    PhotoRow,
+    ProtectionRow,
+    render_markdown,
+    write_plot,
+)
 from veil.results import Mode
 
 
@@ -40,6 +48,13 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument("--max-uploads", type=int, default=None, help="cloaked crops per person")
     parser.add_argument(
         "--quick", action="store_true", help="6 identities, 6 uploads, default mode only"
+    )
+    parser.add_argument(
+        "--photos",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also cloak N full-resolution photos per mode with the engine (whole-image SSIM)",
     )
     parser.add_argument("--out", type=Path, default=None, help="cache folder (bench-out/)")
     parser.add_argument("--report", type=Path, default=None, help="write a markdown report")
@@ -136,6 +151,8 @@ def run(args: argparse.Namespace) -> int:
         if mode_row is not None:
             figures.modes.append(mode_row)
 
+    if args.photos:
+        _photos(faces_dir, modes, surrogate_names, args.photos, figures)
     _print_loo_means(figures)
     ev.save_json(out / "eval-results.json", figures.as_json())
     if args.report:
@@ -146,6 +163,59 @@ def run(args: argparse.Namespace) -> int:
         message = write_plot(figures, args.plot)
         print(message)
     return 0
+
+
+def _photos(
+    faces_dir: Path, modes: list[Mode], surrogates: list[str], count: int, figures: Figures
+) -> None:
+    """Whole-image SSIM and face SSIM at full resolution, through the real engine."""
+    from veil.engine import Engine
+
+    folder = faces_dir / "photos"
+    paths = sorted(folder.glob("*/*.jpg"))
+    # Spread the sample over people: round-robin over identities, largest photos first.
+    by_person: dict[str, list[Path]] = {}
+    for path in sorted(paths, key=lambda p: -p.stat().st_size):
+        by_person.setdefault(path.parent.name, []).append(path)
+    chosen: list[Path] = []
+    while len(chosen) < count and any(by_person.values()):
+        for people in by_person.values():
+            if people and len(chosen) < count:
+                chosen.append(people.pop(0))
+    if not chosen:
+        print(f"\nno photos under {folder}: whole-image SSIM not measured")
+        return
+    engine = Engine.load(surrogates=surrogates)
+    print(f"\nfull-resolution photos through the engine ({len(chosen)}):")
+    for mode in modes:
+        rows = []
+        for path in chosen:
+            result = engine.cloak_bytes(path.read_bytes(), mode=mode)
+            if result.ssim is None:
+                continue
+            face = min(f.crop_ssim for f in result.faces)
+            rows.append((path, result.ssim, face, result.seconds, result.face_count))
+            print(
+                f"  [{mode.value}] {path.parent.name}/{path.name}: "
+                f"{result.width}x{result.height}, {result.face_count} face(s), "
+                f"whole SSIM {result.ssim:.4f}, face SSIM {face:.4f}, {result.seconds:.2f} s"
+            )
+        if rows:
+            whole = [r[1] for r in rows]
+            face_ssims = [r[2] for r in rows]
+            row = PhotoRow(
+                mode.value,
+                len(rows),
+                sum(whole) / len(whole),
+                min(whole),
+                sum(face_ssims) / len(face_ssims),
+                sum(r[3] for r in rows) / sum(r[4] for r in rows),
+            )
+            figures.photos.append(row)
+            print(
+                f"  [{mode.value}] whole-image SSIM mean {row.mean_ssim:.4f} min {row.min_ssim:.4f}"
+                f"; face SSIM mean {row.mean_face_ssim:.4f}; {row.seconds_per_face:.2f} s/face"
+            )
 
 
 def _cloaker(mode: Mode, surrogates: list[optimizer.Surrogate]) -> Callable[[ev.F32, int], ev.F32]:
