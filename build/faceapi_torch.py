@@ -79,7 +79,10 @@ class FaceRecognitionNet(torch.nn.Module):
     def _residual_down(self, x: torch.Tensor, prefix: str) -> torch.Tensor:
         out = self._conv(x, f"{prefix}/conv1", 2, True, False)
         out = self._conv(out, f"{prefix}/conv2", 1, False, True)
-        pooled = F.avg_pool2d(x, 2, 2)
+        # 2x2/2 average pooling as a depthwise convolution: its gradient is then a
+        # transposed convolution, which ONNX has (avg_pool2d_backward has no ONNX rule).
+        channels = x.shape[1]
+        pooled = F.conv2d(x, x.new_full((channels, 1, 2, 2), 0.25), None, 2, 0, 1, channels)
         if pooled.shape[2] != out.shape[2] or pooled.shape[3] != out.shape[3]:
             # face-api.js appends one zero row, then one zero column, to `out`.
             out = F.pad(out, (0, 1, 0, 1))

@@ -60,10 +60,11 @@ def test_same_identity_is_closer_than_different_identities(
     cos = emb @ emb.T
     same = (labels[:, None] == labels[None, :]) & ~np.eye(len(labels), dtype=bool)
     different = labels[:, None] != labels[None, :]
-    assert cos[same].mean() > cos[different].mean() + 0.25, (
-        cos[same].mean(),
-        cos[different].mean(),
-    )
+    # Scale-free separation: the share of (same pair, different pair) couples ranked
+    # the right way (ROC AUC). Cosine ranges differ a lot between models (dlib's
+    # descriptors sit in a narrow cone), so no fixed cosine gap is asked for.
+    auc = float(np.mean(cos[same][:, None] > cos[different][None, :]))
+    assert auc >= 0.9, auc
     # Rank-1: every crop's nearest other crop is of the same person.
     np.fill_diagonal(cos, -2.0)
     assert np.mean(labels[cos.argmax(axis=1)] == labels) >= 0.9
