@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -11,6 +12,9 @@ from veil.errors import CorruptImageError
 from veil.imaging.metadata import MetadataReport, scrub_exif, xmp_is_identifying
 
 SOI = b"\xff\xd8"
+# A marker inside entropy-coded data: FF then anything but 00 (stuffing), D0-D7 (restart)
+# or FF (fill byte; the marker starts at the last FF of a run).
+_NEXT_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
 _XMP = b"http://ns.adobe.com/xap/1.0/\x00"
 _XMP_EXT = b"http://ns.adobe.com/xmp/extension/\x00"
 
@@ -73,18 +77,11 @@ def split(data: bytes) -> JpegParts:
             pos = end
             continue
         # SOS: entropy-coded data runs to the next marker that is not stuffing (FF00) or RST.
-        scan = end
-        while True:
-            scan = data.find(b"\xff", scan)
-            if scan < 0 or scan + 1 >= size:
-                raise CorruptImageError("the JPEG is truncated (no end-of-image marker)")
-            nxt = data[scan + 1]
-            if nxt == 0x00 or 0xD0 <= nxt <= 0xD7 or nxt == 0xFF:
-                scan += 1 if nxt == 0xFF else 2
-                continue
-            break
-        structure += data[pos:scan]
-        pos = scan
+        found = _NEXT_MARKER.search(data, end)
+        if found is None:
+            raise CorruptImageError("the JPEG is truncated (no end-of-image marker)")
+        structure += data[pos : found.start()]
+        pos = found.start()
 
 
 def join(metadata: Sequence[bytes], structure: bytes) -> bytes:
