@@ -231,6 +231,10 @@ def save_grad_and_embed(raw_path: Path, stem: str, fp16: bool) -> tuple[Path, Pa
     import onnx
 
     model = onnx.load(str(raw_path))
+    # The exporter annotates every node with Python stack traces (local paths, line
+    # numbers): drop them so that rebuilds are byte-identical and paths do not leak.
+    for node in model.graph.node:
+        del node.metadata_props[:]
     if fp16:
         model = to_fp16_weights(model)
     grad_path = MODELS / f"{stem}.grad.onnx"
@@ -671,11 +675,19 @@ TARGETS: dict[str, Callable[[argparse.Namespace], None]] = {
 
 
 def main() -> int:
+    global MODELS
     parser = argparse.ArgumentParser(description="Build Veil's model artifacts into models/.")
     parser.add_argument("targets", nargs="+", choices=sorted(TARGETS))
     parser.add_argument("--fp32", action="store_true", help="keep float32 weights")
+    parser.add_argument(
+        "--models-dir",
+        type=Path,
+        default=MODELS,
+        help="write here instead of models/ (e.g. to check that a rebuild is byte-identical)",
+    )
     args = parser.parse_args()
-    MODELS.mkdir(exist_ok=True)
+    MODELS = args.models_dir.resolve()
+    MODELS.mkdir(parents=True, exist_ok=True)
     for target in args.targets:
         print(f"== {target}", flush=True)
         TARGETS[target](args)
