@@ -314,3 +314,17 @@ def test_webp_metadata_policy_without_touching_the_bitstream() -> None:
         assert exif.get(0x010F) == "VeilCam" and 0x8825 not in exif
         assert np.array_equal(np.asarray(im.convert("RGB")), np.asarray(textured(50, 40)))
     assert "GPS" in report.removed
+
+
+@pytest.mark.skipif(not imageio.HEIF_AVAILABLE, reason="pillow-heif is not installed")
+def test_heic_without_identifying_metadata_is_returned_untouched() -> None:
+    clean = encoded(textured(64, 48), "HEIF", quality=90)
+    assert (
+        imageio.rewrite_metadata(clean, "HEIF", keep_metadata=False, report=MetadataReport())
+        == clean
+    )
+    tagged = encoded(textured(64, 48), "HEIF", quality=90, exif=identifying_exif().tobytes())
+    assert (
+        imageio.rewrite_metadata(tagged, "HEIF", keep_metadata=False, report=MetadataReport())
+        is None
+    )

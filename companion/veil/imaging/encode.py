@@ -197,4 +197,19 @@ def rewrite_metadata(
         return png.rewrite_metadata(data, keep_metadata=keep_metadata, report=report)
     if fmt == "WEBP":
         return webp.rewrite_metadata(data, keep_metadata=keep_metadata, report=report)
-    return None
+    # HEIC: the container cannot be edited here; if the policy removes nothing, the file
+    # comes back untouched, else the caller re-encodes.
+    with Image.open(io.BytesIO(data)) as image:
+        exif, xmp = image.info.get("exif"), image.info.get("xmp")
+    probe = MetadataReport()
+    if isinstance(exif, bytes):
+        scrub_exif(
+            exif,
+            keep_identifying=keep_metadata,
+            reset_orientation=False,
+            drop_thumbnail=not keep_metadata,
+            report=probe,
+        )
+    if isinstance(xmp, bytes) and not keep_metadata and xmp_is_identifying(xmp):
+        probe.add("XMP")
+    return data if not probe.removed else None
