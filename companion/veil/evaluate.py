@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 import cv2
 import numpy as np
@@ -309,8 +309,23 @@ class EmbeddingCache:
         if path.exists():
             return np.asarray(np.load(path), dtype=np.float32)
         emb = embed_all(model, crops)
-        np.save(path, emb)
+        _atomic_save(path, lambda f: np.save(f, emb))
         return emb
+
+
+def _atomic_save(path: Path, write: Callable[[BinaryIO], None]) -> None:
+    # Several `veil eval` processes may share the cache: never expose a half-written file.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with tmp.open("wb") as handle:
+        write(handle)
+    os.replace(tmp, path)
+
+
+def _npz_writer(cloaked: U8, seconds: float) -> Callable[[BinaryIO], None]:
+    def write(handle: BinaryIO) -> None:
+        np.savez(handle, cloaked=cloaked, seconds=seconds)
+
+    return write
 
 
 @dataclass(frozen=True)
@@ -359,7 +374,7 @@ def cloak_uploads(
                 parts.append(to_uint8(cloak(to_float(clean[i : i + batch]), 1000 * n_ident + i)))
             cloaked = np.concatenate(parts)
             spent = time.perf_counter() - started
-            np.savez(path, cloaked=cloaked, seconds=spent)
+            _atomic_save(path, _npz_writer(cloaked, spent))
             log(f"  cloaked {ident}: {len(clean)} crops in {spent:.1f} s")
         out[ident] = cloaked
         seconds += spent

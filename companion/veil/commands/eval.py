@@ -38,7 +38,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument("--modes", nargs="+", choices=[m.value for m in Mode], default=None)
     parser.add_argument("--attackers", nargs="+", default=None, help="recogniser names")
     parser.add_argument(
-        "--surrogates", nargs="+", default=None, help="recognisers to cloak with (default: all)"
+        "--surrogates",
+        nargs="+",
+        default=None,
+        help="recognisers to cloak with (default: the optimiser's DEFAULT_SURROGATES)",
     )
     parser.add_argument("--loo", action="store_true", help="also leave-one-out per attacker")
     parser.add_argument(
@@ -79,7 +82,9 @@ def run(args: argparse.Namespace) -> int:
     store = get_store()
     recognisers = {r.name: r for r in load_recognizers(store.names(role="recogniser"), store)}
     attackers = args.attackers or list(recognisers)
-    surrogate_names = args.surrogates or list(recognisers)
+    surrogate_names = args.surrogates or [
+        n for n in optimizer.DEFAULT_SURROGATES if n in recognisers
+    ]
     unknown = sorted(set(attackers + surrogate_names) - set(recognisers))
     if unknown:
         print(f"veil eval: unknown recogniser(s) {unknown}; have {sorted(recognisers)}")
@@ -137,6 +142,9 @@ def run(args: argparse.Namespace) -> int:
                     row = ProtectionRow(mode.value, name, reencode, result.by_classifier)
                     if label == "ensemble":
                         figures.ensemble.append(row)
+                        if args.loo and name not in names:
+                            # Never a surrogate: the ensemble IS the ensemble without it.
+                            figures.loo.append(LooRow(row, names))
                     else:
                         figures.loo.append(LooRow(row, names))
             if label == "ensemble":
