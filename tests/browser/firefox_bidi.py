@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import re
 import subprocess
 import time
@@ -25,6 +26,9 @@ PREFS = {
     "browser.aboutwelcome.enabled": False,
     "extensions.update.enabled": False,
     "network.proxy.type": 0,
+    # Console output (pages, content scripts, extension) into firefox.log, for diagnosis.
+    "devtools.console.stdout.content": True,
+    "devtools.console.stdout.chrome": True,
 }
 
 
@@ -46,10 +50,7 @@ class Firefox:
 
     async def start(self) -> Firefox:
         self.profile.mkdir(parents=True, exist_ok=True)
-        lines = [
-            f'user_pref("{key}", {str(value).lower() if isinstance(value, bool) else value});'
-            for key, value in PREFS.items()
-        ]
+        lines = [f'user_pref("{key}", {json.dumps(value)});' for key, value in PREFS.items()]
         (self.profile / "user.js").write_text("\n".join(lines) + "\n")
         log = (self.profile / "firefox.log").open("wb")
         self.process = subprocess.Popen(

@@ -62,6 +62,7 @@ class Companion:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 120.0) -> Companion:
+        self.config_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [str(VEIL), "serve", "--port", str(self.port)],

@@ -82,12 +82,13 @@ async function finish(port, header, original, startedAt, isClosed) {
   post(port, {
     kind: 'result',
     type: outcome.type,
-    size: outcome.body.size,
+    size: outcome.body.byteLength,
     faces: outcome.faces,
     seconds: outcome.seconds,
     ssim: outcome.ssim,
   });
-  await veilWire.sendChunks(port, outcome.body);
+  const cloaked = new Blob([outcome.body], { type: outcome.type });
+  await veilWire.sendChunks(port, cloaked);
   post(port, { kind: 'end' });
   const tabId = port.sender?.tab?.id;
   if (tabId === undefined || outcome.faces === 0) return;
@@ -95,7 +96,7 @@ async function finish(port, header, original, startedAt, isClosed) {
     await recordPreview(tabId, {
       name: header.name,
       original,
-      cloaked: outcome.body,
+      cloaked,
       faces: outcome.faces,
       ssim: outcome.ssim,
       seconds: outcome.seconds,

@@ -16,7 +16,7 @@ import { loadSettings, loadToken } from '../shared/settings.js';
 
 /**
  * @typedef {object} CloakOutcome
- * @property {Blob} body  The cloaked file, same format as the input.
+ * @property {ArrayBuffer} body  The cloaked file, same format as the input.
  * @property {string} type
  * @property {number} faces
  * @property {number | null} seconds  The companion's own processing time.
@@ -157,7 +157,7 @@ function parseBoxes(value) {
 
 /**
  * Sends one photo to the companion and returns the cloaked file.
- * @param {Blob} photo
+ * @param {Blob | ArrayBuffer} photo
  * @param {string} type
  * @param {import('../shared/settings.js').Mode} mode
  * @returns {Promise<CloakOutcome>}
@@ -188,8 +188,9 @@ export async function cloak(photo, type, mode) {
     await new Promise((resolve) => setTimeout(resolve, retryAfter * 1000));
   }
   if (!response.ok) throw await failureFrom(response);
-  const body = await response.blob();
-  if (body.size === 0) {
+  // arrayBuffer, not blob: a large Blob would be parked in blob storage and copied back out.
+  const body = await response.arrayBuffer();
+  if (body.byteLength === 0) {
     throw new VeilFailure(CLIENT_ERRORS.BAD_RESPONSE, 'The companion returned an empty file.');
   }
   const headers = response.headers;

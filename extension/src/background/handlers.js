@@ -14,6 +14,7 @@ import {
 } from '../shared/settings.js';
 import { health, pair, tokenIsValid, unpair } from './companion.js';
 import { listPreviews } from './previews.js';
+import { issueTicket } from '../shared/tickets.js';
 
 /** @typedef {import('../shared/settings.js').Settings} Settings */
 
@@ -29,6 +30,7 @@ import { listPreviews } from './previews.js';
 /**
  * @typedef {object} Messages  Payload and answer of each message type.
  * @property {{payload: {}, answer: SiteState}} siteState
+ * @property {{payload: {}, answer: {ticket: string}}} transferTicket
  * @property {{payload: {}, answer: CompanionStatus}} status
  * @property {{payload: {tabId: number}, answer: {site: string, enabled: boolean, settings: Settings,
  *   status: CompanionStatus, previews: import('./previews.js').Preview[]}}} popupState
@@ -74,6 +76,11 @@ export const handlers = {
     // The site is the top-level page the person sees, also for iframes inside it.
     const host = siteOf(sender.tab?.url ?? sender.url);
     return { host, enabled: host !== '' && isSiteEnabled(await loadSettings(), host) };
+  },
+
+  async transferTicket(_payload, sender) {
+    // Only content scripts get here (pages cannot message the extension).
+    return { ticket: await issueTicket(sender.tab?.id ?? -1) };
   },
 
   status: () => companionStatus(),

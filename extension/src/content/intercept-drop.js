@@ -34,6 +34,15 @@
   }
 
   window.addEventListener(
+    'dragenter',
+    (event) => {
+      const carriesFiles = event.isTrusted && event.dataTransfer?.types.includes('Files');
+      if (carriesFiles && veilContent.transport.currentSiteState()?.enabled !== false) veilContent.bridge.warm();
+    },
+    true,
+  );
+
+  window.addEventListener(
     'drop',
     (event) => {
       if (!event.isTrusted || !event.dataTransfer) return;

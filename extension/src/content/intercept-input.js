@@ -60,6 +60,15 @@
     void deliver(input, files);
   }
 
+  // A click on a file input opens the picker: prepare the transfer meanwhile.
+  window.addEventListener(
+    'click',
+    (event) => {
+      const input = event.isTrusted ? fileInputOf(event) : null;
+      if (input && veilContent.transport.currentSiteState()?.enabled !== false) veilContent.bridge.warm();
+    },
+    true,
+  );
   window.addEventListener('input', intercept, true);
   window.addEventListener('change', intercept, true);
 })();

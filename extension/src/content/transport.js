@@ -5,6 +5,8 @@
 'use strict';
 
 (() => {
+  // Failures of the transfer frame after which the Port path is tried.
+  const FALLBACK_CODES = new Set(['bridge_failed', 'companion_unreachable', 'forbidden_origin', 'transfer_failed']);
   // While the companion works, these keep the worker from being stopped as idle.
   const PING_MS = 10_000;
 
@@ -50,12 +52,37 @@
   }
 
   /**
-   * Sends one photo through the worker to the companion; resolves to the cloaked File.
+   * Sends one photo to the companion; resolves to the cloaked File (same
+   * name, type and date as the original: only the pixels change). Uses the
+   * transfer frame, and the background Port when the frame is unusable.
    * @param {File} file
    * @param {(fraction: number) => void} onProgress
    * @returns {Promise<CloakedFile>}
    */
-  function cloakFile(file, onProgress) {
+  async function cloakFile(file, onProgress) {
+    let answer;
+    try {
+      onProgress(0.1);
+      answer = await veilContent.bridge.cloakBytes(file);
+    } catch (error) {
+      const code = /** @type {{code?: string}} */ (error)?.code;
+      // Companion errors are final; a frame that could not do its job is not:
+      // the Port path is slower but works wherever the extension runs.
+      if (code && !FALLBACK_CODES.has(code)) throw error;
+      return cloakThroughPort(file, onProgress);
+    }
+    onProgress(1);
+    const cloaked = new File([answer.bytes], file.name, { type: file.type || answer.type, lastModified: file.lastModified });
+    return { file: cloaked, faces: answer.faces, seconds: answer.seconds, ssim: answer.ssim };
+  }
+
+  /**
+   * The fallback: base64 chunks on a runtime Port to the background worker.
+   * @param {File} file
+   * @param {(fraction: number) => void} onProgress
+   * @returns {Promise<CloakedFile>}
+   */
+  function cloakThroughPort(file, onProgress) {
     return new Promise((resolve, reject) => {
       let port;
       try {

@@ -45,6 +45,10 @@ interface FailureInfo {
 type PromptChoice = 'retry' | 'original' | 'cancel';
 
 interface VeilContent {
+  bridge: {
+    cloakBytes(file: File): Promise<{ bytes: ArrayBuffer; type: string; faces: number; seconds: number | null; ssim: number | null }>;
+    warm(): void;
+  };
   uiHost: {
     createHost(placement: string, css: string): { host: HTMLElement; root: ShadowRoot };
   };
