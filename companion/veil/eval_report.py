@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from veil.optimizer import ModeBudget
 
@@ -71,6 +72,24 @@ class Figures:
 
     def as_json(self) -> dict[str, object]:
         return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Figures:
+        """The inverse of `as_json` (for merging several `veil eval` runs into one report)."""
+
+        def row(item: dict[str, Any]) -> ProtectionRow:
+            return ProtectionRow(item["mode"], item["attacker"], item["reencode"], item["scores"])
+
+        return cls(
+            identities=data["identities"],
+            uploads=data["uploads"],
+            command=data["command"],
+            baseline=data["baseline"],
+            modes=[ModeRow(**{**m, "budget": ModeBudget(**m["budget"])}) for m in data["modes"]],
+            ensemble=[row(r) for r in data["ensemble"]],
+            loo=[LooRow(row(r["row"]), r["surrogates"]) for r in data["loo"]],
+            photos=[PhotoRow(**p) for p in data.get("photos", [])],
+        )
 
 
 def _pair(scores: dict[str, float]) -> str:

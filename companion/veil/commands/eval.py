@@ -60,6 +60,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="also cloak N full-resolution photos per mode with the engine (whole-image SSIM)",
     )
     parser.add_argument("--out", type=Path, default=None, help="cache folder (bench-out/)")
+    parser.add_argument(
+        "--json", type=Path, default=None, help="results file (default: <out>/eval-results.json)"
+    )
     parser.add_argument("--report", type=Path, default=None, help="write a markdown report")
     parser.add_argument("--plot", type=Path, default=None, help="write protection-vs-quality PNG")
 
@@ -162,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
     if args.photos:
         _photos(faces_dir, modes, surrogate_names, args.photos, figures)
     _print_loo_means(figures)
-    ev.save_json(out / "eval-results.json", figures.as_json())
+    ev.save_json(args.json or out / "eval-results.json", figures.as_json())
     if args.report:
         args.report.parent.mkdir(parents=True, exist_ok=True)
         args.report.write_text(render_markdown(figures))
