@@ -299,3 +299,16 @@ def check_popup_preview(browser: ExtensionBrowser, site: UploadSite) -> None:
     with Image.open(io.BytesIO(png)) as shot:
         assert np.asarray(shot.convert("L")).mean() > 5
     popup.close()
+
+
+def test_page_cannot_use_the_transfer_frame_without_a_ticket(
+    form: Page, browser: ExtensionBrowser
+) -> None:
+    # The transfer frame is web-accessible, so a page can embed it and post to it. Without a
+    # ticket from the background (which only content scripts can ask for) it must refuse.
+    answer = form.evaluate(
+        (Path(__file__).parent / "pages" / "forge-transfer.js").read_text(encoding="utf-8"),
+        browser.page_url("src/transfer/transfer.html"),
+    )
+    assert isinstance(answer, dict), answer
+    assert answer["kind"] == "error" and answer["code"] == "forbidden_origin", answer

@@ -1,0 +1,14 @@
+// A page forging a request to Veil's transfer frame (web-accessible), without a ticket.
+async (url) => {
+    const frame = document.createElement('iframe');
+    frame.src = url;
+    document.body.append(frame);
+    await new Promise((resolve) => frame.addEventListener('load', resolve));
+    const channel = new MessageChannel();
+    const bytes = await (await fetch('/form')).arrayBuffer();
+    const reply = new Promise((resolve) => { channel.port1.onmessage = (e) => resolve(e.data); });
+    frame.contentWindow.postMessage(
+        { kind: 'cloak', ticket: crypto.randomUUID(), name: 'x.jpg', type: 'image/jpeg', bytes },
+        '*', [channel.port2, bytes]);
+    return await Promise.race([reply, new Promise((r) => setTimeout(() => r('no answer'), 5000))]);
+}
