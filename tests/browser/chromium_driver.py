@@ -49,6 +49,8 @@ class ExtensionBrowser:
         page.fill("#port", str(port))
         page.click("#port-form button[type=submit]")
         page.wait_for_selector("#port-saved:not([hidden])")
+        page.wait_for_selector("#status[data-state]")
+        screenshot(page, "options.png")
         stored = self.worker().evaluate(
             "async () => (await chrome.storage.local.get('settings')).settings"
         )

@@ -1,5 +1,5 @@
-"""Fixtures for the browser tests: one real companion, one upload site and one
-browser per test module (starting them is the slow part)."""
+"""Fixtures for the browser tests: one real companion and one upload site for the
+whole run, one browser per test module (starting them is the slow part)."""
 
 from __future__ import annotations
 
@@ -20,8 +20,9 @@ def photos() -> Path:
     return folder
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def companion(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Companion]:
+    # Started once; test_companion_down stops it and starts it again on the same port.
     if not VEIL.exists():
         pytest.skip(f"{VEIL} missing: run scripts/install")
     running = Companion(tmp_path_factory.mktemp("veil-config")).start()
@@ -31,7 +32,7 @@ def companion(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Companion]:
         running.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UploadSite]:
     running = UploadSite(tmp_path_factory.mktemp("site-photos")).start()
     try:
@@ -45,3 +46,13 @@ def need(binary: str) -> str:
     if path is None:
         pytest.skip(f"{binary} is not installed (scripts/test installs it)")
     return path
+
+
+@pytest.fixture(scope="module")
+def chromium_binary() -> str:
+    return need("chromium")
+
+
+@pytest.fixture(scope="module")
+def firefox_binary() -> str:
+    return need("firefox-esr")

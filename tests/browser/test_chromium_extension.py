@@ -18,8 +18,7 @@ from chromium_driver import (
     screenshot,
     trusted_drop,
 )
-from conftest import need
-from harness import CHROMIUM, EXTENSION_DIR, Companion, assert_cloaked, chromium_args
+from harness import EXTENSION_DIR, Companion, assert_cloaked, chromium_args
 from PIL import Image
 from playwright.sync_api import Page
 from upload_site import UploadSite
@@ -31,15 +30,14 @@ UPLOAD_TIMEOUT = 120.0
 
 @pytest.fixture(scope="module")
 def browser(
-    tmp_path_factory: pytest.TempPathFactory, companion: Companion
+    chromium_binary: str, tmp_path_factory: pytest.TempPathFactory, companion: Companion
 ) -> Iterator[ExtensionBrowser]:
-    need("chromium")
     from playwright.sync_api import sync_playwright
 
     playwright = sync_playwright().start()
     context = playwright.chromium.launch_persistent_context(
         str(tmp_path_factory.mktemp("chromium-profile")),
-        executable_path=CHROMIUM,
+        executable_path=chromium_binary,
         headless=True,
         args=chromium_args(EXTENSION_DIR),
         viewport={"width": 900, "height": 800},
@@ -121,6 +119,9 @@ def test_multiple_keeps_order_and_passes_other_files_untouched(
     notes.write_bytes(b"not a photo\n" * 100)
     second = photo(photos, "Angelina_Jolie", "img5.jpg")
     form.set_input_files("#multi", [str(first), str(notes), str(second)])
+    # The in-page indicator while the photos are being cloaked (closed shadow root).
+    time.sleep(0.5)
+    screenshot(form, "indicator.png")
     received = site.wait_for("multi", UPLOAD_TIMEOUT)
     assert [item.name for item in received] == [first.name, notes.name, second.name]
     assert received[1].data == notes.read_bytes()

@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import need
 from firefox_bidi import Firefox
 from harness import EXTENSION_DIR, Companion, assert_cloaked
 from upload_site import UploadSite
@@ -17,9 +16,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.faces]
 
 
 async def test_firefox_file_input_gets_the_cloaked_photo(
-    tmp_path: Path, companion: Companion, site: UploadSite, photos: Path
+    firefox_binary: str, tmp_path: Path, companion: Companion, site: UploadSite, photos: Path
 ) -> None:
-    firefox = await Firefox(need("firefox-esr"), tmp_path / "profile").start()
+    firefox = await Firefox(firefox_binary, tmp_path / "profile").start()
     try:
         installed = await firefox.send(
             "webExtension.install", {"extensionData": {"type": "path", "path": str(EXTENSION_DIR)}}

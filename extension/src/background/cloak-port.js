@@ -20,7 +20,7 @@ function post(port, message) {
  * @param {chrome.runtime.Port} port
  */
 export function serveCloakPort(port) {
-  /** @type {{name: string, type: string, size: number} | null} */
+  /** @type {{name: string, type: string, size: number, binary: boolean} | null} */
   let header = null;
   /** @type {Uint8Array[]} */
   let chunks = [];
@@ -34,11 +34,17 @@ export function serveCloakPort(port) {
 
   port.onMessage.addListener((/** @type {ToWorker} */ message) => {
     if (message.kind === 'begin') {
-      header = { name: String(message.name), type: String(message.type), size: Number(message.size) };
+      header = {
+        name: String(message.name),
+        type: String(message.type),
+        size: Number(message.size),
+        // Answer the way the content script sends: raw bytes only where the browser clones messages.
+        binary: Boolean(message.binary) && veilWire.BINARY_MESSAGES,
+      };
       chunks = [];
       received = 0;
     } else if (message.kind === 'chunk' && header) {
-      const bytes = veilWire.decode(message.data);
+      const bytes = veilWire.chunkBytes(message);
       chunks.push(bytes);
       received += bytes.length;
     } else if (message.kind === 'end' && header) {
@@ -58,7 +64,7 @@ export function serveCloakPort(port) {
 
 /**
  * @param {chrome.runtime.Port} port
- * @param {{name: string, type: string, size: number}} header
+ * @param {{name: string, type: string, size: number, binary: boolean}} header
  * @param {Blob} original
  * @param {number} startedAt
  * @param {() => boolean} isClosed
@@ -88,7 +94,7 @@ async function finish(port, header, original, startedAt, isClosed) {
     ssim: outcome.ssim,
   });
   const cloaked = new Blob([outcome.body], { type: outcome.type });
-  await veilWire.sendChunks(port, cloaked);
+  await veilWire.sendChunks(port, cloaked, header.binary);
   post(port, { kind: 'end' });
   const tabId = port.sender?.tab?.id;
   if (tabId === undefined || outcome.faces === 0) return;

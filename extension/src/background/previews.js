@@ -173,7 +173,15 @@ export async function recordPreview(tabId, item) {
       zoomSource,
     };
     const list = [preview, ...(await listPreviews(tabId))].slice(0, MAX_PER_TAB);
-    await chrome.storage.session.set({ [keyFor(tabId)]: list });
+    try {
+      await chrome.storage.session.set({ [keyFor(tabId)]: list });
+    } catch {
+      // Session storage is small (10 MB in Chrome): drop the other tabs' previews, keep this one.
+      const everything = await chrome.storage.session.get(null);
+      const others = Object.keys(everything).filter((key) => key.startsWith('previews:') && key !== keyFor(tabId));
+      await chrome.storage.session.remove(others);
+      await chrome.storage.session.set({ [keyFor(tabId)]: [preview] });
+    }
   } finally {
     before.close();
     after.close();

@@ -119,7 +119,7 @@
           result = message;
           onProgress(0.7);
         } else if (message.kind === 'chunk' && result) {
-          const bytes = veilWire.decode(message.data);
+          const bytes = veilWire.chunkBytes(message);
           chunks.push(bytes);
           received += bytes.length;
           onProgress(0.7 + (0.3 * received) / Math.max(1, result.size));
@@ -138,9 +138,10 @@
         }
       });
 
-      port.postMessage({ kind: 'begin', name: file.name, type: file.type, size: file.size });
+      const binary = veilWire.BINARY_MESSAGES;
+      port.postMessage({ kind: 'begin', name: file.name, type: file.type, size: file.size, binary });
       veilWire
-        .sendChunks(port, file)
+        .sendChunks(port, file, binary)
         .then(() => {
           if (settled) return;
           port.postMessage({ kind: 'end' });

@@ -6,20 +6,22 @@ interface VeilWire {
   readonly PORT_NAME: string;
   encode(bytes: Uint8Array): string;
   decode(text: string): Uint8Array;
-  sendChunks(port: chrome.runtime.Port, blob: Blob): Promise<void>;
+  readonly BINARY_MESSAGES: boolean;
+  sendChunks(port: chrome.runtime.Port, blob: Blob, binary: boolean): Promise<void>;
+  chunkBytes(message: { data?: string; bytes?: Uint8Array }): Uint8Array;
 }
 
 /** Messages on the cloak port, content script -> background. */
 type ToWorker =
-  | { kind: 'begin'; name: string; type: string; size: number }
-  | { kind: 'chunk'; data: string }
+  | { kind: 'begin'; name: string; type: string; size: number; binary?: boolean }
+  | { kind: 'chunk'; data?: string; bytes?: Uint8Array }
   | { kind: 'end' }
   | { kind: 'ping' };
 
 /** Messages on the cloak port, background -> content script. */
 type ToContent =
   | { kind: 'result'; type: string; size: number; faces: number; seconds: number | null; ssim: number | null }
-  | { kind: 'chunk'; data: string }
+  | { kind: 'chunk'; data?: string; bytes?: Uint8Array }
   | { kind: 'end' }
   | { kind: 'error'; code: string; message: string; fix: string };
 

@@ -34,17 +34,32 @@
           return bytes;
         };
 
+  // Firefox structured-clones extension messages, so bytes can travel as they
+  // are; Chrome JSON-serialises them. getBrowserInfo exists only in Firefox.
+  const BINARY_MESSAGES = typeof (/** @type {any} */ (globalThis).browser?.runtime?.getBrowserInfo) === 'function';
+
   /**
-   * Sends a blob's bytes as base64 chunk messages on a port.
+   * Sends a blob's bytes as chunk messages on a port: raw bytes where the
+   * browser clones messages, base64 otherwise.
    * @param {chrome.runtime.Port} port
    * @param {Blob} blob
+   * @param {boolean} binary
    */
-  async function sendChunks(port, blob) {
+  async function sendChunks(port, blob, binary) {
     for (let offset = 0; offset < blob.size; offset += CHUNK_BYTES) {
       const bytes = new Uint8Array(await blob.slice(offset, offset + CHUNK_BYTES).arrayBuffer());
-      port.postMessage({ kind: 'chunk', data: encode(bytes) });
+      port.postMessage(binary ? { kind: 'chunk', bytes } : { kind: 'chunk', data: encode(bytes) });
     }
   }
 
-  globalThis.veilWire = Object.freeze({ CHUNK_BYTES, PORT_NAME, encode, decode, sendChunks });
+  /**
+   * The bytes of a chunk message, whichever way they travelled.
+   * @param {{data?: string, bytes?: Uint8Array}} message
+   * @returns {Uint8Array}
+   */
+  function chunkBytes(message) {
+    return message.bytes ? new Uint8Array(message.bytes) : decode(String(message.data));
+  }
+
+  globalThis.veilWire = Object.freeze({ CHUNK_BYTES, PORT_NAME, BINARY_MESSAGES, encode, decode, sendChunks, chunkBytes });
 })();
