@@ -32,6 +32,7 @@ function renderSites(settings) {
     });
   /** @type {HTMLElement} */ (byId('sites').querySelector('tbody')).replaceChildren(...rows);
   byId('no-sites').hidden = rows.length > 0;
+  byId('sites').hidden = rows.length === 0;
 }
 
 /** @param {import('../shared/settings.js').Settings} settings */
