@@ -15,7 +15,9 @@ SUBCOMMANDS = ("cloak", "check", "eval", "serve", "pair", "unpair", "doctor")
 
 
 class Subcommand(Protocol):
-    def add_parser(self, subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None: ...
+    def add_parser(
+        self, subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
+    ) -> None: ...
 
     def run(self, args: argparse.Namespace) -> int: ...
 
