@@ -88,12 +88,12 @@ async function finish(port, header, original, startedAt, isClosed) {
   post(port, {
     kind: 'result',
     type: outcome.type,
-    size: outcome.body.byteLength,
+    size: outcome.body.size,
     faces: outcome.faces,
     seconds: outcome.seconds,
     ssim: outcome.ssim,
   });
-  const cloaked = new Blob([outcome.body], { type: outcome.type });
+  const cloaked = outcome.body;
   await veilWire.sendChunks(port, cloaked, header.binary);
   post(port, { kind: 'end' });
   const tabId = port.sender?.tab?.id;

@@ -16,7 +16,7 @@ import { loadSettings, loadToken } from '../shared/settings.js';
 
 /**
  * @typedef {object} CloakOutcome
- * @property {ArrayBuffer} body  The cloaked file, same format as the input.
+ * @property {Blob} body  The cloaked file, same format as the input.
  * @property {string} type
  * @property {number} faces
  * @property {number | null} seconds  The companion's own processing time.
@@ -188,9 +188,9 @@ export async function cloak(photo, type, mode) {
     await new Promise((resolve) => setTimeout(resolve, retryAfter * 1000));
   }
   if (!response.ok) throw await failureFrom(response);
-  // arrayBuffer, not blob: a large Blob would be parked in blob storage and copied back out.
-  const body = await response.arrayBuffer();
-  if (body.byteLength === 0) {
+  // A Blob (not an ArrayBuffer): measured faster for 25 MB photos in build/bench_extension.py.
+  const body = await response.blob();
+  if (body.size === 0) {
     throw new VeilFailure(CLIENT_ERRORS.BAD_RESPONSE, 'The companion returned an empty file.');
   }
   const headers = response.headers;

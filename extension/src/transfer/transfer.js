@@ -18,6 +18,8 @@ import { cloak } from '../background/companion.js';
 import { recordPreview } from '../background/previews.js';
 import { TICKET_PREFIX, TICKET_TTL_MS } from '../shared/tickets.js';
 
+const PREVIEW_DELAY_MS = 1500;
+
 /**
  * Takes a ticket out of session storage; returns the tab it was issued for, or null.
  * @param {unknown} ticket
@@ -47,27 +49,28 @@ async function handle(reply, request) {
   const { mode, port } = await loadSettings();
   let outcome;
   try {
-    outcome = await cloak(request.bytes, request.type, mode);
+    outcome = await cloak(new Blob([request.bytes], { type: request.type }), request.type, mode);
   } catch (error) {
     const failure = error instanceof VeilFailure ? error : new VeilFailure(CLIENT_ERRORS.BAD_RESPONSE, String(error));
     if (failure.code === 'unauthorized') await saveToken('');
     reply.postMessage({ kind: 'error', code: failure.code, message: failure.message, fix: fixFor(failure.code, port) });
     return;
   }
-  // The page gets the buffer itself (transferred, no copy); the preview keeps a copy.
-  const bytes = outcome.body;
-  const forPreview = outcome.faces > 0 && tabId >= 0 ? bytes.slice(0) : null;
+  const bytes = await outcome.body.arrayBuffer();
   reply.postMessage(
     { kind: 'result', type: outcome.type, faces: outcome.faces, seconds: outcome.seconds, ssim: outcome.ssim, bytes },
     [bytes],
   );
   reply.close();
-  if (forPreview === null) return;
+  if (outcome.faces === 0 || tabId < 0) return;
+  // Decoding two full-size photos for the preview competes for the CPU with the
+  // page taking its file: let the page go first.
+  await new Promise((resolve) => setTimeout(resolve, PREVIEW_DELAY_MS));
   try {
     await recordPreview(tabId, {
       name: request.name,
       original: new Blob([request.bytes], { type: request.type }),
-      cloaked: new Blob([forPreview], { type: outcome.type }),
+      cloaked: outcome.body,
       faces: outcome.faces,
       ssim: outcome.ssim,
       seconds: outcome.seconds,
