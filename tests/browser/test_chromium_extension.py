@@ -137,6 +137,17 @@ def test_trusted_drop_delivers_cloaked_files(form: Page, site: UploadSite, photo
     assert_cloaked(original.read_bytes(), received.data)
 
 
+def test_drop_onto_a_file_input_fills_it_with_the_cloak(
+    form: Page, site: UploadSite, photos: Path
+) -> None:
+    original = photo(photos, "Angelina_Jolie", "img5.jpg")
+    trusted_drop(form, "#single", [original])
+    [received] = site.wait_for("single", UPLOAD_TIMEOUT)
+    assert received.name == original.name
+    assert_cloaked(original.read_bytes(), received.data)
+    assert len(seen_by_page(form, "single")) == 1
+
+
 def test_paste_of_an_image_delivers_the_cloak(
     form: Page, browser: ExtensionBrowser, site: UploadSite, photos: Path
 ) -> None:

@@ -47,6 +47,10 @@
     (event) => {
       if (!event.isTrusted || !event.dataTransfer) return;
       if (!cloakFiles.shouldIntercept(event.dataTransfer.files)) return;
+      // A drop on a file input fills the input natively (then input/change fire,
+      // which intercept-input.js handles); a synthetic drop could not do that.
+      const target = /** @type {HTMLInputElement} */ (cloakFiles.targetOf(event));
+      if (target && target.localName === 'input' && target.type === 'file') return;
       event.preventDefault(); // the browser must not open the original either
       event.stopImmediatePropagation();
       void redrop(event);
