@@ -93,6 +93,23 @@ def _find_choice(node: dict[str, Any], choice: str) -> int | None:
     return None
 
 
+def _texts(node: dict[str, Any]) -> list[str]:
+    found = [str(node["nodeValue"])] if node.get("nodeType") == 3 else []
+    for key in ("children", "shadowRoots"):
+        for child in node.get(key) or []:
+            found.extend(_texts(child))
+    return found
+
+
+def all_text(page: Page) -> str:
+    """Every text node of the page, including inside closed shadow roots (Veil's UI)."""
+    cdp = page.context.new_cdp_session(page)
+    try:
+        return " ".join(_texts(cdp.send("DOM.getDocument", {"depth": -1, "pierce": True})["root"]))
+    finally:
+        cdp.detach()
+
+
 def prompt_is_open(page: Page) -> bool:
     cdp = page.context.new_cdp_session(page)
     try:

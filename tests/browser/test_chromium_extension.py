@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from chromium_driver import (
     ExtensionBrowser,
+    all_text,
     answer_prompt,
     prompt_is_open,
     screenshot,
@@ -185,6 +186,30 @@ def test_input_in_an_open_shadow_root(form: Page, site: UploadSite, photos: Path
     assert received.name == original.name
     assert_cloaked(original.read_bytes(), received.data)
     assert len(seen_by_page(form, "shadow")) == 1, "the page saw the original's change event"
+
+
+def test_photo_without_a_face_passes_with_its_metadata_removed(
+    form: Page, site: UploadSite, tmp_path: Path
+) -> None:
+    landscape = tmp_path / "no-face.jpg"
+    y, x = np.mgrid[0:480, 0:640]
+    pixels = np.stack([x % 256, y % 256, (x + y) % 256], axis=-1).astype(np.uint8)
+    exif = Image.Exif()
+    exif[0x010F] = "TestCam"
+    gps = exif.get_ifd(0x8825)
+    gps.update({1: "N", 2: (52.0, 31.0, 12.0), 3: "E", 4: (13.0, 24.0, 0.0)})
+    Image.fromarray(pixels).save(landscape, format="JPEG", exif=exif, quality=90)
+    form.set_input_files("#single", str(landscape))
+    [received] = site.wait_for("single", UPLOAD_TIMEOUT)
+    assert received.name == landscape.name
+    with Image.open(io.BytesIO(received.data)) as image:
+        assert image.size == (640, 480)
+        assert not image.getexif().get_ifd(0x8825), "location data reached the site"
+    # The person is told nothing was cloaked, rather than shown a false "protected".
+    deadline = time.monotonic() + 5
+    while "found no face" not in all_text(form):
+        assert time.monotonic() < deadline, "no notice that the photo had no face"
+        time.sleep(0.2)
 
 
 def test_site_switched_off_gets_the_original(
