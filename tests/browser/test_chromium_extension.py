@@ -110,6 +110,7 @@ def test_file_input_gets_the_cloaked_photo_and_the_popup_shows_it(
     assert seen["files"] == [
         {"name": original.name, "size": len(received.data), "type": "image/jpeg"}
     ]
+    check_popup_preview(browser, site)
 
 
 def test_multiple_keeps_order_and_passes_other_files_untouched(

@@ -63,6 +63,7 @@ async function handle(reply, request) {
   );
   reply.close();
   if (outcome.faces === 0 || tabId < 0) return;
+  const totalSeconds = (performance.now() - startedAt) / 1000;
   // Decoding two full-size photos for the preview competes for the CPU with the
   // page taking its file: let the page go first.
   await new Promise((resolve) => setTimeout(resolve, PREVIEW_DELAY_MS));
@@ -74,7 +75,7 @@ async function handle(reply, request) {
       faces: outcome.faces,
       ssim: outcome.ssim,
       seconds: outcome.seconds,
-      totalSeconds: (performance.now() - startedAt) / 1000,
+      totalSeconds,
       boxes: outcome.boxes,
     });
   } catch (error) {
