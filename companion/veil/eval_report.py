@@ -58,16 +58,15 @@ class Figures:
     loo: list[LooRow] = field(default_factory=list)
     photos: list[PhotoRow] = field(default_factory=list)
 
-    def loo_means(self) -> list[tuple[str, str, dict[str, float]]]:
-        """Per (mode, re-encode): mean leave-one-out protection per classifier."""
-        groups: dict[tuple[str, str], list[dict[str, float]]] = {}
+    def loo_means(self) -> list[tuple[str, str, dict[str, float], list[str]]]:
+        """Per (mode, re-encode): mean held-out protection per classifier, and over whom."""
+        groups: dict[tuple[str, str], list[ProtectionRow]] = {}
         for item in self.loo:
-            key = (item.row.mode, item.row.reencode)
-            groups.setdefault(key, []).append(item.row.scores)
+            groups.setdefault((item.row.mode, item.row.reencode), []).append(item.row)
         out = []
         for (mode, reencode), rows in groups.items():
-            means = {c: sum(r[c] for r in rows) / len(rows) for c in rows[0]}
-            out.append((mode, reencode, means))
+            means = {c: sum(r.scores[c] for r in rows) / len(rows) for c in rows[0].scores}
+            out.append((mode, reencode, means, [r.attacker for r in rows]))
         return out
 
     def as_json(self) -> dict[str, object]:
@@ -144,12 +143,18 @@ def render_markdown(fig: Figures) -> str:
     if fig.loo:
         lines += [
             "",
-            "## Leave one out (cloak without M, attack with M): the transfer figure",
+            "## Held out (cloak without M, attack with M): the transfer figure",
             "",
         ]
         lines += _protection_table([item.row for item in fig.loo], reencodes)
-        lines += ["", "| mode | re-encode | mean LOO (centroid / logreg) |", "|---|---|---|"]
-        lines += [f"| {m} | {r} | {_pair(s)} |" for m, r, s in fig.loo_means()]
+        lines += [
+            "",
+            "| mode | re-encode | mean held-out (centroid / logreg) | over |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| {m} | {r} | {_pair(s)} | {', '.join(held)} |" for m, r, s, held in fig.loo_means()
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -187,7 +192,11 @@ def write_plot(fig: Figures, path: Path) -> str:
     dssim = {m.mode: m.crop_dssim for m in fig.modes}
     figure, axes = plt.subplots(figsize=(7, 4.5))
     series: dict[str, list[tuple[float, float, str]]] = {}
+    held_out = {(i.row.mode, i.row.attacker, i.row.reencode) for i in fig.loo}
     for r in fig.ensemble:
+        # A never-surrogate attacker's ensemble row is plotted once, as held out.
+        if (r.mode, r.attacker, r.reencode) in held_out:
+            continue
         if r.reencode == "none" and r.mode in dssim:
             series.setdefault(f"{r.attacker} (ensemble)", []).append(
                 (dssim[r.mode], r.scores["logreg"], r.mode)

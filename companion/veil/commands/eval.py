@@ -145,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
                     row = ProtectionRow(mode.value, name, reencode, result.by_classifier)
                     if label == "ensemble":
                         figures.ensemble.append(row)
-                        if args.loo and name not in names:
+                        if name not in names:
                             # Never a surrogate: the ensemble IS the ensemble without it.
                             figures.loo.append(LooRow(row, names))
                     else:
@@ -250,5 +250,5 @@ def _print_loo_means(figures: Figures) -> None:
     if not figures.loo:
         return
     print("\nleave-one-out means (held-out attacker, cloak without it):")
-    for mode, reencode, means in figures.loo_means():
-        print(f"  [{mode}] {reencode:9s} " + _pair(means))
+    for mode, reencode, means, held in figures.loo_means():
+        print(f"  [{mode}] {reencode:9s} " + _pair(means) + f"  over {', '.join(held)}")
