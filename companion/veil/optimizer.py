@@ -27,7 +27,7 @@ Budgets per mode (crop = 112x112 aligned face, values in 0..1 units of 1/255):
 | mode | linf | steps | copies | grid | min crop SSIM | min face SSIM (engine) |
 |------|------|-------|--------|------|---------------|------------------------|
 | low  | 6    | 12    | 2      | 56   | 0.95          | 0.95                   |
-| mid  | 10   | 20    | 2      | 56   | 0.90          | 0.90                   |
+| mid  | 10   | 14    | 2      | 56   | 0.90          | 0.90                   |
 | high | 16   | 30    | 3      | 56   | 0.80          | 0.85                   |
 
 Measured protection, quality and speed per mode are in `docs/protection.md`.
@@ -87,7 +87,7 @@ _BUDGETS: dict[Mode, ModeBudget] = {
         linf=6 / 255, steps=12, copies=2, grid=56, min_crop_ssim=0.95, min_face_ssim=0.95
     ),
     Mode.MID: ModeBudget(
-        linf=10 / 255, steps=20, copies=2, grid=56, min_crop_ssim=0.90, min_face_ssim=0.90
+        linf=10 / 255, steps=14, copies=2, grid=56, min_crop_ssim=0.90, min_face_ssim=0.90
     ),
     Mode.HIGH: ModeBudget(
         linf=16 / 255, steps=30, copies=3, grid=56, min_crop_ssim=0.80, min_face_ssim=0.85
