@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     crops = ev.to_float(
         np.concatenate([faces.uploads[i][:1] for i in faces.identities])[: args.crops]
     )
-    surrogates = load_recognizers(optimizer.DEFAULT_SURROGATES)
+    surrogates = load_recognizers()  # the engine's default surrogates
     optimizer.cloak_crops(crops[:1], Mode.LOW, surrogates, seed=0)  # warm the sessions
     print(f"surrogates: {', '.join(s.name for s in surrogates)}; {len(crops)} crops per batch")
     print(f"load average before: {os.getloadavg()}")

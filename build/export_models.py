@@ -487,7 +487,7 @@ def export_mobilefacenet(args: argparse.Namespace) -> None:
             paths,
             not args.fp32,
             verification,
-            default_surrogate=False,
+            default_surrogate=True,
         ),
     )
 

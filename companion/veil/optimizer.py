@@ -94,11 +94,6 @@ _BUDGETS: dict[Mode, ModeBudget] = {
     ),
 }
 
-DEFAULT_SURROGATES = ("sface", "mobilefacenet")
-"""The recognisers the cloak is computed with (the engine loads these). Two light models:
-the ensemble costs about 1.3x SFace alone, and FaceNet-CASIA and the face-api ResNet stay
-unseen attackers that measure transfer honestly."""
-
 
 def mode_budget(mode: Mode) -> ModeBudget:
     """The budget of one strength mode (table in this module's docstring)."""

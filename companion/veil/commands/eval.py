@@ -41,7 +41,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--surrogates",
         nargs="+",
         default=None,
-        help="recognisers to cloak with (default: the optimiser's DEFAULT_SURROGATES)",
+        help="recognisers to cloak with (default: the manifest's default surrogates)",
     )
     parser.add_argument("--loo", action="store_true", help="also leave-one-out per attacker")
     parser.add_argument(
@@ -85,9 +85,9 @@ def run(args: argparse.Namespace) -> int:
     store = get_store()
     recognisers = {r.name: r for r in load_recognizers(store.names(role="recogniser"), store)}
     attackers = args.attackers or list(recognisers)
-    surrogate_names = args.surrogates or [
-        n for n in optimizer.DEFAULT_SURROGATES if n in recognisers
-    ]
+    # The engine's own surrogates (the manifest's default_surrogate flags) unless told otherwise,
+    # so that what is measured is what users get.
+    surrogate_names = args.surrogates or [r.name for r in load_recognizers(None, store)]
     unknown = sorted(set(attackers + surrogate_names) - set(recognisers))
     if unknown:
         print(f"veil eval: unknown recogniser(s) {unknown}; have {sorted(recognisers)}")
