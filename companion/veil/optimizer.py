@@ -35,7 +35,10 @@ Measured protection, quality and speed per mode are in `docs/protection.md`.
 
 from __future__ import annotations
 
+import itertools
+import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -44,6 +47,7 @@ import numpy as np
 import numpy.typing as npt
 
 from veil.errors import CloakFailedError
+from veil.modelstore import physical_cores
 from veil.results import Mode
 
 F32 = npt.NDArray[np.float32]
@@ -80,6 +84,7 @@ class ModeBudget:
     smooth_sigma: float = 1.5  # Gaussian smoothing of the gradient, crop pixels (0: off)
     texture_mask: bool = True  # scale the L-inf budget by local texture
     targeted: bool = False  # pull toward a decoy instead of only pushing away from oneself
+    identity_copy: bool = True  # copy 0 is the crop itself; False: every copy is transformed
 
 
 _BUDGETS: dict[Mode, ModeBudget] = {
@@ -187,20 +192,57 @@ def _ensemble_gradient(
     rng: np.random.Generator,
 ) -> F32:
     n = x.shape[0]
-    transforms = [_identity_transform(n)] + [
-        _random_transform(n, x.shape[1], rng) for _ in range(plan.copies - 1)
+    first = [_identity_transform(n)] if plan.identity_copy else []
+    transforms = first + [
+        _random_transform(n, x.shape[1], rng) for _ in range(plan.copies - len(first))
     ]
     batch = np.concatenate([t.forward(x) for t in transforms], axis=0)
+    tiled = [np.tile(target, (len(transforms), 1)) for target in targets]
     total = np.zeros_like(x)
-    for model, target in zip(surrogates, targets, strict=True):
-        _, _, grad = model.loss_and_grad(batch, np.tile(target, (len(transforms), 1)))
-        grad = np.asarray(grad, dtype=np.float32)
+    for grad in _parallel_gradients(surrogates, batch, tiled):
         summed = np.zeros_like(x)
         for k, transform in enumerate(transforms):
             summed += transform.backward(grad[k * n : (k + 1) * n])
         norm = np.mean(np.abs(summed), axis=(1, 2, 3), keepdims=True) + 1e-12
         total += summed / norm
     return total
+
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(physical_cores(), thread_name_prefix="veil-grad")
+        return _POOL
+
+
+def _parallel_gradients(
+    surrogates: Sequence[Surrogate], batch: F32, targets: Sequence[F32]
+) -> list[F32]:
+    """Each surrogate's d loss / d batch, computed concurrently.
+
+    The gradient graphs run single-threaded (see `veil.modelstore`), one per core. With fewer
+    surrogates than cores the batch is split too, so every core has work. ONNX Runtime
+    releases the GIL while it runs.
+    """
+    cores = physical_cores()
+    pieces = max(1, min(len(batch), cores // max(len(surrogates), 1)))
+    bounds = np.linspace(0, len(batch), pieces + 1).astype(int)
+    jobs = [
+        (model, batch[a:b], target[a:b])
+        for model, target in zip(surrogates, targets, strict=True)
+        for a, b in itertools.pairwise(bounds)
+    ]
+    if len(jobs) == 1:
+        results = [jobs[0][0].loss_and_grad(jobs[0][1], jobs[0][2])[2]]
+    else:
+        results = list(_pool().map(lambda job: job[0].loss_and_grad(job[1], job[2])[2], jobs))
+    grads = [np.asarray(g, dtype=np.float32) for g in results]
+    return [np.concatenate(grads[i * pieces : (i + 1) * pieces]) for i in range(len(surrogates))]
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,142 @@
+"""Research runs for the optimiser's budgets: protection, leave-one-out and speed of one setting.
+
+Cloaks the uploads of the first `--ids` identities (the tuning split: never the 8 reported-only
+ones unless asked) with one budget, then prints, per attacker, protection (nearest centroid /
+logistic regression) after each re-encode, and the leave-one-out figure: for every surrogate
+M, the cloak computed with the ensemble WITHOUT M attacked by M; attackers that are not in
+the ensemble are held out by construction. Crop SSIM/DSSIM and the optimiser's seconds per
+face (wall time of `cloak_crops`, one crop at a time like the engine) are printed beside.
+
+    .venv/bin/python build/tune_cloak.py --surrogates sface mobilefacenet faceapi_resnet \\
+        --steps 10 --copies 1 --no-identity-copy [--ids 16 --uploads 3]
+
+Nothing is asserted: this prints figures for docs/protection.md. Cloaked crops are cached
+under bench-out/tune/ keyed by every setting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from veil import evaluate as ev
+from veil import optimizer
+from veil.recognizers import Recognizer
+from veil.results import Mode
+
+ATTACKERS = ("sface", "mobilefacenet", "facenet", "faceapi_resnet")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mode", default="mid", choices=[m.value for m in Mode])
+    parser.add_argument("--surrogates", nargs="+", default=["sface", "mobilefacenet"])
+    parser.add_argument("--attackers", nargs="+", default=list(ATTACKERS))
+    parser.add_argument("--steps", type=int)
+    parser.add_argument("--copies", type=int)
+    parser.add_argument("--linf", type=float, help="in 1/255 units")
+    parser.add_argument("--grid", type=int)
+    parser.add_argument("--min-crop-ssim", type=float)
+    parser.add_argument("--momentum", type=float)
+    parser.add_argument("--smooth-sigma", type=float)
+    parser.add_argument("--no-identity-copy", action="store_true")
+    parser.add_argument("--no-loo", action="store_true")
+    parser.add_argument("--ids", type=int, default=16, help="first N identities (tuning split)")
+    parser.add_argument("--uploads", type=int, default=3, help="uploads per identity")
+    parser.add_argument("--reencodes", nargs="+", default=["none", "jpeg75"])
+    parser.add_argument("--faces", type=Path, default=None)
+    parser.add_argument("--out", type=Path, default=Path("bench-out/tune"))
+    args = parser.parse_args(argv)
+
+    budget = optimizer.mode_budget(Mode(args.mode))
+    changes: dict[str, float | int | bool] = {}
+    for field in ("steps", "copies", "grid", "min_crop_ssim", "momentum", "smooth_sigma"):
+        value = getattr(args, field)
+        if value is not None:
+            changes[field] = value
+    if args.linf is not None:
+        changes["linf"] = args.linf / 255
+    if args.no_identity_copy:
+        changes["identity_copy"] = False
+    budget = optimizer.with_overrides(budget, **changes)
+    print(f"budget: {budget}")
+
+    faces_dir = args.faces or ev.default_faces_dir()
+    faces = ev.load_face_set(faces_dir, limit_identities=args.ids, max_uploads=args.uploads)
+    models = {name: Recognizer(name) for name in set(args.attackers) | set(args.surrogates)}
+    cache = ev.EmbeddingCache(args.out / "embeddings")
+    print(f"{len(faces.identities)} identities, {faces.upload_count} uploads")
+    for name in args.attackers:
+        base = ev.attack(models[name], faces, None, "none", cache).by_classifier
+        print(f"  baseline {name:15s} {base['centroid']:.2f} / {base['logreg']:.2f}")
+
+    sets: list[tuple[str, list[str]]] = [("ensemble", list(args.surrogates))]
+    if not args.no_loo:
+        for held in args.surrogates:
+            rest = [n for n in args.surrogates if n != held]
+            if rest and held in args.attackers:
+                sets.append((held, rest))
+
+    loo: dict[str, dict[str, dict[str, float]]] = {}  # attacker -> reencode -> classifier
+    for label, names in sets:
+        chosen: list[optimizer.Surrogate] = [models[n] for n in names]
+        blob = f"{budget!r}|{','.join(names)}|{optimizer.ALGORITHM_VERSION}"
+        tag = f"{args.mode}-{'+'.join(names)}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
+        times: list[float] = []
+
+        def cloak(
+            crops: ev.F32,
+            seed: int,
+            chosen: list[optimizer.Surrogate] = chosen,
+            times: list[float] = times,
+        ) -> ev.F32:
+            out = []
+            for i in range(len(crops)):  # one face at a time, as the engine runs them
+                started = time.perf_counter()
+                out.append(
+                    optimizer.cloak_crops(
+                        crops[i : i + 1], Mode(args.mode), chosen, seed=seed + i, budget=budget
+                    )
+                )
+                times.append(time.perf_counter() - started)
+            return np.concatenate(out)
+
+        run = ev.cloak_uploads(faces, tag, cloak, args.out / "cloaked", log=lambda _: None)
+        speed = f"{statistics.median(times):.2f} s/face" if times else "cached"
+        print(
+            f"\n[{label}] {'+'.join(names)}: crop SSIM {run.crop_ssim:.4f} "
+            f"DSSIM {run.crop_dssim:.4f}, {speed}",
+            flush=True,
+        )
+        targets = args.attackers if label == "ensemble" else [label]
+        for name in targets:
+            for reencode in args.reencodes:
+                result = ev.attack(models[name], faces, run.uploads, reencode, cache)
+                scores = result.by_classifier
+                role = "white-box" if name in names else "held out"
+                print(
+                    f"  vs {name:15s} {reencode:7s} {role:9s} "
+                    f"{scores['centroid']:.2f} / {scores['logreg']:.2f}"
+                )
+                if name not in names:
+                    loo.setdefault(name, {})[reencode] = scores
+    if loo:
+        print("\nleave-one-out (centroid / logreg):")
+        for reencode in args.reencodes:
+            rows = [(name, per[reencode]) for name, per in loo.items() if reencode in per]
+            cells = ", ".join(f"{n} {s['centroid']:.2f}/{s['logreg']:.2f}" for n, s in rows)
+            mean_c = float(np.mean([s["centroid"] for _, s in rows]))
+            mean_l = float(np.mean([s["logreg"] for _, s in rows]))
+            low = min(min(s["centroid"], s["logreg"]) for _, s in rows)
+            print(f"  {reencode:7s} mean {mean_c:.2f} / {mean_l:.2f}  min {low:.2f}  ({cells})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
