@@ -46,6 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--momentum", type=float)
     parser.add_argument("--smooth-sigma", type=float)
     parser.add_argument("--no-identity-copy", action="store_true")
+    parser.add_argument("--jpeg-share", type=float)
+    parser.add_argument("--colour-low-share", type=float)
+    parser.add_argument("--colour-sigma", type=float)
+    parser.add_argument("--step-power", type=float)
     parser.add_argument("--no-loo", action="store_true")
     parser.add_argument("--ids", type=int, default=16, help="first N identities (tuning split)")
     parser.add_argument("--uploads", type=int, default=3, help="uploads per identity")
@@ -56,7 +60,19 @@ def main(argv: list[str] | None = None) -> int:
 
     budget = optimizer.mode_budget(Mode(args.mode))
     changes: dict[str, float | int | bool] = {}
-    for field in ("steps", "copies", "grid", "min_crop_ssim", "momentum", "smooth_sigma"):
+    fields = (
+        "steps",
+        "copies",
+        "grid",
+        "min_crop_ssim",
+        "momentum",
+        "smooth_sigma",
+        "jpeg_share",
+        "colour_low_share",
+        "colour_sigma",
+        "step_power",
+    )
+    for field in fields:
         value = getattr(args, field)
         if value is not None:
             changes[field] = value

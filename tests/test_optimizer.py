@@ -76,3 +76,43 @@ def test_budgets_grow_with_the_mode() -> None:
     low, mid, high = (optimizer.mode_budget(m) for m in (Mode.LOW, Mode.MID, Mode.HIGH))
     assert low.linf < mid.linf < high.linf
     assert low.min_face_ssim >= mid.min_face_ssim >= high.min_face_ssim
+
+
+def test_concurrent_gradients_equal_one_call_per_surrogate(crops: np.ndarray) -> None:
+    # The optimiser splits work over threads (per surrogate, and per batch slice when there
+    # are fewer surrogates than cores); the pieces must come back whole and in order.
+    models = [Recognizer("sface"), Recognizer("mobilefacenet")]
+    batch = np.concatenate([crops, crops[::-1] * 0.9]).astype(np.float32)
+    targets = [m.embed(crops[::-1].repeat(2, axis=0)) for m in models]
+    for chosen in (models, models[:1]):
+        got = optimizer._parallel_gradients(chosen, batch, targets[: len(chosen)])
+        for model, target, grad in zip(chosen, targets, got, strict=False):
+            expected = model.loss_and_grad(batch, target)[2]
+            assert grad.shape == batch.shape
+            np.testing.assert_allclose(grad, expected, rtol=1e-4, atol=1e-7)
+
+
+def test_colour_blotches_are_capped_and_fine_detail_kept() -> None:
+    budget = optimizer.with_overrides(
+        optimizer.mode_budget(Mode.MID), colour_low_share=0.2, colour_sigma=4.0
+    )
+    rng = np.random.default_rng(0)
+    size = 112
+    yy = np.linspace(-1, 1, size, dtype=np.float32)[:, None]
+    smooth = np.zeros((1, size, size, 3), np.float32)
+    smooth[..., 0] = budget.linf * (yy > 0)  # a red patch over half the face: a blotch
+    fine = rng.choice([-1.0, 1.0], (1, size, size, 3)).astype(np.float32) * budget.linf / 2
+    grey = np.full((1, size, size, 1), budget.linf / 2, np.float32)
+    out = optimizer._limit_colour_blotches(smooth + fine + grey, budget, 1.0)
+
+    def low_colour(v: np.ndarray) -> np.ndarray:
+        colour = v - v.mean(axis=3, keepdims=True)
+        return optimizer._blur(np.ascontiguousarray(colour, np.float32), 4.0)
+
+    assert np.abs(low_colour(smooth)).max() > 0.5 * budget.linf
+    # Approximate (see the function): within 1.5x the cap, from over 3x.
+    assert np.abs(low_colour(out)).max() <= 0.2 * budget.linf * 1.5
+    # The grey (brightness) part is untouched, and most of the fine colour grain survives.
+    np.testing.assert_allclose(out.mean(axis=3), (smooth + fine + grey).mean(axis=3), atol=1e-6)
+    kept = np.corrcoef((out - low_colour(out)).ravel(), fine.ravel())[0, 1]
+    assert kept > 0.8, kept

@@ -55,7 +55,7 @@ F32 = npt.NDArray[np.float32]
 CROP_SIZE = 112
 """Side of the aligned crops the optimiser works on (ArcFace 112x112 template)."""
 
-ALGORITHM_VERSION = 2
+ALGORITHM_VERSION = 3
 """Bumped whenever the algorithm changes its output for the same budget (benchmark caches)."""
 
 
@@ -85,6 +85,10 @@ class ModeBudget:
     texture_mask: bool = True  # scale the L-inf budget by local texture
     targeted: bool = False  # pull toward a decoy instead of only pushing away from oneself
     identity_copy: bool = True  # copy 0 is the crop itself; False: every copy is transformed
+    jpeg_share: float = 1 / 3  # share of transformed copies that go through a real JPEG
+    step_power: float = 0.0  # 0: signed steps; > 0: steps scaled by |gradient| ** power
+    colour_low_share: float = 1.0  # cap on low-frequency colour change, share of linf (1: off)
+    colour_sigma: float = 4.0  # crop pixels: colour blurred wider than this counts as a blotch
 
 
 _BUDGETS: dict[Mode, ModeBudget] = {
@@ -137,8 +141,7 @@ def cloak_crops(
     velocity = np.zeros_like(coarse)
     step = 2.5 * plan.linf / max(plan.steps, 1)
     for _ in range(plan.steps):
-        delta = np.clip(_upsample(coarse, size), -cap, cap)
-        x = np.clip(x0 + delta, 0.0, 1.0)
+        x = np.clip(x0 + _delta(coarse, cap, plan), 0.0, 1.0)
         grad = _ensemble_gradient(x, surrogates, targets, plan, rng)
         if plan.smooth_sigma > 0:
             grad = _blur(grad, plan.smooth_sigma)
@@ -146,11 +149,62 @@ def cloak_crops(
         norm = np.mean(np.abs(coarse_grad), axis=(1, 2, 3), keepdims=True) + 1e-12
         velocity = plan.momentum * velocity + coarse_grad / norm
         # Descend: the loss is cosine similarity to the crop's own embedding (minus decoy's).
-        coarse = np.clip(coarse - step * np.sign(velocity), -1.5 * plan.linf, 1.5 * plan.linf)
-        coarse = coarse.astype(np.float32)
-    delta = np.clip(_upsample(coarse, size), -cap, cap)
-    out = np.clip(x0 + delta, 0.0, 1.0).astype(np.float32)
+        coarse = np.clip(
+            coarse - step * _direction(velocity, plan.step_power), -1.5 * plan.linf, 1.5 * plan.linf
+        )
+        coarse = _limit_colour_blotches(coarse.astype(np.float32), plan, plan.grid / size)
+    out = np.clip(x0 + _delta(coarse, cap, plan), 0.0, 1.0).astype(np.float32)
     return _meet_ssim(x0, out, plan.min_crop_ssim)
+
+
+def _direction(velocity: F32, power: float) -> F32:
+    """sign(v) * (|v| / max|v|) ** power per crop: power 0 is the signed step of I-FGSM.
+
+    A signed step moves every grid cell by the full step, so after a few steps the whole face
+    sits at +-budget in flat patches; with power > 0 cells move in proportion to how much
+    they matter, and the change gathers where the recognisers look.
+    """
+    if power <= 0:
+        return np.sign(velocity).astype(np.float32)
+    peak = np.max(np.abs(velocity), axis=(1, 2, 3), keepdims=True) + 1e-12
+    return np.asarray(np.sign(velocity) * (np.abs(velocity) / peak) ** power, dtype=np.float32)
+
+
+def _delta(coarse: F32, cap: F32, plan: ModeBudget) -> F32:
+    """The crop-size perturbation of a coarse one: upsampled, colour-limited, capped."""
+    size = cap.shape[1]
+    delta = np.clip(_upsample(coarse, size), -cap, cap)
+    if plan.colour_low_share < 1.0:
+        delta = np.clip(_limit_colour_blotches(delta, plan, 1.0), -cap, cap)
+    return np.asarray(delta, dtype=np.float32)
+
+
+def _limit_colour_blotches(v: F32, plan: ModeBudget, pixels_per_crop_pixel: float) -> F32:
+    """Cap the low-frequency colour part of a perturbation at `colour_low_share * linf`.
+
+    People see colour only coarsely (S-CIELAB filters chroma far wider than luminance), so a
+    colour change spread over a region (yellowed teeth, a magenta cheek) shows at a few
+    levels, while fine colour grain of the same amplitude does not. The perturbation is split
+    into its grey part (the same change on R, G and B: brightness only), kept whole, and its
+    colour part, whose blurred (low-frequency) component is clipped; its fine part is kept.
+    """
+    if plan.colour_low_share >= 1.0:
+        return v
+    grey = np.mean(v, axis=3, keepdims=True)
+    colour = np.ascontiguousarray(v - grey, dtype=np.float32)
+    limit = plan.colour_low_share * plan.linf
+    sigma = plan.colour_sigma * pixels_per_crop_pixel
+    # A blur is not a projection: clipping its output once leaves low-frequency colour well
+    # above the cap, so repeat. Three passes bring a hard-edged patch to ~1.4x the cap (more
+    # passes gain little: the edge itself keeps some).
+    for _ in range(3):
+        low = _blur(colour, sigma)
+        excess = low - np.clip(low, -limit, limit)
+        if not np.any(excess):
+            break
+        excess -= np.mean(excess, axis=3, keepdims=True)  # stay a pure colour change
+        colour = np.ascontiguousarray(colour - excess, dtype=np.float32)
+    return np.asarray(grey + colour, dtype=np.float32)
 
 
 def _validated(crops: npt.NDArray[np.floating]) -> F32:
@@ -194,7 +248,8 @@ def _ensemble_gradient(
     n = x.shape[0]
     first = [_identity_transform(n)] if plan.identity_copy else []
     transforms = first + [
-        _random_transform(n, x.shape[1], rng) for _ in range(plan.copies - len(first))
+        _random_transform(n, x.shape[1], rng, plan.jpeg_share)
+        for _ in range(plan.copies - len(first))
     ]
     batch = np.concatenate([t.forward(x) for t in transforms], axis=0)
     tiled = [np.tile(target, (len(transforms), 1)) for target in targets]
@@ -278,7 +333,7 @@ def _identity_transform(n: int) -> _Transform:
     return _Transform(matrices=None, blur_sigma=0.0, jpeg_quality=0)
 
 
-def _random_transform(n: int, size: int, rng: np.random.Generator) -> _Transform:
+def _random_transform(n: int, size: int, rng: np.random.Generator, jpeg_share: float) -> _Transform:
     scales = rng.uniform(0.9, 1.1, n)
     shifts = rng.uniform(-0.04, 0.04, (n, 2)) * size
     centre = (size - 1) / 2.0
@@ -289,7 +344,7 @@ def _random_transform(n: int, size: int, rng: np.random.Generator) -> _Transform
             [s, 0.0, centre * (1 - s) + shifts[i, 0]],
             [0.0, s, centre * (1 - s) + shifts[i, 1]],
         ]
-    kind = int(rng.integers(0, 3))
+    kind = 2 if rng.random() < jpeg_share else int(rng.integers(0, 2))
     blur = float(rng.uniform(0.5, 1.2)) if kind == 1 else 0.0
     quality = int(rng.integers(60, 90)) if kind == 2 else 0
     return _Transform(matrices=matrices, blur_sigma=blur, jpeg_quality=quality)
