@@ -99,8 +99,18 @@ def test_file_input_gets_the_cloaked_photo_and_the_popup_shows_it(
     form: Page, browser: ExtensionBrowser, site: UploadSite, photos: Path
 ) -> None:
     original = photo(photos, "Angelina_Jolie", "img6.jpg")
-    form.set_input_files("#single", str(original))
-    [received] = site.wait_for("single", UPLOAD_TIMEOUT)
+    # Debug timing marks on (content/timing.js): they tell which path the photo took.
+    set_debug = "async (on) => chrome.storage.local.set({debug: {timings: on}})"
+    browser.worker().evaluate(set_debug, True)
+    try:
+        form.wait_for_timeout(200)  # the content script hears of the change
+        form.set_input_files("#single", str(original))
+        [received] = site.wait_for("single", UPLOAD_TIMEOUT)
+    finally:
+        browser.worker().evaluate(set_debug, False)
+    marks = form.evaluate("performance.getEntriesByType('mark').map((m) => m.name)")
+    assert "veil:frame:received" in marks, f"the photo did not go through the frame: {marks}"
+    assert not any("port-fallback" in mark for mark in marks), marks
     assert received.name == original.name
     assert received.type == "image/jpeg"
     assert abs(received.last_modified - original.stat().st_mtime * 1000) < 1000

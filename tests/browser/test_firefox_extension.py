@@ -1,5 +1,6 @@
 """The same unpacked extension in Firefox ESR (WebDriver BiDi): pairing through
-its own pages, then a photo picked in a file input reaches the site cloaked."""
+its own pages, then a photo picked in a file input reaches the site cloaked
+(through the transfer frame), and its preview is stored for the popup."""
 
 from __future__ import annotations
 
@@ -55,15 +56,36 @@ async def test_firefox_file_input_gets_the_cloaked_photo(
         )
         assert "Paired" in result, result
 
+        # Debug timing marks on (content/timing.js): they tell which path the photo took.
+        await firefox.value(tab, "chrome.storage.local.set({debug: {timings: true}}).then(() => 1)")
         form = await firefox.new_tab()
         await firefox.navigate(form, f"{site.url}/form")
         original = photos / "photos" / "Angelina_Jolie" / "img6.jpg"
         await firefox.set_files(form, "document.getElementById('single')", [original])
         [received] = await asyncio.to_thread(site.wait_for, "single", 180)
+        marks = json.loads(
+            await firefox.value(
+                form,
+                "JSON.stringify(performance.getEntriesByType('mark').map((m) => m.name))",
+            )
+        )
+        assert "veil:frame:received" in marks, f"the photo did not go through the frame: {marks}"
+        assert not any("port-fallback" in mark for mark in marks), marks
         assert received.name == original.name
         assert received.type == "image/jpeg"
         assert_cloaked(original.read_bytes(), received.data)
         seen = await firefox.value(form, "JSON.stringify(window.seen)")
         assert len(json.loads(seen)) == 1, f"the page saw more than the cloak: {seen}"
+        # The transfer frame has no storage.session in Firefox: the background stores its
+        # preview for the popup (read here from the extension's own page).
+        previews = await firefox.wait_until(
+            tab,
+            """chrome.storage.session.get(null).then((all) => JSON.stringify(
+                Object.values(all).filter(Array.isArray).flat()))
+              .then((text) => text === '[]' ? '' : text)""",
+        )
+        [preview] = json.loads(previews)
+        assert preview["name"] == original.name and preview["faces"] >= 1
+        assert preview["before"].startswith("data:image/png;base64,")
     finally:
         await firefox.stop()

@@ -28,10 +28,12 @@ const HEALTH_TIMEOUT_MS = 3000;
 // Cloaking a large photo on a slow CPU takes a while; past this the person is asked what to do.
 const CLOAK_TIMEOUT_MS = 200_000; // the companion's own default time-out is 180 s
 
-/** @returns {Promise<string>} */
-async function baseUrl() {
-  const { port } = await loadSettings();
-  return `http://127.0.0.1:${port}`;
+/**
+ * @param {number} [port]  The companion port when the caller already knows it.
+ * @returns {Promise<string>}
+ */
+async function baseUrl(port) {
+  return `http://127.0.0.1:${port ?? (await loadSettings()).port}`;
 }
 
 /**
@@ -156,23 +158,34 @@ function parseBoxes(value) {
 }
 
 /**
+ * @typedef {object} CloakOptions
+ * @property {string} [token]  The bearer token, when the caller has it at hand (else read from storage).
+ * @property {number} [port]  The companion port, likewise.
+ * @property {(stage: string) => void} [mark]  Debug timing marks (see content/timing.js).
+ */
+
+/**
  * Sends one photo to the companion and returns the cloaked file.
- * @param {Blob | ArrayBuffer} photo
+ * @param {Blob | ArrayBuffer} photo  A Blob or File is streamed as it is, never copied first.
  * @param {string} type
  * @param {import('../shared/settings.js').Mode} mode
+ * @param {CloakOptions} [options]
  * @returns {Promise<CloakOutcome>}
  */
-export async function cloak(photo, type, mode) {
-  const token = await loadToken();
+export async function cloak(photo, type, mode, options = {}) {
+  const mark = options.mark ?? (() => {});
+  const token = options.token ?? (await loadToken());
   if (!token) {
     throw new VeilFailure(CLIENT_ERRORS.NOT_PAIRED, 'Veil is not paired with the companion yet.');
   }
   const query = new URLSearchParams({ mode, keep_metadata: 'false' });
   const deadline = Date.now() + CLOAK_TIMEOUT_MS;
+  const base = await baseUrl(options.port);
   let response;
   for (;;) {
+    mark('frame:fetch');
     response = await request(
-      `${await baseUrl()}/v1/cloak?${query}`,
+      `${base}/v1/cloak?${query}`,
       {
         method: 'POST',
         headers: { 'Content-Type': type || 'application/octet-stream', Authorization: `Bearer ${token}` },
@@ -187,9 +200,11 @@ export async function cloak(photo, type, mode) {
     if (body?.error?.code !== 'busy') break;
     await new Promise((resolve) => setTimeout(resolve, retryAfter * 1000));
   }
+  mark('frame:response');
   if (!response.ok) throw await failureFrom(response);
   // A Blob (not an ArrayBuffer): measured faster for 25 MB photos in build/bench_extension.py.
   const body = await response.blob();
+  mark('frame:body');
   if (body.size === 0) {
     throw new VeilFailure(CLIENT_ERRORS.BAD_RESPONSE, 'The companion returned an empty file.');
   }

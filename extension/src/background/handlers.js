@@ -13,8 +13,8 @@ import {
   updateSettings,
 } from '../shared/settings.js';
 import { health, pair, tokenIsValid, unpair } from './companion.js';
-import { listPreviews } from './previews.js';
-import { issueTicket } from '../shared/tickets.js';
+import { listPreviews, storePreview } from './previews.js';
+import { issueTicket, redeemTicket } from '../shared/tickets.js';
 
 /** @typedef {import('../shared/settings.js').Settings} Settings */
 
@@ -31,6 +31,8 @@ import { issueTicket } from '../shared/tickets.js';
  * @typedef {object} Messages  Payload and answer of each message type.
  * @property {{payload: {}, answer: SiteState}} siteState
  * @property {{payload: {}, answer: {ticket: string}}} transferTicket
+ * @property {{payload: {ticket: string}, answer: {tabId: number | null}}} redeemTicket
+ * @property {{payload: {tabId: number, preview: import('./previews.js').Preview}, answer: {}}} storePreview
  * @property {{payload: {}, answer: CompanionStatus}} status
  * @property {{payload: {tabId: number}, answer: {site: string, enabled: boolean, settings: Settings,
  *   status: CompanionStatus, previews: import('./previews.js').Preview[]}}} popupState
@@ -81,6 +83,17 @@ export const handlers = {
   async transferTicket(_payload, sender) {
     // Only content scripts get here (pages cannot message the extension).
     return { ticket: await issueTicket(sender.tab?.id ?? -1) };
+  },
+
+  // For the transfer frame where it has no storage.session (Firefox). Runtime
+  // messages come only from Veil's own pages and content scripts, never from
+  // web pages, so this does not open the frame to them.
+  redeemTicket: async ({ ticket }) => ({ tabId: await redeemTicket(ticket) }),
+
+  // Likewise for a preview the frame built (Firefox).
+  async storePreview({ tabId, preview }) {
+    await storePreview(Number(tabId), preview);
+    return {};
   },
 
   status: () => companionStatus(),

@@ -142,10 +142,24 @@ function padBox(box, width, height) {
 /**
  * Builds and stores the preview of one cloaked photo.
  * @param {number} tabId
- * @param {{name: string, original: Blob, cloaked: Blob, faces: number, ssim: number | null,
- *   seconds: number | null, totalSeconds: number, boxes: Array<[number, number, number, number]>}} item
+ * @param {PreviewSource} item
  */
 export async function recordPreview(tabId, item) {
+  await storePreview(tabId, await buildPreview(item));
+}
+
+/**
+ * @typedef {{name: string, original: Blob, cloaked: Blob, faces: number, ssim: number | null,
+ *   seconds: number | null, totalSeconds: number, boxes: Array<[number, number, number, number]>}} PreviewSource
+ */
+
+/**
+ * Builds the preview of one cloaked photo (no storage: the transfer frame
+ * builds it where it has the photos, the background may store it).
+ * @param {PreviewSource} item
+ * @returns {Promise<Preview>}
+ */
+export async function buildPreview(item) {
   const before = await createImageBitmap(item.original);
   const after = await createImageBitmap(item.cloaked);
   try {
@@ -172,18 +186,27 @@ export async function recordPreview(tabId, item) {
       zoomBox,
       zoomSource,
     };
-    const list = [preview, ...(await listPreviews(tabId))].slice(0, MAX_PER_TAB);
-    try {
-      await chrome.storage.session.set({ [keyFor(tabId)]: list });
-    } catch {
-      // Session storage is small (10 MB in Chrome): drop the other tabs' previews, keep this one.
-      const everything = await chrome.storage.session.get(null);
-      const others = Object.keys(everything).filter((key) => key.startsWith('previews:') && key !== keyFor(tabId));
-      await chrome.storage.session.remove(others);
-      await chrome.storage.session.set({ [keyFor(tabId)]: [preview] });
-    }
+    return preview;
   } finally {
     before.close();
     after.close();
+  }
+}
+
+/**
+ * Adds a built preview to its tab's list in session storage.
+ * @param {number} tabId
+ * @param {Preview} preview
+ */
+export async function storePreview(tabId, preview) {
+  const list = [preview, ...(await listPreviews(tabId))].slice(0, MAX_PER_TAB);
+  try {
+    await chrome.storage.session.set({ [keyFor(tabId)]: list });
+  } catch {
+    // Session storage is small (10 MB in Chrome): drop the other tabs' previews, keep this one.
+    const everything = await chrome.storage.session.get(null);
+    const others = Object.keys(everything).filter((key) => key.startsWith('previews:') && key !== keyFor(tabId));
+    await chrome.storage.session.remove(others);
+    await chrome.storage.session.set({ [keyFor(tabId)]: [preview] });
   }
 }

@@ -1,8 +1,12 @@
 // Client of the transfer frame (src/transfer/transfer.js): one hidden
-// extension frame per document, in a closed shadow root, receiving photos as
-// transferred ArrayBuffers. Much faster than runtime messaging for large
-// photos; when the frame cannot be used (blocked, or the companion cannot be
-// reached from it), transport.js falls back to the background Port.
+// extension frame per document, in a closed shadow root, receiving each photo
+// as the page's own File and answering with the cloak as a Blob. Blobs are
+// structured-cloned as references (the bytes stay in the browser's blob store,
+// or on disk for a picked file), so no byte of the photo is read or copied in
+// the page: the frame's fetch streams it to the companion. Much faster than
+// runtime messaging for large photos; when the frame cannot be used (blocked,
+// or the companion cannot be reached from it), transport.js falls back to the
+// background Port.
 'use strict';
 
 (() => {
@@ -18,7 +22,7 @@
   let unusable = false;
 
   /** @param {unknown} value */
-  const isArrayBuffer = (value) => Object.prototype.toString.call(value) === '[object ArrayBuffer]';
+  const isBlob = (value) => /^\[object (Blob|File)\]$/.test(Object.prototype.toString.call(value));
 
   /**
    * A failure of the frame itself (not of the companion): the caller falls back to the Port.
@@ -51,8 +55,14 @@
     return ready;
   }
 
-  /** @type {{ticket: Promise<string>, at: number} | null} */
+  /**
+   * A ticket fetched ahead of the photo, already handed to the frame it was
+   * fetched for (which redeems it at once, so the photo does not wait for it).
+   * @type {{ticket: Promise<string>, at: number, frame: Promise<Window>} | null}
+   */
   let spareTicket = null;
+  // Younger than the ticket's own minute of life, with a margin.
+  const SPARE_MS = 40_000;
 
   /** @returns {Promise<string>} */
   async function requestTicket() {
@@ -61,37 +71,49 @@
     return answer.ticket;
   }
 
-  /** A ticket young enough to be redeemed (they live a minute), the spare one when possible. */
-  function takeTicket() {
+  /**
+   * A ticket young enough to be redeemed (they live a minute): the spare one
+   * when it was prepared for the frame in use now.
+   * @param {Promise<Window>} target
+   */
+  function takeTicket(target) {
     const spare = spareTicket;
     spareTicket = null;
-    if (spare && Date.now() - spare.at < 40_000) return spare.ticket;
+    if (spare && spare.frame === target && Date.now() - spare.at < SPARE_MS) return spare.ticket;
     return requestTicket();
   }
 
   /**
    * Gets the frame and a ticket ready while the person is still choosing a
    * file (the picker is open, or a drag is over the page), so the photo does
-   * not wait for them.
+   * not wait for them; the frame redeems the ticket meanwhile.
    */
   function warm() {
     if (unusable) return;
-    frame().catch(() => {});
-    if (!spareTicket || Date.now() - spareTicket.at >= 40_000) {
-      const ticket = requestTicket();
-      ticket.catch(() => {});
-      spareTicket = { ticket, at: Date.now() };
-    }
+    const target = frame();
+    target.catch(() => {});
+    if (spareTicket && spareTicket.frame === target && Date.now() - spareTicket.at < SPARE_MS) return;
+    const ticket = requestTicket();
+    ticket.catch(() => {});
+    spareTicket = { ticket, at: Date.now(), frame: target };
+    Promise.all([target, ticket]).then(
+      ([frameWindow, value]) => frameWindow.postMessage({ kind: 'prepare', ticket: value }, FRAME_ORIGIN),
+      () => {},
+    );
   }
 
   /**
    * Cloaks one photo through the transfer frame.
    * @param {File} file
-   * @returns {Promise<{bytes: ArrayBuffer, type: string, faces: number, seconds: number | null, ssim: number | null}>}
+   * @returns {Promise<{blob: Blob, type: string, faces: number, seconds: number | null, ssim: number | null}>}
    */
-  async function cloakBytes(file) {
+  async function cloakBlob(file) {
     if (unusable) throw bridgeFailure('the transfer frame is not usable here');
-    const [target, ticket, bytes] = await Promise.all([frame(), takeTicket(), file.arrayBuffer()]);
+    const { timing } = veilContent;
+    timing.mark('bridge-start');
+    const target = frame();
+    const [frameWindow, ticket] = await Promise.all([target, takeTicket(target)]);
+    timing.mark('frame-ready');
     const channel = new MessageChannel();
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -102,21 +124,25 @@
         clearTimeout(timer);
         channel.port1.close();
         const data = event.data;
+        timing.mark('answer');
+        timing.markAll(data?.marks);
         // Firefox hands content scripts cross-compartment objects: check the brand, not instanceof.
-        if (data?.kind === 'result' && isArrayBuffer(data.bytes)) resolve(data);
+        if (data?.kind === 'result' && isBlob(data.blob)) resolve(data);
         else if (data?.kind === 'error' && data.code === 'bridge_failed') {
           unusable = true;
           reject(bridgeFailure(String(data.message)));
         } else if (data?.kind === 'error') reject(Object.assign(new Error(String(data.message)), { code: String(data.code), fix: String(data.fix ?? '') }));
         else reject(bridgeFailure('unexpected answer from the transfer frame'));
       };
-      target.postMessage(
-        { kind: 'cloak', ticket, name: file.name, type: file.type, bytes },
+      frameWindow.postMessage(
+        // The File itself: a reference to its bytes, not a copy of them.
+        { kind: 'cloak', ticket, name: file.name, type: file.type, photo: file, debug: timing.enabled() },
         FRAME_ORIGIN,
-        [channel.port2, bytes],
+        [channel.port2],
       );
+      timing.mark('posted');
     });
   }
 
-  veilContent.bridge = { cloakBytes, warm };
+  veilContent.bridge = { cloakBlob, warm };
 })();

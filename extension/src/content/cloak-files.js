@@ -31,7 +31,9 @@
     for (;;) {
       /** @type {Array<{index: number, failure: FailureInfo}>} */
       const failed = [];
+      veilContent.timing.mark('site-known');
       const indicator = veilContent.indicator.show(pending.length);
+      veilContent.timing.mark('indicator-shown');
       try {
         // One at a time: the companion cloaks one photo at a time anyway, and
         // progress reads naturally.
@@ -51,6 +53,7 @@
         }
       } finally {
         indicator.close();
+        veilContent.timing.mark('indicator-closed');
       }
       if (failed.length === 0) {
         // Say so rather than claim protection: such photos only had their metadata removed.

@@ -34,9 +34,14 @@
   async function deliver(input, files) {
     const result = await cloakFiles.protect(files);
     if (result === null) return; // cancelled: the input stays empty and the page hears nothing
+    const { timing } = veilContent;
+    timing.mark('protected');
     input.files = cloakFiles.toDataTransfer(result).files;
+    timing.mark('files-set');
     input.dispatchEvent(new Event('input', { bubbles: true, composed: true }));
+    timing.mark('input-dispatched');
     input.dispatchEvent(new Event('change', { bubbles: true }));
+    timing.mark('change-dispatched');
   }
 
   /** @param {Event} event */
@@ -47,6 +52,7 @@
     if (!input) return;
     const files = Array.from(input.files ?? []);
     if (!cloakFiles.shouldIntercept(files)) return;
+    veilContent.timing.mark('intercepted');
     event.stopImmediatePropagation();
     if (event.type === 'input') {
       awaitingChange.add(input);

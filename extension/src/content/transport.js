@@ -1,5 +1,7 @@
-// Talks to the background worker: the site switch (one runtime message) and
-// the photos themselves (one Port per photo, base64 chunks, see wire.js).
+// Gets photos cloaked: through the transfer frame (bridge.js, by reference,
+// in Chrome and Firefox alike), or where that frame cannot be used through
+// the background worker (one Port per photo, chunks, see wire.js). Also asks
+// the background for the site switch (one runtime message, then cached).
 // Content scripts cannot fetch the companion directly: their requests carry
 // the page's origin and are subject to its CORS and private-network rules.
 'use strict';
@@ -63,16 +65,19 @@
     let answer;
     try {
       onProgress(0.1);
-      answer = await veilContent.bridge.cloakBytes(file);
+      answer = await veilContent.bridge.cloakBlob(file);
     } catch (error) {
       const code = /** @type {{code?: string}} */ (error)?.code;
       // Companion errors are final; a frame that could not do its job is not:
       // the Port path is slower but works wherever the extension runs.
       if (code && !FALLBACK_CODES.has(code)) throw error;
+      veilContent.timing.mark(`port-fallback (${String(code)}: ${String(/** @type {Error} */ (error)?.message)})`);
       return cloakThroughPort(file, onProgress);
     }
     onProgress(1);
-    const cloaked = new File([answer.bytes], file.name, { type: file.type || answer.type, lastModified: file.lastModified });
+    // A File around the frame's Blob: refers to the same bytes, copies none.
+    const cloaked = new File([answer.blob], file.name, { type: file.type || answer.type, lastModified: file.lastModified });
+    veilContent.timing.mark('file-built');
     return { file: cloaked, faces: answer.faces, seconds: answer.seconds, ssim: answer.ssim };
   }
 

@@ -47,8 +47,13 @@ interface FailureInfo {
 type PromptChoice = 'retry' | 'original' | 'cancel';
 
 interface VeilContent {
+  timing: {
+    mark(name: string): void;
+    markAll(marks: unknown): void;
+    enabled(): boolean;
+  };
   bridge: {
-    cloakBytes(file: File): Promise<{ bytes: ArrayBuffer; type: string; faces: number; seconds: number | null; ssim: number | null }>;
+    cloakBlob(file: File): Promise<{ blob: Blob; type: string; faces: number; seconds: number | null; ssim: number | null }>;
     warm(): void;
   };
   uiHost: {

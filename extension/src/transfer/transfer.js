@@ -1,10 +1,11 @@
-// The fast path for photo bytes. Content scripts embed this extension page in
-// a hidden frame and post each photo to it as a transferred ArrayBuffer
-// (zero-copy structured clone); this page, which has the extension's origin
-// and host permissions, posts it to the companion and transfers the cloak
-// back over a private MessageChannel. Runtime messaging would JSON-serialise
-// the bytes: measured ~70 ms per MB each way in Chromium 156, against a few
-// ms for the whole photo here (build/bench_extension.py).
+// The fast path for photos. Content scripts embed this extension page in a
+// hidden frame and post it each photo as the page's own File (structured
+// clone of a Blob: a reference, no byte copied); this page, which has the
+// extension's origin and host permissions, streams it to the companion with
+// fetch and posts the response Blob back over a private MessageChannel, again
+// by reference. Runtime messaging would JSON-serialise the bytes: measured ~70
+// ms per MB each way in Chromium 156. build/bench_extension.py --marks shows
+// where the remaining milliseconds go.
 //
 // Web pages can post to this frame too, so each request must carry a
 // single-use ticket that only a content script can get from the background
@@ -13,54 +14,115 @@
 
 import '../shared/wire.js';
 import { CLIENT_ERRORS, VeilFailure, fixFor } from '../shared/client-errors.js';
-import { loadSettings, saveToken } from '../shared/settings.js';
+import { SETTINGS_KEY, TOKEN_KEY, loadSettings, loadToken, saveToken } from '../shared/settings.js';
 import { cloak } from '../background/companion.js';
-import { recordPreview } from '../background/previews.js';
-import { TICKET_PREFIX, TICKET_TTL_MS } from '../shared/tickets.js';
+import { buildPreview, storePreview } from '../background/previews.js';
+import { TICKET_TTL_MS, redeemTicket } from '../shared/tickets.js';
 
 const PREVIEW_DELAY_MS = 1500;
 
 /**
- * Takes a ticket out of session storage; returns the tab it was issued for, or null.
+ * @typedef {object} CloakRequest
+ * @property {unknown} ticket
+ * @property {string} name
+ * @property {string} type
+ * @property {Blob} photo  The page's File, by reference.
+ * @property {boolean} debug  Send timing marks back (content/timing.js).
+ */
+
+/**
+ * Settings and token, read once when the frame loads (while the person is
+ * still picking a file) and again only when they change: no storage read
+ * waits on the photo's way.
+ * @returns {Promise<{settings: import('../shared/settings.js').Settings, token: string}>}
+ */
+const readConfig = async () => ({ settings: await loadSettings(), token: await loadToken() });
+let config = readConfig();
+chrome.storage.onChanged.addListener((changes, area) => {
+  if (area === 'local' && (SETTINGS_KEY in changes || TOKEN_KEY in changes)) config = readConfig();
+});
+
+/**
+ * Takes the ticket out of session storage: here where the frame has
+ * storage.session (Chrome), through the background where it has not (Firefox).
  * @param {unknown} ticket
  * @returns {Promise<number | null>}
  */
 async function redeem(ticket) {
-  if (typeof ticket !== 'string' || !/^[0-9a-f-]{36}$/.test(ticket)) return null;
-  const key = `${TICKET_PREFIX}${ticket}`;
-  const stored = /** @type {{tabId: number, at: number} | undefined} */ ((await chrome.storage.session.get(key))[key]);
-  if (!stored) return null;
-  await chrome.storage.session.remove(key);
-  if (Date.now() - Number(stored.at) > TICKET_TTL_MS) return null;
-  return Number(stored.tabId);
+  if (chrome.storage.session) return redeemTicket(ticket);
+  const answer = await chrome.runtime.sendMessage({ type: 'redeemTicket', payload: { ticket } });
+  return typeof answer?.tabId === 'number' ? answer.tabId : null;
+}
+
+/**
+ * Tickets the content script handed over ahead of its photo, being redeemed
+ * or redeemed already: the photo then finds its ticket checked.
+ * @type {Map<string, Promise<number | null>>}
+ */
+const prepared = new Map();
+
+/** @param {string} ticket */
+function prepare(ticket) {
+  if (prepared.has(ticket)) return;
+  const tabId = redeem(ticket).catch(() => null);
+  prepared.set(ticket, tabId);
+  // Anything posted here (pages can too) that is no live ticket is forgotten at once.
+  void tabId.then((id) => {
+    if (id === null) prepared.delete(ticket);
+  });
+  setTimeout(() => prepared.delete(ticket), TICKET_TTL_MS);
+}
+
+/**
+ * The tab a ticket was issued for, or null; each ticket works once.
+ * @param {unknown} ticket
+ * @returns {Promise<number | null>}
+ */
+function checkTicket(ticket) {
+  const early = typeof ticket === 'string' ? prepared.get(ticket) : undefined;
+  if (!early) return redeem(ticket);
+  prepared.delete(/** @type {string} */ (ticket));
+  return early;
 }
 
 /**
  * @param {MessagePort} reply
- * @param {{ticket: unknown, name: string, type: string, bytes: ArrayBuffer}} request
+ * @param {CloakRequest} request
  */
 async function handle(reply, request) {
   const startedAt = performance.now();
-  const tabId = await redeem(request.ticket);
+  /** @type {Array<[string, number]> | undefined} */
+  const marks = request.debug ? [] : undefined;
+  /** @param {string} stage */
+  const mark = (stage) => marks?.push([stage, performance.timeOrigin + performance.now()]);
+  mark('frame:received');
+  const [tabId, { settings, token }] = await Promise.all([checkTicket(request.ticket), config]);
+  mark('frame:redeemed');
   if (tabId === null) {
     reply.postMessage({ kind: 'error', code: 'forbidden_origin', message: 'Veil refused an unauthorised request.', fix: '' });
     return;
   }
-  const { mode, port } = await loadSettings();
+  const { mode, port } = settings;
   let outcome;
   try {
-    outcome = await cloak(new Blob([request.bytes], { type: request.type }), request.type, mode);
+    outcome = await cloak(request.photo, request.type, mode, { token, port, mark });
   } catch (error) {
     const failure = error instanceof VeilFailure ? error : new VeilFailure(CLIENT_ERRORS.BAD_RESPONSE, String(error));
     if (failure.code === 'unauthorized') await saveToken('');
-    reply.postMessage({ kind: 'error', code: failure.code, message: failure.message, fix: fixFor(failure.code, port) });
+    reply.postMessage({ kind: 'error', code: failure.code, message: failure.message, fix: fixFor(failure.code, port), marks });
     return;
   }
-  const bytes = await outcome.body.arrayBuffer();
-  reply.postMessage(
-    { kind: 'result', type: outcome.type, faces: outcome.faces, seconds: outcome.seconds, ssim: outcome.ssim, bytes },
-    [bytes],
-  );
+  mark('frame:reply');
+  // The response Blob as it is: the content script wraps it in a File without reading it.
+  reply.postMessage({
+    kind: 'result',
+    type: outcome.type,
+    faces: outcome.faces,
+    seconds: outcome.seconds,
+    ssim: outcome.ssim,
+    blob: outcome.body,
+    marks,
+  });
   reply.close();
   if (outcome.faces === 0 || tabId < 0) return;
   const totalSeconds = (performance.now() - startedAt) / 1000;
@@ -68,9 +130,9 @@ async function handle(reply, request) {
   // page taking its file: let the page go first.
   await new Promise((resolve) => setTimeout(resolve, PREVIEW_DELAY_MS));
   try {
-    await recordPreview(tabId, {
+    const preview = await buildPreview({
       name: request.name,
-      original: new Blob([request.bytes], { type: request.type }),
+      original: request.photo,
       cloaked: outcome.body,
       faces: outcome.faces,
       ssim: outcome.ssim,
@@ -78,6 +140,9 @@ async function handle(reply, request) {
       totalSeconds,
       boxes: outcome.boxes,
     });
+    // Stored here where the frame has storage.session (Chrome), by the background where not (Firefox).
+    if (chrome.storage.session) await storePreview(tabId, preview);
+    else await chrome.runtime.sendMessage({ type: 'storePreview', payload: { tabId, preview } });
   } catch (error) {
     console.warn('Veil: could not build the preview', error);
   }
@@ -85,13 +150,13 @@ async function handle(reply, request) {
 
 /**
  * @param {MessagePort} reply
- * @param {{ticket: unknown, name: string, type: string, bytes: ArrayBuffer}} request
+ * @param {CloakRequest} request
  */
 async function handleSafely(reply, request) {
   try {
     await handle(reply, request);
   } catch (error) {
-    // E.g. Firefox gives extension frames inside web pages no storage.session:
+    // The frame could not do its job here (e.g. blocked storage or messaging):
     // the content script then uses the background Port instead.
     reply.postMessage({ kind: 'error', code: 'bridge_failed', message: String(error), fix: '' });
   }
@@ -100,7 +165,17 @@ async function handleSafely(reply, request) {
 window.addEventListener('message', (event) => {
   const [reply] = event.ports;
   const data = event.data;
-  const isArrayBuffer = Object.prototype.toString.call(data?.bytes) === '[object ArrayBuffer]';
-  if (!reply || !data || data.kind !== 'cloak' || !isArrayBuffer) return;
-  void handleSafely(reply, { ticket: data.ticket, name: String(data.name), type: String(data.type), bytes: data.bytes });
+  if (data?.kind === 'prepare' && typeof data.ticket === 'string') {
+    prepare(data.ticket);
+    return;
+  }
+  const isBlob = /^\[object (Blob|File)\]$/.test(Object.prototype.toString.call(data?.photo));
+  if (!reply || !data || data.kind !== 'cloak' || !isBlob) return;
+  void handleSafely(reply, {
+    ticket: data.ticket,
+    name: String(data.name),
+    type: String(data.type),
+    photo: data.photo,
+    debug: data.debug === true,
+  });
 });
