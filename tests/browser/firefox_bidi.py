@@ -80,9 +80,9 @@ class Firefox:
                     raise RuntimeError("Firefox did not open its WebDriver BiDi port") from None
                 await asyncio.sleep(0.3)
         self._reader = asyncio.create_task(self._read())
-        await self.send(
-            "session.new", {"capabilities": {"alwaysMatch": {"acceptInsecureCerts": True}}}
-        )
+        # A click on a file input must not leave a native file picker open: BiDi sets the files.
+        capabilities = {"acceptInsecureCerts": True, "unhandledPromptBehavior": {"file": "ignore"}}
+        await self.send("session.new", {"capabilities": {"alwaysMatch": capabilities}})
         return self
 
     async def _read(self) -> None:
@@ -157,6 +157,18 @@ class Firefox:
                 "files": [str(f) for f in files],
             },
         )
+
+    async def click(self, context: str, element_expression: str) -> None:
+        """A trusted mouse click in the middle of an element (input.performActions)."""
+        element = await self.evaluate(context, element_expression)
+        origin = {"type": "element", "element": {"sharedId": element["sharedId"]}}
+        pointer = [
+            {"type": "pointerMove", "x": 0, "y": 0, "origin": origin},
+            {"type": "pointerDown", "button": 0},
+            {"type": "pointerUp", "button": 0},
+        ]
+        mouse = {"type": "pointer", "id": "mouse", "actions": pointer}
+        await self.send("input.performActions", {"context": context, "actions": [mouse]})
 
     async def stop(self) -> None:
         try:
