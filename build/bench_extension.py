@@ -15,7 +15,7 @@ back, File rebuild, events).
   (trusted input/change events).
 
     .venv/bin/python build/bench_extension.py [--browser chromium|firefox|both] [--runs 2]
-        [--marks] [--faces DIR]
+        [--marks] [--extension DIR] [--faces DIR]
 
 `--marks` switches on the extension's debug timing marks (chrome.storage.local
 `debug.timings`, see extension/src/content/timing.js) and prints, per stage of
@@ -147,7 +147,7 @@ def bench_chromium(
         str(work / "profile"),
         executable_path=CHROMIUM,
         headless=True,
-        args=chromium_args(EXTENSION_DIR),
+        args=chromium_args(args.extension.resolve()),
     )
     runs: list[Run] = []
     try:
@@ -248,7 +248,7 @@ async def bench_firefox(
     try:
         await firefox.send(
             "webExtension.install",
-            {"extensionData": {"type": "path", "path": str(EXTENSION_DIR)}},
+            {"extensionData": {"type": "path", "path": str(args.extension.resolve())}},
         )
         # The first-run pairing page is an extension page: settings, pairing and (later) the
         # preview storage are reached from it, as in tests/browser/test_firefox_extension.py.
@@ -395,6 +395,12 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--browser", choices=["chromium", "firefox", "both"], default="chromium")
     parser.add_argument("--marks", action="store_true", help="print the debug timing marks")
+    parser.add_argument(
+        "--extension",
+        type=Path,
+        default=EXTENSION_DIR,
+        help="the unpacked extension to load (e.g. an older checkout, to compare)",
+    )
     args = parser.parse_args()
     source = args.faces / "photos" / "Scarlett_Johansson" / "img49.jpg"
     if not source.is_file():
