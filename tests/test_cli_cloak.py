@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +23,7 @@ from engine_support import (
 )
 
 VEIL = Path(sys.executable).with_name("veil")
+REPO = Path(__file__).resolve().parents[1]
 
 
 def veil(*args: str | Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -136,3 +138,20 @@ def test_without_output_dir_writes_next_to_input_and_never_overwrites(tmp_path: 
     assert run.returncode == 0
     assert src.read_bytes() != data  # GPS gone, in place
     assert sorted(p.name for p in tmp_path.iterdir()) == ["beach.cloaked.jpg", "beach.jpg"]
+
+
+def test_check_judges_each_model_by_its_calibrated_threshold(
+    batch: tuple[Path, Path, subprocess.CompletedProcess[str]],
+) -> None:
+    inputs, out, _ = batch
+    run = veil("check", "--json", inputs / "portrait.jpg", out / "portrait.jpg")
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout)
+    manifest = json.loads((REPO / "models" / "manifest.json").read_text())
+    models = report["faces"][0]["models"]
+    assert set(models) == {n for n, e in manifest["models"].items() if e["role"] == "recogniser"}
+    for name, row in models.items():
+        threshold = manifest["models"][name]["match"]["cosine_threshold"]
+        assert row["threshold"] == threshold
+        moved_past = row["verdict"].startswith("moved past")
+        assert moved_past == (row["cosine"] < threshold), (name, row)
