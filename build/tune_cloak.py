@@ -51,6 +51,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--colour-sigma", type=float)
     parser.add_argument("--step-power", type=float)
     parser.add_argument("--no-loo", action="store_true")
+    parser.add_argument(
+        "--targeted",
+        action="store_true",
+        help="pull each person toward a decoy: the next person's (alphabetical) clean upload "
+        "centroid, fixed per person (benchmark only: no decoy faces ship with Veil)",
+    )
     parser.add_argument("--ids", type=int, default=16, help="first N identities (tuning split)")
     parser.add_argument("--uploads", type=int, default=3, help="uploads per identity")
     parser.add_argument("--reencodes", nargs="+", default=["none", "jpeg75"])
@@ -102,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     loo: dict[str, dict[str, dict[str, float]]] = {}  # attacker -> reencode -> classifier
     for label, names in sets:
         chosen: list[optimizer.Surrogate] = [models[n] for n in names]
-        blob = f"{budget!r}|{','.join(names)}|{optimizer.ALGORITHM_VERSION}"
+        blob = f"{budget!r}|{','.join(names)}|{optimizer.ALGORITHM_VERSION}|{args.targeted}"
         tag = f"{args.mode}-{'+'.join(names)}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
         times: list[float] = []
 
@@ -113,11 +119,24 @@ def main(argv: list[str] | None = None) -> int:
             times: list[float] = times,
         ) -> ev.F32:
             out = []
+            person = seed // 1000  # ev.cloak_uploads seeds with 1000 * identity index + i
+            decoy_person = faces.identities[(person + 1) % len(faces.identities)]
             for i in range(len(crops)):  # one face at a time, as the engine runs them
+                decoys = None
+                if args.targeted:
+                    clean = ev.to_float(faces.uploads[decoy_person])
+                    decoys = [
+                        ev.l2_normalise(m.embed(clean).mean(axis=0, keepdims=True)) for m in chosen
+                    ]
                 started = time.perf_counter()
                 out.append(
                     optimizer.cloak_crops(
-                        crops[i : i + 1], Mode(args.mode), chosen, seed=seed + i, budget=budget
+                        crops[i : i + 1],
+                        Mode(args.mode),
+                        chosen,
+                        seed=seed + i,
+                        budget=budget,
+                        decoys=decoys,
                     )
                 )
                 times.append(time.perf_counter() - started)
