@@ -11,7 +11,8 @@ One step, for every crop at once (see `cloak_crops`):
    other recognisers, and does not look like pixel noise once pasted back at full resolution.
 2. `copies` transformed versions of the cloaked crop (copy 0 untouched; the others randomly
    rescaled/shifted, blurred, or passed through a real JPEG encode with the gradient taken as
-   identity (BPDA)) go through every surrogate in one batched call each.
+   identity (BPDA)) go through every surrogate in one batched call each; the surrogates run
+   concurrently, one single-threaded ONNX Runtime session per core.
 3. Each surrogate's gradient is mapped back through its transform, normalised per crop so
    no surrogate dominates, summed, smoothed with a Gaussian (translation-invariant attack),
    pulled back to the coarse grid and accumulated with momentum (MI-FGSM).
