@@ -31,6 +31,11 @@ export default [
     },
   },
   {
+    // Runs in the page's own world: a classic script with no extension API.
+    files: ['src/page/**/*.js'],
+    languageOptions: { sourceType: 'script', globals: { ...globals.browser } },
+  },
+  {
     files: ['eslint.config.js'],
     languageOptions: { sourceType: 'module', globals: globals.node },
   },

@@ -3,6 +3,7 @@ an ordinary upload page's own script receives and uploads is the cloaked file.""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import time
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ from chromium_driver import (
     screenshot,
     trusted_drop,
 )
-from harness import EXTENSION_DIR, Companion, assert_cloaked, chromium_args
+from harness import EXTENSION_DIR, Companion, assert_cloaked, chromium_args, free_port
 from PIL import Image
 from playwright.sync_api import Page
 from upload_site import UploadSite
@@ -360,3 +361,86 @@ def test_page_cannot_use_the_transfer_frame_without_a_ticket(
     )
     assert isinstance(answer, dict), answer
     assert answer["kind"] == "error" and answer["code"] == "forbidden_origin", answer
+
+
+# showOpenFilePicker()'s own dialog cannot be answered headless: CDP reports it as
+# Page.fileChooserOpened without an input node, and no command can give it files (Playwright's
+# file chooser only fills <input type=file>). So the test stands in for the browser's dialog:
+# an init script, which runs before Veil's page-world script wraps the picker, makes
+# showOpenFilePicker() resolve to FileSystemFileHandles of test photos written to the page's
+# origin-private file system. Veil's wrapper, its channel to the content script, the cloaking
+# path, the prompt and getFile() on the handles are all the real ones.
+STAND_IN_PICKER = """
+window.showOpenFilePicker = async () => {
+    const root = await navigator.storage.getDirectory();
+    return Promise.all(window.pickerNames.map((name) => root.getFileHandle(name)));
+};
+"""
+
+WRITE_TO_OPFS = """async (names) => {
+    const root = await navigator.storage.getDirectory();
+    for (const name of names) {
+        const blob = await (await fetch('/photo/' + name)).blob();
+        const writable = await (await root.getFileHandle(name, { create: true })).createWritable();
+        await writable.write(blob);
+        await writable.close();
+    }
+    window.pickerNames = names;
+}"""
+
+READ_OWN_OPFS_FILE = """async (name) => {
+    const root = await navigator.storage.getDirectory();
+    const file = await (await root.getFileHandle(name)).getFile();
+    const digest = await crypto.subtle.digest('SHA-256', await file.arrayBuffer());
+    return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('');
+}"""
+
+
+def test_show_open_file_picker_hands_out_the_cloak(
+    browser: ExtensionBrowser, site: UploadSite, companion: Companion, photos: Path
+) -> None:
+    assert site.photos_dir is not None
+    first = photo(photos, "George_Clooney", "img38.jpg")
+    second = photo(photos, "Angelina_Jolie", "img5.jpg")
+    notes = site.photos_dir / "notes.txt"
+    notes.write_bytes(b"not a photo\n" * 100)
+    for source in (first, second):
+        (site.photos_dir / source.name).write_bytes(source.read_bytes())
+    names = [first.name, notes.name, second.name]
+    site.clear()
+    page = browser.context.new_page()
+    page.add_init_script(STAND_IN_PICKER)
+    page.goto(f"{site.url}/picker")
+    try:
+        page.evaluate(WRITE_TO_OPFS, names)
+        # The page's own use of the origin-private file system is left alone.
+        own = page.evaluate(READ_OWN_OPFS_FILE, first.name)
+        assert own == hashlib.sha256(first.read_bytes()).hexdigest()
+
+        # Companion unreachable: the person is asked; Cancel gives the page nothing.
+        set_port = """async (port) => {
+            const {settings} = await chrome.storage.local.get('settings');
+            await chrome.storage.local.set({settings: {...settings, port}});
+        }"""
+        browser.worker().evaluate(set_port, free_port())
+        try:
+            page.click("#open")
+            answer_prompt(page, "cancel")
+            page.wait_for_function("window.errors.length > 0", timeout=30_000)
+            assert page.evaluate("window.errors")[0].startswith("NotAllowedError")
+            assert page.evaluate("window.seen") == []
+            assert site.batches("picker") == []
+        finally:
+            browser.worker().evaluate(set_port, companion.port)
+
+        page.click("#open")
+        received = site.wait_for("picker", UPLOAD_TIMEOUT)
+        assert [item.name for item in received] == names
+        assert received[1].data == notes.read_bytes()
+        assert_cloaked(first.read_bytes(), received[0].data)
+        assert_cloaked(second.read_bytes(), received[2].data)
+        assert received[0].type == "image/jpeg"
+        [seen] = page.evaluate("window.seen")
+        assert [entry["size"] for entry in seen] == [len(item.data) for item in received]
+    finally:
+        page.close()

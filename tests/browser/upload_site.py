@@ -2,8 +2,9 @@
 script uploads whatever files it is given (FormData POST) back to this server,
 which records exactly the bytes it received.
 
-Upload paths on the page: a plain file input, a `multiple` input, a drop zone,
-a paste zone, an input in a srcdoc iframe and an input in an open shadow root.
+Upload paths on the form page: a plain file input, a `multiple` input, a drop
+zone, a paste zone, an input in a srcdoc iframe and an input in an open shadow
+root. A second page (/picker) picks with `showOpenFilePicker()` instead.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from pathlib import Path
 
 from aiohttp import web
 
-FORM_PAGE = (Path(__file__).parent / "pages" / "form.html").read_text(encoding="utf-8")
+PAGES = Path(__file__).parent / "pages"
+FORM_PAGE = (PAGES / "form.html").read_text(encoding="utf-8")
+PICKER_PAGE = (PAGES / "picker.html").read_text(encoding="utf-8")
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,9 @@ class UploadSite:
     async def _form(self, _request: web.Request) -> web.Response:
         return web.Response(text=FORM_PAGE, content_type="text/html")
 
+    async def _picker(self, _request: web.Request) -> web.Response:
+        return web.Response(text=PICKER_PAGE, content_type="text/html")
+
     async def _upload(self, request: web.Request) -> web.Response:
         slot = request.query.get("slot", "")
         post = await request.post()
@@ -78,6 +84,7 @@ class UploadSite:
     def start(self) -> UploadSite:
         app = web.Application(client_max_size=200 * 1024 * 1024)
         app.router.add_get("/form", self._form)
+        app.router.add_get("/picker", self._picker)
         app.router.add_post("/upload", self._upload)
         app.router.add_get("/photo/{name}", self._photo)
         self._thread.start()
