@@ -36,7 +36,7 @@ export default [
     languageOptions: { sourceType: 'script', globals: { ...globals.browser } },
   },
   {
-    files: ['eslint.config.js'],
+    files: ['eslint.config.js', 'lint-ext.mjs'],
     languageOptions: { sourceType: 'module', globals: globals.node },
   },
 ];
