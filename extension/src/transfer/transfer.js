@@ -38,6 +38,8 @@ const PREVIEW_DELAY_MS = 1500;
  */
 const readConfig = async () => ({ settings: await loadSettings(), token: await loadToken() });
 let config = readConfig();
+// A failed read is tried again by the next photo, not kept.
+const currentConfig = () => config.catch(() => (config = readConfig()));
 chrome.storage.onChanged.addListener((changes, area) => {
   if (area === 'local' && (SETTINGS_KEY in changes || TOKEN_KEY in changes)) config = readConfig();
 });
@@ -96,7 +98,7 @@ async function handle(reply, request) {
   /** @param {string} stage */
   const mark = (stage) => marks?.push([stage, performance.timeOrigin + performance.now()]);
   mark('frame:received');
-  const [tabId, { settings, token }] = await Promise.all([checkTicket(request.ticket), config]);
+  const [tabId, { settings, token }] = await Promise.all([checkTicket(request.ticket), currentConfig()]);
   mark('frame:redeemed');
   if (tabId === null) {
     reply.postMessage({ kind: 'error', code: 'forbidden_origin', message: 'Veil refused an unauthorised request.', fix: '' });
