@@ -40,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from veil.memory import share_one_malloc_arena
+
+    share_one_malloc_arena()  # before any worker thread exists (see veil.memory)
     args = build_parser().parse_args(argv)
     return int(args._run(args))
 

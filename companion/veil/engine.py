@@ -105,9 +105,11 @@ class Engine:
         manifest's default surrogates (the others stay unseen attackers for evaluation).
         """
         from veil.detector import FaceDetector
+        from veil.memory import share_one_malloc_arena
         from veil.modelstore import get_store
         from veil.recognizers import load_recognizers
 
+        share_one_malloc_arena()
         store = get_store(models_dir)
         return cls(
             FaceDetector(store),
