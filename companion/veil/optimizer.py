@@ -281,12 +281,15 @@ def _parallel_gradients(
 ) -> list[F32]:
     """Each surrogate's d loss / d batch, computed concurrently.
 
-    The gradient graphs run single-threaded (see `veil.modelstore`), one per core. With fewer
-    surrogates than cores the batch is split too, so every core has work. ONNX Runtime
-    releases the GIL while it runs.
+    The gradient graphs run single-threaded (see `veil.modelstore`); each surrogate's batch
+    is cut into one piece per core and all pieces share the pool. ONNX Runtime releases the
+    GIL while it runs.
     """
     cores = physical_cores()
-    pieces = max(1, min(len(batch), cores // max(len(surrogates), 1)))
+    # Every surrogate's batch is split over all cores, not one surrogate per core: the
+    # surrogates differ in cost (SFace about 1.5x MobileFaceNet), so one per core leaves a
+    # core idle for part of each step. Measured 1.85 s against 2.35 s a face at MID.
+    pieces = max(1, min(len(batch), cores))
     bounds = np.linspace(0, len(batch), pieces + 1).astype(int)
     jobs = [
         (model, batch[a:b], target[a:b])
