@@ -7,6 +7,9 @@ so a 14 MP photo costs ~60 MB of scratch, not gigabytes.
 
 from __future__ import annotations
 
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import cv2
@@ -27,6 +30,16 @@ def _blur(x: F32) -> F32:
 
 
 STRIP_ROWS = 256  # rows per strip: bounded scratch memory and cache-friendly
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(os.cpu_count() or 2, thread_name_prefix="veil-ssim")
+        return _POOL
 
 
 def _ssim_map_2d(x: F32, y: F32, c1: float, c2: float) -> F32:
@@ -73,24 +86,25 @@ def ssim_map_mean(a: npt.NDArray[Any], b: npt.NDArray[Any], data_range: float = 
     # Where the two images agree over a whole window the map is 1: only the columns of each
     # strip that hold a difference (plus the window radius) are computed.
     out = np.ones((height, width), np.float32)
-    for top in range(0, height, STRIP_ROWS):
+
+    def strip(top: int) -> None:
         bottom = min(top + STRIP_ROWS, height)
         lo, hi = max(top - WINDOW_RADIUS, 0), min(bottom + WINDOW_RADIUS, height)
         differs = a[lo:hi] != b[lo:hi]
         columns = np.flatnonzero(differs.any(axis=(0, 2)) if differs.ndim == 3 else differs.any(0))
         if columns.size == 0:
-            continue
+            return
         left = max(int(columns[0]) - 2 * WINDOW_RADIUS, 0)
         right = min(int(columns[-1]) + 2 * WINDOW_RADIUS + 1, width)
         total = np.zeros((bottom - top, right - left), np.float32)
         for ca, cb in pairs:
-            strip = _ssim_map_2d(
+            piece = _ssim_map_2d(
                 ca[lo:hi, left:right].astype(np.float32),
                 cb[lo:hi, left:right].astype(np.float32),
                 c1,
                 c2,
             )
-            total += strip[top - lo : top - lo + bottom - top]
+            total += piece[top - lo : top - lo + bottom - top]
         if len(pairs) > 1:
             total /= np.float32(len(pairs))
         # Columns within one radius of the cut see a reflected border; they are far enough
@@ -98,6 +112,13 @@ def ssim_map_mean(a: npt.NDArray[Any], b: npt.NDArray[Any], data_range: float = 
         inner_l = WINDOW_RADIUS if left > 0 else 0
         inner_r = (right - left) - (WINDOW_RADIUS if right < width else 0)
         out[top:bottom, left + inner_l : left + inner_r] = total[:, inner_l:inner_r]
+
+    tops = range(0, height, STRIP_ROWS)
+    if len(tops) > 1:
+        # Strips write disjoint rows; OpenCV and numpy release the GIL on these sizes.
+        list(_pool().map(strip, tops))
+    else:
+        strip(0)
     return out
 
 
