@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ import onnxruntime as ort
 
 from veil.config import models_dir
 from veil.errors import ModelMissingError
+from veil.workers import physical_cores
 
 MANIFEST_NAME = "manifest.json"
 REBUILD_HINT = (
@@ -71,19 +71,6 @@ def _sha256_file(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def physical_cores() -> int:
-    """Cores worth one ONNX Runtime intra-op thread each (SMT siblings share FP units)."""
-    try:
-        siblings: set[str] = set()
-        for cpu in Path("/sys/devices/system/cpu").glob("cpu[0-9]*/topology/thread_siblings_list"):
-            siblings.add(cpu.read_text().strip())
-        if siblings:
-            return max(1, min(len(siblings), len(os.sched_getaffinity(0))))
-    except (OSError, AttributeError):
-        pass
-    return max(1, (os.cpu_count() or 2) // 2 or 1)
 
 
 class ModelStore:

@@ -37,9 +37,7 @@ Measured protection, quality and speed per mode are in `docs/protection.md`.
 from __future__ import annotations
 
 import itertools
-import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -48,8 +46,8 @@ import numpy as np
 import numpy.typing as npt
 
 from veil.errors import CloakFailedError
-from veil.modelstore import physical_cores
 from veil.results import Mode
+from veil.workers import compute_pool, physical_cores
 
 F32 = npt.NDArray[np.float32]
 
@@ -264,18 +262,6 @@ def _ensemble_gradient(
     return total
 
 
-_POOL: ThreadPoolExecutor | None = None
-_POOL_LOCK = threading.Lock()
-
-
-def _pool() -> ThreadPoolExecutor:
-    global _POOL
-    with _POOL_LOCK:
-        if _POOL is None:
-            _POOL = ThreadPoolExecutor(physical_cores(), thread_name_prefix="veil-grad")
-        return _POOL
-
-
 def _parallel_gradients(
     surrogates: Sequence[Surrogate], batch: F32, targets: Sequence[F32]
 ) -> list[F32]:
@@ -299,7 +285,9 @@ def _parallel_gradients(
     if len(jobs) == 1:
         results = [jobs[0][0].loss_and_grad(jobs[0][1], jobs[0][2])[2]]
     else:
-        results = list(_pool().map(lambda job: job[0].loss_and_grad(job[1], job[2])[2], jobs))
+        results = list(
+            compute_pool().map(lambda job: job[0].loss_and_grad(job[1], job[2])[2], jobs)
+        )
     grads = [np.asarray(g, dtype=np.float32) for g in results]
     return [np.concatenate(grads[i * pieces : (i + 1) * pieces]) for i in range(len(surrogates))]
 

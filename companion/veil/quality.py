@@ -7,14 +7,13 @@ so a 14 MP photo costs ~60 MB of scratch, not gigabytes.
 
 from __future__ import annotations
 
-import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import cv2
 import numpy as np
 import numpy.typing as npt
+
+from veil.workers import compute_pool
 
 F32 = npt.NDArray[np.float32]
 
@@ -30,16 +29,6 @@ def _blur(x: F32) -> F32:
 
 
 STRIP_ROWS = 256  # rows per strip: bounded scratch memory and cache-friendly
-_POOL: ThreadPoolExecutor | None = None
-_POOL_LOCK = threading.Lock()
-
-
-def _pool() -> ThreadPoolExecutor:
-    global _POOL
-    with _POOL_LOCK:
-        if _POOL is None:
-            _POOL = ThreadPoolExecutor(os.cpu_count() or 2, thread_name_prefix="veil-ssim")
-        return _POOL
 
 
 def _ssim_map_2d(x: F32, y: F32, c1: float, c2: float) -> F32:
@@ -116,7 +105,7 @@ def ssim_map_mean(a: npt.NDArray[Any], b: npt.NDArray[Any], data_range: float = 
     tops = range(0, height, STRIP_ROWS)
     if len(tops) > 1:
         # Strips write disjoint rows; OpenCV and numpy release the GIL on these sizes.
-        list(_pool().map(strip, tops))
+        list(compute_pool().map(strip, tops))
     else:
         strip(0)
     return out
