@@ -13,19 +13,16 @@ no face data goes into the project).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
+from export_models import update_manifest  # the one writer of models/manifest.json
 from veil import evaluate as ev
 from veil.modelstore import get_store
 from veil.recognizers import Recognizer
-
-ROOT = Path(__file__).resolve().parents[1]
-MANIFEST = ROOT / "models" / "manifest.json"
 
 
 def equal_error_threshold(
@@ -67,8 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     label_array = np.asarray(labels, dtype=np.int64)
     print(f"{len(people)} people, {len(all_crops)} aligned crops from {aligned}")
 
-    manifest = json.loads(MANIFEST.read_text())
     store = get_store()
+    entries: dict[str, dict[str, object]] = {}
     for name in store.names(role="recogniser"):
         emb = ev.embed_all(Recognizer(name, store), all_crops)
         genuine, impostor = pair_cosines(emb, label_array)
@@ -77,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{name:15s} threshold {threshold:.3f}  false match {fmr:.3f}  "
             f"false non-match {fnmr:.3f}  ({len(genuine)} genuine, {len(impostor)} impostor pairs)"
         )
-        manifest["models"][name]["match"] = {
+        entries[name] = {**store.entry(name).raw}
+        entries[name]["match"] = {
             "cosine_threshold": round(threshold, 3),
             "rule": "equal error rate: false-match rate = false-non-match rate",
             "false_match_rate": round(fmr, 4),
@@ -87,8 +85,8 @@ def main(argv: list[str] | None = None) -> int:
             "produced_by": "build/calibrate_thresholds.py",
         }
     if not args.dry_run:
-        MANIFEST.write_text(json.dumps(manifest, indent=2) + "\n")
-        print(f"written to {MANIFEST}")
+        for name, entry in entries.items():
+            update_manifest(name, entry)
     return 0
 
 

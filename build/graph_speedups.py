@@ -195,33 +195,39 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("graphs", nargs="+", type=Path)
     parser.add_argument(
-        "--manifest", type=Path, help="update these files' sha256 and size in this manifest"
+        "--update-manifest",
+        action="store_true",
+        help="record the rewritten files' sha256 and size in models/manifest.json",
     )
     args = parser.parse_args(argv)
     for path in args.graphs:
         counts, error = rewrite_file(path)
         print(f"{path}: {counts}, max relative difference {error:.2e}")
-    if args.manifest:
-        _update_manifest(args.manifest, args.graphs)
+    if args.update_manifest:
+        _update_manifest(args.graphs)
     return 0
 
 
-def _update_manifest(manifest: Path, paths: list[Path]) -> None:
-    import hashlib
+def _update_manifest(paths: list[Path]) -> None:
     import json
 
-    data = json.loads(manifest.read_text())
-    by_name = {p.name: p for p in paths}
-    for entry in data["models"].values():
-        for item in entry["files"]:
-            path = by_name.get(item["path"])
-            if path is not None:
-                item["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
-                item["size"] = path.stat().st_size
-                entry.setdefault("produced_by", {})["rewrites"] = (
-                    "build/graph_speedups.py (stride-1 ConvTranspose -> Conv)"
-                )
-    manifest.write_text(json.dumps(data, indent=2) + "\n")
+    from export_models import MODELS, file_entry, update_manifest
+
+    rewritten = {p.name: p for p in paths if p.resolve().parent == MODELS.resolve()}
+    if len(rewritten) != len(paths):
+        raise SystemExit(f"--update-manifest needs graphs in {MODELS}")
+    manifest = json.loads((MODELS / "manifest.json").read_text())
+    for name, entry in manifest["models"].items():
+        if not any(item["path"] in rewritten for item in entry["files"]):
+            continue
+        entry["files"] = [
+            file_entry(rewritten[item["path"]], item["kind"]) if item["path"] in rewritten else item
+            for item in entry["files"]
+        ]
+        entry.setdefault("produced_by", {})["rewrites"] = (
+            "build/graph_speedups.py (stride-1 ConvTranspose -> Conv)"
+        )
+        update_manifest(name, entry)
 
 
 if __name__ == "__main__":
