@@ -236,7 +236,7 @@ async def bench_firefox(
     site: UploadSite,
     baseline: dict[str, list[float]],
 ) -> list[Run]:
-    from firefox_bidi import Firefox
+    from firefox_bidi import Firefox, submit_pairing_code
 
     binary = shutil.which("firefox-esr")
     if binary is None:
@@ -270,14 +270,7 @@ async def bench_firefox(
         await firefox.value(tab, "location.reload()")
         await firefox.wait_until(tab, "document.body.dataset.ready === 'true'")
         code = await asyncio.to_thread(companion.pairing_code)
-        await firefox.value(
-            tab,
-            f"""document.getElementById('code').value = {json.dumps(code)};
-                document.querySelector('#pair-form button[type=submit]').click();""",
-        )
-        result = await firefox.wait_until(
-            tab, "(e => e.className && e.textContent)(document.getElementById('pair-result'))"
-        )
+        result = await submit_pairing_code(firefox, tab, code)
         assert "Paired" in result, result
         token = await firefox.value(tab, "chrome.storage.local.get('token').then((s) => s.token)")
         form = await firefox.new_tab()

@@ -189,3 +189,17 @@ class Firefox:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(5)
+
+
+async def submit_pairing_code(firefox: Firefox, tab: str, code: str) -> str:
+    """Enter `code` on Veil's pairing page open in `tab`, submit it, return the result text."""
+    await firefox.value(
+        tab,
+        f"""document.getElementById('code').value = {json.dumps(code)};
+            document.querySelector('#pair-form button[type=submit]').click();""",
+    )
+    return str(
+        await firefox.wait_until(
+            tab, "(e => e.className && e.textContent)(document.getElementById('pair-result'))"
+        )
+    )

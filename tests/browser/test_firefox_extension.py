@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
-from firefox_bidi import Firefox
+from firefox_bidi import Firefox, submit_pairing_code
 from harness import EXTENSION_DIR, Companion, assert_cloaked
 from upload_site import UploadSite
 
@@ -45,15 +45,7 @@ async def test_firefox_file_input_gets_the_cloaked_photo(
         await firefox.wait_until(tab, "location.pathname.endsWith('pairing.html')")
         await firefox.wait_until(tab, "document.body.dataset.ready === 'true'")
         code = await asyncio.to_thread(companion.pairing_code)
-        await firefox.value(
-            tab,
-            f"""document.getElementById('code').value = {json.dumps(code)};
-                document.querySelector('#pair-form button[type=submit]').click();""",
-        )
-        result = await firefox.wait_until(
-            tab,
-            "(e => e.className && e.textContent)(document.getElementById('pair-result'))",
-        )
+        result = await submit_pairing_code(firefox, tab, code)
         assert "Paired" in result, result
 
         # Debug timing marks on (content/timing.js): they tell which path the photo took.
