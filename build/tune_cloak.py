@@ -121,13 +121,13 @@ def main(argv: list[str] | None = None) -> int:
             out = []
             person = seed // 1000  # ev.cloak_uploads seeds with 1000 * identity index + i
             decoy_person = faces.identities[(person + 1) % len(faces.identities)]
+            decoys = None
+            if args.targeted:  # the same decoy for all of this person's crops
+                clean = ev.to_float(faces.uploads[decoy_person])
+                decoys = [
+                    ev.l2_normalise(m.embed(clean).mean(axis=0, keepdims=True)) for m in chosen
+                ]
             for i in range(len(crops)):  # one face at a time, as the engine runs them
-                decoys = None
-                if args.targeted:
-                    clean = ev.to_float(faces.uploads[decoy_person])
-                    decoys = [
-                        ev.l2_normalise(m.embed(clean).mean(axis=0, keepdims=True)) for m in chosen
-                    ]
                 started = time.perf_counter()
                 out.append(
                     optimizer.cloak_crops(
