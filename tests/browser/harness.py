@@ -40,6 +40,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def port_is_listening(port: int) -> bool:
+    """Whether something (a person's own `veil serve`, say) already listens on 127.0.0.1:port."""
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
 class Companion:
     """A real `veil serve` subprocess with its own config directory and file token store."""
 
