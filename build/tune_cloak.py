@@ -17,6 +17,7 @@ under bench-out/tune/ keyed by every setting.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import statistics
 import sys
@@ -27,6 +28,7 @@ import numpy as np
 
 from veil import evaluate as ev
 from veil import optimizer
+from veil.paste import face_mask
 from veil.recognizers import Recognizer
 from veil.results import Mode
 
@@ -50,7 +52,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--colour-low-share", type=float)
     parser.add_argument("--colour-sigma", type=float)
     parser.add_argument("--step-power", type=float)
+    parser.add_argument("--step-decay", type=float)
+    parser.add_argument("--colour-scale", type=float)
+    parser.add_argument(
+        "--weights", type=float, nargs="+", help="one per surrogate, in --surrogates order"
+    )
     parser.add_argument("--no-loo", action="store_true")
+    parser.add_argument(
+        "--region",
+        default="face",
+        choices=["face", "none"],
+        help="face: the engine's feathered face mask (what reaches a photo); none: whole crop",
+    )
     parser.add_argument(
         "--targeted",
         action="store_true",
@@ -77,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         "colour_low_share",
         "colour_sigma",
         "step_power",
+        "step_decay",
+        "colour_scale",
     )
     for field in fields:
         value = getattr(args, field)
@@ -87,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_identity_copy:
         changes["identity_copy"] = False
     budget = optimizer.with_overrides(budget, **changes)
+    if args.weights:  # a tuple, which with_overrides' scalar signature does not take
+        budget = dataclasses.replace(budget, surrogate_weights=tuple(args.weights))
     print(f"budget: {budget}")
 
     faces_dir = args.faces or ev.default_faces_dir()
@@ -105,10 +122,20 @@ def main(argv: list[str] | None = None) -> int:
             if rest and held in args.attackers:
                 sets.append((held, rest))
 
+    region = face_mask(optimizer.CROP_SIZE) if args.region == "face" else None
     loo: dict[str, dict[str, dict[str, float]]] = {}  # attacker -> reencode -> classifier
     for label, names in sets:
         chosen: list[optimizer.Surrogate] = [models[n] for n in names]
-        blob = f"{budget!r}|{','.join(names)}|{optimizer.ALGORITHM_VERSION}|{args.targeted}"
+        set_budget = budget
+        if budget.surrogate_weights:  # keep the weights of the surrogates in this set
+            weight_of = dict(zip(args.surrogates, budget.surrogate_weights, strict=True))
+            set_budget = dataclasses.replace(
+                budget, surrogate_weights=tuple(weight_of[n] for n in names)
+            )
+        blob = (
+            f"{set_budget!r}|{','.join(names)}|{optimizer.ALGORITHM_VERSION}|{args.targeted}"
+            f"|{args.region}"
+        )
         tag = f"{args.mode}-{'+'.join(names)}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
         times: list[float] = []
 
@@ -117,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
             seed: int,
             chosen: list[optimizer.Surrogate] = chosen,
             times: list[float] = times,
+            set_budget: optimizer.ModeBudget = set_budget,
         ) -> ev.F32:
             out = []
             person = seed // 1000  # ev.cloak_uploads seeds with 1000 * identity index + i
@@ -135,8 +163,9 @@ def main(argv: list[str] | None = None) -> int:
                         Mode(args.mode),
                         chosen,
                         seed=seed + i,
-                        budget=budget,
+                        budget=set_budget,
                         decoys=decoys,
+                        region=region,
                     )
                 )
                 times.append(time.perf_counter() - started)

@@ -60,15 +60,24 @@ def test_face_changes_and_far_background_does_not(
 def test_cloak_moves_the_surrogate_embedding(engine: Engine, photo: bytes, cloaked: bytes) -> None:
     from veil.align import alignment_matrix, warp_crop
 
+    # As a tracker sees it: the face found and aligned again in the cloaked photo itself.
     before = pixels(photo).astype(np.uint8)
     after = pixels(cloaked).astype(np.uint8)
     face = engine.detect_faces(before, (1.0, 1.0))[0]
-    matrix = alignment_matrix(face.landmarks, 112)
-    crops = np.stack([warp_crop(before, matrix, 112), warp_crop(after, matrix, 112)])
+    found_again = engine.detect_faces(after, (1.0, 1.0))[0]
+    crops = np.stack(
+        [
+            warp_crop(before, alignment_matrix(face.landmarks, 112), 112),
+            warp_crop(after, alignment_matrix(found_again.landmarks, 112), 112),
+        ]
+    )
     for model in engine.surrogates:
         emb = model.embed(crops)
         emb /= np.linalg.norm(emb, axis=1, keepdims=True)
-        assert float(emb[0] @ emb[1]) < 0.9, model.name
+        # Measured at LOW: SFace 0.46, MobileFaceNet 0.59. Before the optimiser worked
+        # inside the paste mask, MobileFaceNet kept 0.69: most of the cloak never reached
+        # the photo.
+        assert float(emb[0] @ emb[1]) < 0.65, model.name
 
 
 def test_same_photo_and_mode_give_identical_bytes(

@@ -116,3 +116,24 @@ def test_colour_blotches_are_capped_and_fine_detail_kept() -> None:
     np.testing.assert_allclose(out.mean(axis=3), (smooth + fine + grey).mean(axis=3), atol=1e-6)
     kept = np.corrcoef((out - low_colour(out)).ravel(), fine.ravel())[0, 1]
     assert kept > 0.8, kept
+
+
+def test_region_confines_the_cloak_and_it_still_works(
+    crops: np.ndarray, sface: Recognizer
+) -> None:
+    """The engine's paste mask passed as `region` (at the default mode): nothing changes
+    where it is 0, and the cloak that remains (what reaches a photo) still moves the face."""
+    from veil.paste import face_mask
+
+    region = face_mask(112)
+    out = optimizer.cloak_crops(crops, Mode.MID, [sface], seed=7, region=region)
+    outside = region == 0
+    assert outside.any()
+    np.testing.assert_array_equal(out[:, outside], crops[:, outside])
+    assert np.mean(np.abs(out - crops)[:, region == 1]) > optimizer.mode_budget(Mode.MID).linf / 4
+    cosine = np.sum(sface.embed(crops) * sface.embed(out), axis=1)
+    assert np.all(cosine < 0.5), cosine
+    with pytest.raises(CloakFailedError):
+        optimizer.cloak_crops(crops, Mode.LOW, [sface], seed=7, region=np.ones((56, 56)))
+    with pytest.raises(CloakFailedError):
+        optimizer.cloak_crops(crops, Mode.LOW, [sface], seed=7, region=region * 2)

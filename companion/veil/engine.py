@@ -31,7 +31,7 @@ from veil import imageio, optimizer
 from veil.align import Box, alignment_matrix, merge_boxes, warp_crop
 from veil.errors import CloakFailedError, UnsupportedFormatError
 from veil.imageio import DEFAULT_MAX_PIXELS, DecodedImage, MetadataReport
-from veil.paste import paste, ssim_box
+from veil.paste import face_mask, paste, ssim_box
 from veil.quality import ssim, ssim_sum
 from veil.results import DEFAULT_MODE, CloakResult, FaceReport, Mode
 
@@ -192,7 +192,11 @@ class Engine:
         )
 
     def cloak_aligned_bytes(self, data: bytes, *, mode: Mode = DEFAULT_MODE) -> CloakResult:
-        """Cloak an already ArcFace-aligned face crop (no detection, whole crop perturbed)."""
+        """Cloak an already ArcFace-aligned face crop (no detection).
+
+        The cloak covers the same feathered face mask as in a photo, so that a crop cloaked
+        here (what `veil eval` measures) carries what the engine pastes into photos.
+        """
         mode = Mode(mode)
         start = time.perf_counter()
         decoded = imageio.decode(data, max_pixels=self.max_pixels)
@@ -209,7 +213,7 @@ class Engine:
                 cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA), np.float32
             )
         cloaked = optimizer.cloak_crops(
-            crop[None], mode, self.surrogates, seed=seed_for(data, mode)
+            crop[None], mode, self.surrogates, seed=seed_for(data, mode), region=face_mask(size)
         )
         delta = cloaked[0] - crop
         if decoded.width != size:
@@ -285,7 +289,12 @@ class Engine:
         matrices = [alignment_matrix(face.landmarks, size) for face in faces]
         crops = np.stack([warp_crop(canvas, m, size) for m in matrices])
         timer.lap("align")
-        cloaked = optimizer.cloak_crops(crops, mode, self.surrogates, seed=seed)
+        # The optimiser works only where paste() will put the cloak (the feathered face
+        # mask): budget spent on hair or background corners of the crop would never reach
+        # the photo.
+        cloaked = optimizer.cloak_crops(
+            crops, mode, self.surrogates, seed=seed, region=face_mask(size)
+        )
         if cloaked.shape != crops.shape or not np.all(np.isfinite(cloaked)):
             raise CloakFailedError("the optimiser returned crops of the wrong shape or NaNs")
         deltas = (cloaked - crops).astype(np.float32)
@@ -300,7 +309,7 @@ class Engine:
         for face, matrix, delta, reach in zip(faces, matrices, deltas, boxes, strict=True):
             if reach.empty:  # landmarks entirely outside the picture
                 continue
-            outcome = paste(canvas, delta, matrix, face.box, min_face_ssim=budget)
+            outcome = paste(canvas, delta, matrix, face.box, min_face_ssim=budget, premasked=True)
             outcomes.append(outcome)
             x0, y0 = max(face.box.x0, 0), max(face.box.y0, 0)
             box = (x0, y0, min(face.box.x1, width) - x0, min(face.box.y1, height) - y0)

@@ -23,12 +23,15 @@ One step, for every crop at once (see `cloak_crops`):
 Finally the perturbation is shrunk per crop, if needed, until the crop SSIM meets
 `min_crop_ssim`. The engine separately enforces `min_face_ssim` at output resolution.
 
+The engine passes its paste mask as `region` (a feathered rounded square over 70% of the
+crop, `veil.paste.face_mask`), so the budget is spent only where the cloak reaches the photo.
+
 Budgets per mode (crop = 112x112 aligned face, values in 0..1 units of 1/255):
 
 | mode | linf | steps | copies | grid | min crop SSIM | min face SSIM (engine) |
 |------|------|-------|--------|------|---------------|------------------------|
 | low  | 6    | 12    | 2      | 56   | 0.95          | 0.95                   |
-| mid  | 10   | 14    | 2      | 56   | 0.90          | 0.90                   |
+| mid  | 12   | 14    | 2      | 56   | 0.90          | 0.90                   |
 | high | 16   | 30    | 3      | 56   | 0.80          | 0.85                   |
 
 Measured protection, quality and speed per mode are in `docs/protection.md`.
@@ -54,7 +57,7 @@ F32 = npt.NDArray[np.float32]
 CROP_SIZE = 112
 """Side of the aligned crops the optimiser works on (ArcFace 112x112 template)."""
 
-ALGORITHM_VERSION = 3
+ALGORITHM_VERSION = 4
 """Bumped whenever the algorithm changes its output for the same budget (benchmark caches)."""
 
 
@@ -88,6 +91,9 @@ class ModeBudget:
     step_power: float = 0.0  # 0: signed steps; > 0: steps scaled by |gradient| ** power
     colour_low_share: float = 1.0  # cap on low-frequency colour change, share of linf (1: off)
     colour_sigma: float = 4.0  # crop pixels: colour blurred wider than this counts as a blotch
+    colour_scale: float = 1.0  # weight of the colour (non-grey) part of each step (0: luma only)
+    step_decay: float = 0.0  # step size falls linearly from (1 + d) to (1 - d) times the mean
+    surrogate_weights: tuple[float, ...] = ()  # per surrogate, in order (empty: all equal)
 
 
 _BUDGETS: dict[Mode, ModeBudget] = {
@@ -95,7 +101,7 @@ _BUDGETS: dict[Mode, ModeBudget] = {
         linf=6 / 255, steps=12, copies=2, grid=56, min_crop_ssim=0.95, min_face_ssim=0.95
     ),
     Mode.MID: ModeBudget(
-        linf=10 / 255, steps=14, copies=2, grid=56, min_crop_ssim=0.90, min_face_ssim=0.90
+        linf=12 / 255, steps=14, copies=2, grid=56, min_crop_ssim=0.90, min_face_ssim=0.90
     ),
     Mode.HIGH: ModeBudget(
         linf=16 / 255, steps=30, copies=3, grid=56, min_crop_ssim=0.80, min_face_ssim=0.85
@@ -116,12 +122,16 @@ def cloak_crops(
     seed: int,
     budget: ModeBudget | None = None,
     decoys: Sequence[F32] | None = None,
+    region: npt.NDArray[np.floating] | None = None,
 ) -> F32:
     """Cloak ArcFace-aligned crops: float32 [N,S,S,3] RGB 0..1 in, same shape out.
 
-    `budget` overrides the mode's budget (research and benchmarks). `decoys`, one [N,dim]
-    array per surrogate, turns on the targeted variant: pull toward the decoy embeddings
-    while pushing away from the crop's own. Deterministic for a given seed.
+    `region` [S,S] in 0..1 weighs where the cloak may go: the perturbation is multiplied
+    by it, inside the loop, so the optimiser spends its budget only where the result will
+    be pasted (the engine passes `veil.paste.face_mask`; None: the whole crop). `budget`
+    overrides the mode's budget (research and benchmarks). `decoys`, one [N,dim] array per
+    surrogate, turns on the targeted variant: pull toward the decoy embeddings while pushing
+    away from the crop's own. Deterministic for a given seed.
     """
     x0 = _validated(crops)
     if not surrogates:
@@ -135,25 +145,56 @@ def cloak_crops(
     rng = np.random.default_rng(seed)
     targets = _targets(x0, surrogates, decoys)
     cap = plan.linf * (_texture_mask(x0) if plan.texture_mask else np.ones_like(x0))
+    weight = _region_weight(region, size)
     # Small random start on the grid so the first gradient is not taken exactly at x0.
     coarse = rng.uniform(-0.25, 0.25, (n, plan.grid, plan.grid, 3)).astype(np.float32) * plan.linf
     velocity = np.zeros_like(coarse)
     step = 2.5 * plan.linf / max(plan.steps, 1)
-    for _ in range(plan.steps):
-        x = np.clip(x0 + _delta(coarse, cap, plan), 0.0, 1.0)
-        grad = _ensemble_gradient(x, surrogates, targets, plan, rng)
+    for k in range(plan.steps):
+        x = np.clip(x0 + weight * _delta(coarse, cap, plan), 0.0, 1.0)
+        grad = weight * _ensemble_gradient(x, surrogates, targets, plan, rng)
         if plan.smooth_sigma > 0:
             grad = _blur(grad, plan.smooth_sigma)
-        coarse_grad = _downsample(grad, plan.grid)
+        coarse_grad = _scale_colour(_downsample(grad, plan.grid), plan.colour_scale)
         norm = np.mean(np.abs(coarse_grad), axis=(1, 2, 3), keepdims=True) + 1e-12
         velocity = plan.momentum * velocity + coarse_grad / norm
         # Descend: the loss is cosine similarity to the crop's own embedding (minus decoy's).
         coarse = np.clip(
-            coarse - step * _direction(velocity, plan.step_power), -1.5 * plan.linf, 1.5 * plan.linf
+            coarse - step * _step_scale(k, plan) * _direction(velocity, plan.step_power),
+            -1.5 * plan.linf,
+            1.5 * plan.linf,
         )
-        coarse = _limit_colour_blotches(coarse.astype(np.float32), plan, plan.grid / size)
-    out = np.clip(x0 + _delta(coarse, cap, plan), 0.0, 1.0).astype(np.float32)
+        coarse = _scale_colour(coarse.astype(np.float32), plan.colour_scale)
+        coarse = _limit_colour_blotches(coarse, plan, plan.grid / size)
+    out = np.clip(x0 + weight * _delta(coarse, cap, plan), 0.0, 1.0).astype(np.float32)
     return _meet_ssim(x0, out, plan.min_crop_ssim)
+
+
+def _region_weight(region: npt.NDArray[np.floating] | None, size: int) -> F32:
+    """The region as a [1,S,S,1] multiplier (1 everywhere when None)."""
+    if region is None:
+        return np.ones((1, size, size, 1), dtype=np.float32)
+    weight = np.asarray(region, dtype=np.float32)
+    if weight.shape != (size, size):
+        raise CloakFailedError(f"region must be {size}x{size}, got {list(weight.shape)}")
+    if not np.all(np.isfinite(weight)) or weight.min() < 0 or weight.max() > 1:
+        raise CloakFailedError("region weights must lie in 0..1")
+    return weight[None, :, :, None]
+
+
+def _scale_colour(v: F32, scale: float) -> F32:
+    """Keep the grey part of v (the same change on R, G and B) and `scale` times the rest."""
+    if scale >= 1.0:
+        return v
+    grey = np.mean(v, axis=3, keepdims=True)
+    return np.asarray(grey + scale * (v - grey), dtype=np.float32)
+
+
+def _step_scale(k: int, plan: ModeBudget) -> float:
+    """Step k's size relative to the mean: big early steps to travel, small late ones to settle."""
+    if plan.steps < 2 or plan.step_decay <= 0:
+        return 1.0
+    return 1.0 + plan.step_decay * (1.0 - 2.0 * k / (plan.steps - 1))
 
 
 def _direction(velocity: F32, power: float) -> F32:
@@ -252,13 +293,16 @@ def _ensemble_gradient(
     ]
     batch = np.concatenate([t.forward(x) for t in transforms], axis=0)
     tiled = [np.tile(target, (len(transforms), 1)) for target in targets]
+    weights = plan.surrogate_weights or (1.0,) * len(surrogates)
+    if len(weights) != len(surrogates):
+        raise CloakFailedError("one weight per surrogate is needed")
     total = np.zeros_like(x)
-    for grad in _parallel_gradients(surrogates, batch, tiled):
+    for weight, grad in zip(weights, _parallel_gradients(surrogates, batch, tiled), strict=True):
         summed = np.zeros_like(x)
         for k, transform in enumerate(transforms):
             summed += transform.backward(grad[k * n : (k + 1) * n])
         norm = np.mean(np.abs(summed), axis=(1, 2, 3), keepdims=True) + 1e-12
-        total += summed / norm
+        total += weight * summed / norm
     return total
 
 

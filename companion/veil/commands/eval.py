@@ -27,6 +27,7 @@ from veil.eval_report import (
     render_markdown,
     write_plot,
 )
+from veil.paste import face_mask
 from veil.results import Mode
 
 
@@ -231,7 +232,10 @@ def _photos(
 
 def _cloaker(mode: Mode, surrogates: list[optimizer.Surrogate]) -> Callable[[ev.F32, int], ev.F32]:
     def cloak(crops: ev.F32, seed: int) -> ev.F32:
-        return optimizer.cloak_crops(crops, mode, surrogates, seed=seed)
+        # The engine's face mask, so the crops carry what the engine pastes into photos.
+        return optimizer.cloak_crops(
+            crops, mode, surrogates, seed=seed, region=face_mask(optimizer.CROP_SIZE)
+        )
 
     return cloak
 
