@@ -25,12 +25,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report", type=Path, default=REPO / "docs" / "protection.md")
     parser.add_argument("--plot", type=Path, default=REPO / "docs" / "protection.png")
     parser.add_argument("--preamble", type=Path, default=None, help="markdown put on top")
+    parser.add_argument("--postamble", type=Path, default=None, help="markdown put last")
     args = parser.parse_args(argv)
     runs = [Figures.from_json(json.loads(p.read_text())) for p in args.results]
     parts = [args.preamble.read_text()] if args.preamble else []
     for run in runs:
         text = render_markdown(run).replace("# Protection benchmark", "## Run", 1)
         parts.append(text.replace("\n## ", "\n### ").replace("\n### Run", "\n## Run"))
+    if args.postamble:
+        parts.append(args.postamble.read_text())
     args.report.parent.mkdir(parents=True, exist_ok=True)
     args.report.write_text("\n".join(parts))
     print(f"report: {args.report}")

@@ -122,3 +122,16 @@ def test_aligned_crop_mode(engine: Engine) -> None:
     before, after = pixels(data), pixels(result.data)
     assert np.abs(after - before).max() > 0
     assert result.ssim is not None and result.ssim > 0.8
+
+
+def test_close_up_keeps_the_whole_image_floor(engine: Engine) -> None:
+    """A face filling most of a small photo: the engine scales the cloak down until the
+    whole photo meets the mode's SSIM floor (before that floor, 0.969 at the default mode)."""
+    from engine_support import faces_dir
+    from veil.optimizer import mode_budget
+
+    src = faces_dir() / "photos" / "Scarlett_Johansson" / "img51.jpg"
+    result = engine.cloak_bytes(src.read_bytes())
+    assert result.face_count == 1
+    assert result.ssim is not None
+    assert mode_budget(Mode.MID).min_image_ssim <= result.ssim < 0.99

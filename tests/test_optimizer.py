@@ -118,9 +118,7 @@ def test_colour_blotches_are_capped_and_fine_detail_kept() -> None:
     assert kept > 0.8, kept
 
 
-def test_region_confines_the_cloak_and_it_still_works(
-    crops: np.ndarray, sface: Recognizer
-) -> None:
+def test_region_confines_the_cloak_and_it_still_works(crops: np.ndarray, sface: Recognizer) -> None:
     """The engine's paste mask passed as `region` (at the default mode): nothing changes
     where it is 0, and the cloak that remains (what reaches a photo) still moves the face."""
     from veil.paste import face_mask

@@ -78,3 +78,17 @@ def test_sixteen_bit_canvas_gets_the_same_cloak_in_16_bit_units() -> None:
     paste(canvas8, delta, matrix, Box(80, 80, 200, 220), min_face_ssim=0.0)
     paste(canvas16, delta, matrix, Box(80, 80, 200, 220), min_face_ssim=0.0)
     assert np.abs(canvas16.astype(float) / 257 - canvas8).max() <= 1.0
+
+
+def test_region_floor_scales_the_delta_down_too() -> None:
+    rng = np.random.default_rng(3)
+    canvas = np.clip(rng.normal(128, 10, (400, 400, 3)), 0, 255).astype(np.uint8)
+    matrix = face_matrix(2.0, 90, 60)
+    face = Box(120, 110, 300, 320)
+    delta = noise_delta(4, 0.05)
+    free = paste(canvas.copy(), delta, matrix, face, min_face_ssim=0.0)
+    region_mean = free.ssim_sum / (free.box.width * free.box.height)
+    floor = (1.0 + region_mean) / 2  # halfway between what it gave and no change at all
+    outcome = paste(canvas, delta, matrix, face, min_face_ssim=0.0, min_region_ssim=floor)
+    assert 0.0 < outcome.strength < 1.0
+    assert outcome.ssim_sum / (outcome.box.width * outcome.box.height) >= floor

@@ -304,12 +304,21 @@ class Engine:
         # Overlapping faces: keep the original pixels to measure the whole-image SSIM after.
         merged = [] if disjoint else merge_boxes(boxes)
         originals = [canvas[b.slices()].copy() for b in merged]
-        budget = optimizer.mode_budget(mode).min_face_ssim
+        budget = optimizer.mode_budget(mode)
+        region_floor = _region_ssim_floor(budget.min_image_ssim, boxes, width * height)
         reports, outcomes = [], []
         for face, matrix, delta, reach in zip(faces, matrices, deltas, boxes, strict=True):
             if reach.empty:  # landmarks entirely outside the picture
                 continue
-            outcome = paste(canvas, delta, matrix, face.box, min_face_ssim=budget, premasked=True)
+            outcome = paste(
+                canvas,
+                delta,
+                matrix,
+                face.box,
+                min_face_ssim=budget.min_face_ssim,
+                min_region_ssim=region_floor,
+                premasked=True,
+            )
             outcomes.append(outcome)
             x0, y0 = max(face.box.x0, 0), max(face.box.y0, 0)
             box = (x0, y0, min(face.box.x1, width) - x0, min(face.box.y1, height) - y0)
@@ -329,6 +338,16 @@ class Engine:
         area = sum(b.width * b.height for b, _ in measured)
         timer.lap("paste")
         return tuple(reports), (sum(v for _, v in measured) + total - area) / total
+
+
+def _region_ssim_floor(min_image_ssim: float, regions: Sequence[Box], total: int) -> float:
+    """The mean SSIM every pasted region must keep so that the whole photo keeps
+    `min_image_ssim`: outside the regions SSIM is 1, so the regions may give up together
+    (1 - floor) x total. Binding only for close-ups, where faces fill much of the photo."""
+    area = sum(b.width * b.height for b in regions if not b.empty)
+    if area == 0:
+        return 0.0
+    return max(0.0, 1.0 - (1.0 - min_image_ssim) * total / area)
 
 
 def shrink_for_detection(

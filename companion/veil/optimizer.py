@@ -21,18 +21,19 @@ One step, for every crop at once (see `cloak_crops`):
    hides it, less on flat skin).
 
 Finally the perturbation is shrunk per crop, if needed, until the crop SSIM meets
-`min_crop_ssim`. The engine separately enforces `min_face_ssim` at output resolution.
+`min_crop_ssim`. The engine separately enforces `min_face_ssim` and `min_image_ssim` at
+output resolution.
 
 The engine passes its paste mask as `region` (a feathered rounded square over 70% of the
 crop, `veil.paste.face_mask`), so the budget is spent only where the cloak reaches the photo.
 
 Budgets per mode (crop = 112x112 aligned face, values in 0..1 units of 1/255):
 
-| mode | linf | steps | copies | grid | min crop SSIM | min face SSIM (engine) |
-|------|------|-------|--------|------|---------------|------------------------|
-| low  | 6    | 12    | 2      | 56   | 0.95          | 0.95                   |
-| mid  | 12   | 14    | 2      | 56   | 0.90          | 0.90                   |
-| high | 16   | 30    | 3      | 56   | 0.80          | 0.85                   |
+| mode | linf | steps | copies | grid | min crop SSIM | min face / whole-image SSIM (engine) |
+|------|------|-------|--------|------|---------------|--------------------------------------|
+| low  | 6    | 12    | 2      | 56   | 0.95          | 0.95 / 0.99                          |
+| mid  | 12   | 10    | 2      | 56   | 0.90          | 0.90 / 0.98                          |
+| high | 16   | 30    | 3      | 56   | 0.80          | 0.85 / 0.97                          |
 
 Measured protection, quality and speed per mode are in `docs/protection.md`.
 """
@@ -82,6 +83,7 @@ class ModeBudget:
     grid: int  # side of the coarse grid the perturbation is optimised on
     min_crop_ssim: float  # the optimiser shrinks the cloak until the crop meets this
     min_face_ssim: float  # the engine enforces this on the face region at output resolution
+    min_image_ssim: float = 0.98  # ... and this on the whole photo (matters for close-ups)
     momentum: float = 0.9  # MI-FGSM decay
     smooth_sigma: float = 1.5  # Gaussian smoothing of the gradient, crop pixels (0: off)
     texture_mask: bool = True  # scale the L-inf budget by local texture
@@ -98,13 +100,31 @@ class ModeBudget:
 
 _BUDGETS: dict[Mode, ModeBudget] = {
     Mode.LOW: ModeBudget(
-        linf=6 / 255, steps=12, copies=2, grid=56, min_crop_ssim=0.95, min_face_ssim=0.95
+        linf=6 / 255,
+        steps=12,
+        copies=2,
+        grid=56,
+        min_crop_ssim=0.95,
+        min_face_ssim=0.95,
+        min_image_ssim=0.99,
     ),
     Mode.MID: ModeBudget(
-        linf=12 / 255, steps=14, copies=2, grid=56, min_crop_ssim=0.90, min_face_ssim=0.90
+        linf=12 / 255,
+        steps=10,
+        copies=2,
+        grid=56,
+        min_crop_ssim=0.90,
+        min_face_ssim=0.90,
+        min_image_ssim=0.98,
     ),
     Mode.HIGH: ModeBudget(
-        linf=16 / 255, steps=30, copies=3, grid=56, min_crop_ssim=0.80, min_face_ssim=0.85
+        linf=16 / 255,
+        steps=30,
+        copies=3,
+        grid=56,
+        min_crop_ssim=0.80,
+        min_face_ssim=0.85,
+        min_image_ssim=0.97,
     ),
 }
 

@@ -1,11 +1,12 @@
 """Paste a crop-space cloak back into the full-resolution photo.
 
-Only the DELTA (cloaked crop - original crop) travels back: it is multiplied by a feathered
-face mask in crop space, warped to the photo through the inverse alignment with bicubic
-interpolation (smooth at any upscale: no 112-pixel blocks), and added to the original pixels.
+Only the DELTA (cloaked crop - original crop) travels back: it is confined to a feathered
+mask in crop space (the optimiser works inside the same mask), warped to the photo through
+the inverse alignment with bicubic interpolation (smooth at any upscale: no 112-pixel
+blocks), and added to the original pixels.
 Pixels outside the crop footprint are never touched. The perceptual budget is then enforced
-at output resolution: if the face box SSIM is below the mode's minimum, the delta is scaled
-down by bisection until it is met.
+at output resolution: if the face box SSIM, or the mean SSIM over all pixels the paste
+changes, is below its minimum, the delta is scaled down by bisection until both are met.
 """
 
 from __future__ import annotations
@@ -128,13 +129,15 @@ def paste(
     face_box: Box,
     *,
     min_face_ssim: float,
+    min_region_ssim: float = 0.0,
     premasked: bool = False,
 ) -> PasteOutcome:
     """Add the warped, masked delta (0..1 units) to `canvas` in place, within the budget.
 
     `canvas` is [H, W, 3] uint8 or uint16; SSIM is judged on `face_box` (clipped to where the
     cloak can reach), from one SSIM map that also serves the whole-image figure.
-    `premasked`: see `warp_delta`.
+    `min_region_ssim` bounds the mean SSIM over every pixel the paste can change (the
+    engine derives it from the whole-image floor). `premasked`: see `warp_delta`.
     """
     height, width = canvas.shape[:2]
     region = ssim_box(matrix, delta.shape[0], width, height)
@@ -159,17 +162,22 @@ def paste(
         ssim = ssim_map_mean(before, pixels, maxval)
         return float(ssim[face].mean(dtype=np.float64)), float(ssim.sum(dtype=np.float64))
 
+    area = float(region.width * region.height)
+
+    def within_budget(face_ssim: float, region_sum: float) -> bool:
+        return face_ssim >= min_face_ssim and region_sum / area >= min_region_ssim
+
     best = candidate(1.0)
     quality, total = judge(best)
     strength = 1.0
-    if quality < min_face_ssim:
+    if not within_budget(quality, total):
         lo, hi = 0.0, 1.0
-        best, quality, total = before, 1.0, float(region.width * region.height)
+        best, quality, total = before, 1.0, area
         for _ in range(BISECTION_STEPS):
             mid = (lo + hi) / 2
             trial = candidate(mid)
             trial_quality, trial_total = judge(trial)
-            if trial_quality >= min_face_ssim:
+            if within_budget(trial_quality, trial_total):
                 lo, best, quality, total = mid, trial, trial_quality, trial_total
             else:
                 hi = mid
