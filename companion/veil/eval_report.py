@@ -193,9 +193,14 @@ def write_plot(fig: Figures, path: Path) -> str:
     figure, axes = plt.subplots(figsize=(7, 4.5))
     series: dict[str, list[tuple[float, float, str]]] = {}
     held_out = {(i.row.mode, i.row.attacker, i.row.reencode) for i in fig.loo}
+    surrogates: dict[str, set[str]] = {}
+    for item in fig.loo:
+        surrogates.setdefault(item.row.mode, set()).update(item.surrogates)
     for r in fig.ensemble:
-        # A never-surrogate attacker's ensemble row is plotted once, as held out.
-        if (r.mode, r.attacker, r.reencode) in held_out:
+        # A never-surrogate attacker's ensemble row is its held-out row: plotted once, as
+        # held out. A surrogate's ensemble row is its white-box figure and stays.
+        never_surrogate = r.attacker not in surrogates.get(r.mode, set())
+        if (r.mode, r.attacker, r.reencode) in held_out and never_surrogate:
             continue
         if r.reencode == "none" and r.mode in dssim:
             series.setdefault(f"{r.attacker} (ensemble)", []).append(
