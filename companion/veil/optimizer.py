@@ -32,10 +32,11 @@ Budgets per mode (crop = 112x112 aligned face, values in 0..1 units of 1/255):
 | mode | linf | steps | copies | grid | min crop SSIM | min face / whole-image SSIM (engine) |
 |------|------|-------|--------|------|---------------|--------------------------------------|
 | low  | 6    | 12    | 2      | 56   | 0.95          | 0.95 / 0.99                          |
-| mid  | 12   | 10    | 2      | 56   | 0.90          | 0.90 / 0.98                          |
+| mid  | 14   | 10    | 2      | 56   | 0.90          | 0.90 / 0.98                          |
 | high | 16   | 30    | 3      | 56   | 0.80          | 0.85 / 0.97                          |
 
-Measured protection, quality and speed per mode are in `docs/protection.md`.
+MID also caps low-frequency colour change at half its L-inf (`colour_low_share` 0.5, sigma
+2 crop pixels). Measured protection, quality and speed per mode are in `docs/protection.md`.
 """
 
 from __future__ import annotations
@@ -109,13 +110,18 @@ _BUDGETS: dict[Mode, ModeBudget] = {
         min_image_ssim=0.99,
     ),
     Mode.MID: ModeBudget(
-        linf=12 / 255,
+        linf=14 / 255,
         steps=10,
         copies=2,
         grid=56,
         min_crop_ssim=0.90,
         min_face_ssim=0.90,
         min_image_ssim=0.98,
+        # Half the budget at most for colour spread over a region (tinted skin, yellowed
+        # teeth); measured: the unseen recognisers keep their figures, and the extra
+        # L-inf (12 -> 14) buys back what the cap costs against the surrogates.
+        colour_low_share=0.5,
+        colour_sigma=2.0,
     ),
     Mode.HIGH: ModeBudget(
         linf=16 / 255,
