@@ -33,10 +33,11 @@ Budgets per mode (crop = 112x112 aligned face, values in 0..1 units of 1/255):
 |------|------|-------|--------|------|---------------|--------------------------------------|
 | low  | 6    | 12    | 2      | 56   | 0.95          | 0.95 / 0.99                          |
 | mid  | 14   | 10    | 2      | 56   | 0.90          | 0.90 / 0.98                          |
-| high | 16   | 30    | 3      | 56   | 0.80          | 0.85 / 0.97                          |
+| high | 18   | 20    | 2      | 56   | 0.80          | 0.85 / 0.97                          |
 
-MID also caps low-frequency colour change at half its L-inf (`colour_low_share` 0.5, sigma
-2 crop pixels). Measured protection, quality and speed per mode are in `docs/protection.md`.
+MID and HIGH also cap low-frequency colour change at half their L-inf (`colour_low_share`
+0.5, sigma 2 crop pixels). Measured protection, quality and speed per mode are in
+`docs/protection.md`.
 """
 
 from __future__ import annotations
@@ -124,13 +125,15 @@ _BUDGETS: dict[Mode, ModeBudget] = {
         colour_sigma=2.0,
     ),
     Mode.HIGH: ModeBudget(
-        linf=16 / 255,
-        steps=30,
-        copies=3,
+        linf=18 / 255,
+        steps=20,
+        copies=2,
         grid=56,
         min_crop_ssim=0.80,
         min_face_ssim=0.85,
         min_image_ssim=0.97,
+        colour_low_share=0.5,  # as MID
+        colour_sigma=2.0,
     ),
 }
 
