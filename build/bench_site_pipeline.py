@@ -42,9 +42,9 @@ from PIL import Image
 from veil import evaluate as ev
 from veil import imageio
 from veil.align import alignment_matrix, warp_crop
-from veil.engine import Engine, shrink_for_detection
+from veil.engine import Engine
 from veil.recognizers import Recognizer
-from veil.results import Mode
+from veil.results import DEFAULT_MODE, Mode
 
 ATTACKERS = ("sface", "mobilefacenet", "facenet", "faceapi_resnet")
 U8 = npt.NDArray[np.uint8]
@@ -76,8 +76,7 @@ SITE_REENCODES: dict[str, Callable[[bytes], bytes]] = {
 def aligned_face(engine: Engine, data: bytes) -> U8:
     """The tracker's crop: the largest detected face, aligned to the 112 ArcFace template."""
     decoded = imageio.decode(data)
-    preview, scale = shrink_for_detection(decoded.pixels, engine.detect_long_side)
-    faces = engine.detect_faces(preview, scale)
+    faces = engine.find_faces(decoded.pixels)
     if not faces:
         raise LookupError("no face found")
     face = max(faces, key=lambda f: (f.box.x1 - f.box.x0) * (f.box.y1 - f.box.y0))
@@ -99,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no photos at {photos_dir}: nothing to measure")
         return 2
     engine = Engine.load()
-    mode = Mode(args.mode) if args.mode else None
+    mode = Mode(args.mode) if args.mode else DEFAULT_MODE
     people = sorted(p.name for p in photos_dir.iterdir() if p.is_dir())
     uploads: dict[str, list[bytes]] = {}
     probes: dict[str, list[bytes]] = {}
@@ -117,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         cloaked[person] = []
         for data in uploads[person]:
             started = time.perf_counter()
-            result = engine.cloak_bytes(data, mode=mode) if mode else engine.cloak_bytes(data)
+            result = engine.cloak_bytes(data, mode=mode)
             seconds.append(time.perf_counter() - started)
             if result.ssim is not None:
                 ssims.append(result.ssim)

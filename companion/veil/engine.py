@@ -257,6 +257,10 @@ class Engine:
 
     # -- stages -------------------------------------------------------------------------
 
+    def find_faces(self, pixels: npt.NDArray[Any]) -> list[ImageFace]:
+        """Faces in a decoded full-resolution image, searched on a shrunk copy."""
+        return self.detect_faces(*shrink_for_detection(pixels, self.detect_long_side))
+
     def detect_faces(
         self, preview: npt.NDArray[np.uint8], scale: tuple[float, float]
     ) -> list[ImageFace]:

@@ -28,8 +28,9 @@ BISECTION_STEPS = 7  # strength resolution 1/128
 # The cloak's reach in crop space: a superellipse (a rounded square) centred on the crop.
 # Measured on 8 tuning crops at MID (SFace cosine to the clean face, lower = stronger; the
 # whole crop gives 0.06): the former ellipse over the face alone (45% of the crop) left
-# 0.29, this shape (75%) 0.13. Recognisers read hairline, jaw and ears too, and a cloak
-# confined to the inner face loses most of its effect once pasted into a photo.
+# 0.29, rounded squares like this one (70-75% of the crop, feather 0.2-0.3) 0.12-0.16.
+# Recognisers read hairline, jaw and ears too, and a cloak confined to the inner face
+# loses most of its effect once pasted into a photo.
 _MASK_EXPONENT = 4.0  # 2: ellipse; larger: closer to the crop square
 _MASK_RADIUS = 0.5  # half-axis as a share of the crop side: reaches the edge midpoints
 _MASK_FEATHER = 0.25  # smoothstep over the outer quarter of the radius: no seam

@@ -67,7 +67,7 @@ def verdict(cosine: float, threshold: float | None) -> str:
 def measure(original: Path, cloaked: Path, models: Path | None) -> dict[str, Any]:
     from veil import imageio, optimizer
     from veil.align import alignment_matrix, warp_crop
-    from veil.engine import Engine, shrink_for_detection
+    from veil.engine import Engine
     from veil.quality import psnr, ssim
 
     a = imageio.decode(original.read_bytes())
@@ -77,8 +77,7 @@ def measure(original: Path, cloaked: Path, models: Path | None) -> dict[str, Any
             f"the two photos differ in size: {a.width}x{a.height} vs {b.width}x{b.height}"
         )
     engine = Engine.load(models)
-    preview, scale = shrink_for_detection(a.pixels, engine.detect_long_side)
-    faces = engine.detect_faces(preview, scale)
+    faces = engine.find_faces(a.pixels)
     recognizers = engine.all_recognizers()
     surrogate_names = {s.name for s in engine.surrogates}
     maxval = float(a.max_value)
