@@ -32,7 +32,7 @@ WORK = BUILD_DIR / "work"
 sys.path.insert(0, str(BUILD_DIR))
 
 import fetch_sources  # noqa: E402
-from gradgraph import GradientGraph, stub_torchvision  # noqa: E402
+from gradgraph import GradientGraph, streamline, stub_torchvision  # noqa: E402
 
 # Tensors with at least this many elements are stored as fp16 (and cast back to fp32
 # inside the graph); small ones (biases, BN statistics, PReLU slopes) stay fp32.
@@ -360,6 +360,9 @@ def recogniser_entry(
             "script": "build/export_models.py",
             "command": f"build/work/venv/bin/python build/export_models.py {stem}"
             + ("" if fp16 else " --fp32"),
+            "rewrites": "before tracing: BatchNorm folded into convolutions, PReLU as "
+            "gradgraph.fast_prelu; after export: build/graph_speedups.py (stride-1 "
+            "ConvTranspose -> Conv)",
         },
         "verification": verification,
     }
@@ -394,7 +397,7 @@ def export_sface(args: argparse.Namespace) -> None:
     import onnxruntime as ort
 
     src_path = fetch_sources.fetch("face_recognition_sface_2021dec.onnx")
-    net = onnx2torch_module(strip_initializer_inputs(onnx.load(str(src_path))))
+    net = streamline(onnx2torch_module(strip_initializer_inputs(onnx.load(str(src_path)))))
     # SFace's graph takes RGB 0..255 and does (x - 127.5) / 128 itself; OpenCV's
     # FaceRecognizerSF feeds it with swapRB=True (checked: identical features).
     gg = GradientGraph(net, lambda x: x * 255.0)
