@@ -99,6 +99,21 @@ def test_photo_without_faces_keeps_its_pixels_and_loses_gps(engine: Engine) -> N
     assert kept.data == data
 
 
+def test_progressive_jpeg_is_cloaked_and_a_faceless_one_stays_lossless(
+    engine: Engine, photo: bytes
+) -> None:
+    # Progressive JPEGs take the decode-once path (no reduced-size preview decode).
+    with Image.open(io.BytesIO(photo)) as im:
+        progressive = jpeg_bytes(im, quality=92, progressive=True)
+    result = engine.cloak_bytes(progressive, mode=Mode.LOW)
+    assert result.face_count == 1 and result.ssim is not None and result.ssim < 1.0
+    assert np.abs(pixels(result.data) - pixels(progressive)).max() > 0
+    faceless = jpeg_bytes(textured(1600, 1200), quality=90, progressive=True)
+    result = engine.cloak_bytes(faceless)
+    assert result.face_count == 0
+    assert jpeg.split(result.data).structure == jpeg.split(faceless).structure
+
+
 def test_rotated_photo_is_cloaked_upright(engine: Engine, photo: bytes) -> None:
     with Image.open(io.BytesIO(photo)) as im:
         sideways = im.transpose(Image.Transpose.ROTATE_90)  # EXIF 6 turns it back upright

@@ -49,6 +49,13 @@ def test_probe_reads_format_and_size_from_the_header() -> None:
     assert imageio.probe(encoded(textured(30, 20), "WEBP")).media_type == "image/webp"
 
 
+def test_probe_tells_progressive_jpegs_apart() -> None:
+    picture = textured(64, 48)
+    assert imageio.probe(jpeg_bytes(picture, progressive=True)).progressive
+    assert not imageio.probe(jpeg_bytes(picture)).progressive
+    assert not imageio.probe(encoded(picture, "PNG")).progressive
+
+
 @pytest.mark.parametrize(
     ("data", "error"),
     [
@@ -193,7 +200,7 @@ def test_jpeg_quality_estimate_matches_the_encoder_setting(quality: int) -> None
 
 @pytest.mark.parametrize("subsampling", [0, 1, 2])
 @pytest.mark.parametrize("progressive", [False, True])
-def test_jpeg_encode_keeps_size_subsampling_progressive_icc_and_quality(
+def test_jpeg_encode_keeps_size_subsampling_icc_and_quality(
     subsampling: int, progressive: bool
 ) -> None:
     icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
@@ -208,9 +215,22 @@ def test_jpeg_encode_keeps_size_subsampling_progressive_icc_and_quality(
     with Image.open(io.BytesIO(out)) as im:
         assert im.size == (80, 56) and im.mode == "RGB"
         assert JpegImagePlugin.get_sampling(im) == subsampling
-        assert bool(im.info.get("progressive")) == progressive
+        # Baseline always; a progressive input's size is kept by optimised Huffman tables.
+        assert not im.info.get("progressive") and not im.info.get("progression")
         assert im.info.get("icc_profile") == icc
         assert jpeg.estimate_quality(im) == 95
+
+
+def test_progressive_jpeg_comes_back_baseline_at_its_own_size() -> None:
+    # Optimised Huffman tables in place of progressive scans: without them the baseline
+    # file is about 15% larger than the progressive input.
+    data = jpeg_bytes(textured(640, 480), quality=92, subsampling=2, progressive=True)
+    out, _ = roundtrip(data)
+    plain = jpeg_bytes(Image.open(io.BytesIO(data)), quality=92, subsampling=2)
+    with Image.open(io.BytesIO(out)) as im:
+        assert not im.info.get("progressive") and jpeg.estimate_quality(im) == 92
+    assert len(out) < 0.95 * len(plain)
+    assert len(out) < 1.03 * len(data)
 
 
 def test_low_quality_jpeg_is_re_encoded_at_least_at_90() -> None:

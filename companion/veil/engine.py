@@ -1,8 +1,9 @@
 """The cloaking engine: photo bytes in, cloaked photo bytes (same format and size) out.
 
-Stages, one module each: `imaging.probe` -> `imaging.decode` (a small preview first) ->
-`detector` (on the preview) -> `align` -> `optimizer` -> `paste` (full resolution, feathered,
-budgeted) -> `imaging.encode` (input's format, mode, ICC, JPEG quality/subsampling).
+Stages, one module each: `imaging.probe` -> `imaging.decode` (a small preview first, for
+baseline JPEGs) -> `detector` (on the preview) -> `align` -> `optimizer` -> `paste` (full
+resolution, feathered, budgeted) -> `imaging.encode` (input's format, mode, ICC, JPEG
+quality/subsampling).
 
 Photos without a face get only the metadata policy, applied to the container without
 re-encoding pixels (JPEG, PNG, WebP), so they come back fast and losslessly.
@@ -143,12 +144,16 @@ class Engine:
         timer = timer or StageTimer()
         info = imageio.probe(data, max_pixels=self.max_pixels)
         decoded: DecodedImage | None = None
-        if info.format == "JPEG":
+        if info.format == "JPEG" and not info.progressive:
             preview, scale = imageio.decode_preview(
                 data, self.detect_long_side, max_pixels=self.max_pixels
             )
-        else:  # no fast reduced decode: decode once and shrink
+        else:
+            # No fast reduced decode: decode once and shrink. A progressive JPEG must decode
+            # every scan even at 1/4 scale (measured on 12.6 MP: 102 ms against 157 ms for
+            # the whole image, where a baseline one takes 21 against 76).
             decoded = imageio.decode(data, max_pixels=self.max_pixels)
+            timer.lap("decode")
             preview, scale = shrink_for_detection(decoded.pixels, self.detect_long_side)
         timer.lap("decode_preview")
         faces = self.detect_faces(preview, scale)

@@ -200,8 +200,10 @@ def decode_preview(
 ) -> tuple[npt.NDArray[Any], tuple[float, float]]:
     """A small upright RGB copy for face detection, and its (x, y) scale (preview px per full px).
 
-    JPEGs are decoded with DCT scaling (`draft`), which is several times faster than a full
-    decode: the no-face path never decodes the full-resolution pixels at all.
+    JPEGs are decoded with DCT scaling (`draft`), which for a baseline JPEG is several times
+    faster than a full decode: the engine's no-face path then never decodes the
+    full-resolution pixels at all. (A progressive JPEG saves far less: the engine decodes
+    those whole and shrinks them.)
     """
     image, info = open_image(data, max_pixels=max_pixels)
     with image:

@@ -1,8 +1,11 @@
 """Encode: cloaked pixels -> bytes in the input's format, size, mode, alpha and ICC profile.
 
-- JPEG: quality = max(estimated input quality, 90), same chroma subsampling, progressive if
-  the input was; the original's metadata segments (policy applied, ICC included) are spliced
-  back in unchanged. Grayscale stays grayscale; CMYK stays CMYK with the original black plate.
+- JPEG: quality = max(estimated input quality, 90), same chroma subsampling, baseline; a
+  progressive input gets optimised Huffman tables instead of progressive scans: measured on
+  a 12.6 and a 14 MP photo, no larger (0.854 / 1.585 MB against 0.856 / 1.605 MB progressive)
+  in a third of the time (92 / 127 ms against 256 / 388 ms). The original's metadata
+  segments (policy applied, ICC included) are spliced back in unchanged. Grayscale stays
+  grayscale; CMYK stays CMYK with the original black plate.
 - PNG: same mode and bit depth (16-bit stays 16-bit); palette and 1-bit PNGs are written as
   RGB/RGBA, because re-quantising to a palette would erase the cloak.
 - WebP: lossless if the input was lossless, else quality 95 (WebP has no quality to read back).
@@ -38,15 +41,14 @@ def encode(
     fmt = decoded.info.format
     if pixels.dtype == np.uint16:
         return _encode_png16(decoded, pixels, keep_metadata=keep_metadata, report=report)
-    baseline_rgb = decoded.jpeg is not None and not decoded.jpeg.progressive
-    if fmt == "JPEG" and decoded.info.mode == "RGB" and baseline_rgb:
+    if fmt == "JPEG" and decoded.info.mode == "RGB":
         return _encode_jpeg_rgb(decoded, pixels, keep_metadata=keep_metadata, report=report)
     image = _pillow_image(decoded, pixels)
     if fmt == "JPEG":
         assert decoded.jpeg is not None
         options: dict[str, object] = {
             "quality": _jpeg_quality(decoded),
-            "progressive": decoded.jpeg.progressive,
+            "optimize": decoded.jpeg.progressive,
         }
         if image.mode not in ("L", "CMYK"):
             sampling = decoded.jpeg.subsampling
@@ -97,13 +99,14 @@ def _jpeg_quality(decoded: DecodedImage) -> int:
 def _encode_jpeg_rgb(
     decoded: DecodedImage, pixels: Pixels, *, keep_metadata: bool, report: MetadataReport
 ) -> bytes:
-    """Baseline colour JPEGs through OpenCV's libjpeg-turbo: same IJG tables as Pillow, from
-    the numpy array directly (no 4-byte-per-pixel Pillow copy), and faster."""
+    """Colour JPEGs through OpenCV's libjpeg-turbo: same IJG tables as Pillow, from the numpy
+    array directly (no 4-byte-per-pixel Pillow copy), and faster."""
     assert decoded.jpeg is not None
     sampling = _CV_SAMPLING.get(decoded.jpeg.subsampling, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444)
     params = [
         cv2.IMWRITE_JPEG_QUALITY, _jpeg_quality(decoded),
         cv2.IMWRITE_JPEG_SAMPLING_FACTOR, sampling,
+        cv2.IMWRITE_JPEG_OPTIMIZE, int(decoded.jpeg.progressive),
     ]  # fmt: skip
     ok, buffer = cv2.imencode(".jpg", cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR), params)
     if not ok:  # pragma: no cover - OpenCV fails only on impossible shapes

@@ -69,6 +69,7 @@ class ImageInfo:
     height: int
     mode: str  # Pillow mode as stored: "RGB", "L", "CMYK", "P", "I;16", ...
     animated: bool
+    progressive: bool = False  # a progressive JPEG (every scan must be decoded, at any scale)
 
     @property
     def pixels(self) -> int:
@@ -107,7 +108,10 @@ def open_image(
         raise UnsupportedFormatError(reason)
     width, height = image.size
     animated = bool(getattr(image, "is_animated", False))
-    info = ImageInfo(fmt, MEDIA_TYPES[fmt], width, height, image.mode, animated)
+    progressive = fmt == "JPEG" and bool(
+        image.info.get("progressive") or image.info.get("progression")
+    )
+    info = ImageInfo(fmt, MEDIA_TYPES[fmt], width, height, image.mode, animated, progressive)
     if width <= 0 or height <= 0:
         image.close()
         raise CorruptImageError("the image header announces an empty image")
