@@ -87,3 +87,17 @@ def test_missing_file_and_missing_manifest(tmp_path: Path) -> None:
         ModelStore(tmp_path)
     with pytest.raises(ModelMissingError, match="not in"):
         get_store().entry("no-such-model")
+
+
+def test_fingerprint_follows_the_files_sha256(tmp_path: Path) -> None:
+    # Benchmark caches key on it: a rebuilt model must not reuse cloaks or embeddings.
+    shutil.copy(models_dir() / "manifest.json", tmp_path / "manifest.json")
+    before = ModelStore(tmp_path).entry("sface").fingerprint
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    manifest["models"]["sface"]["files"][0]["sha256"] = "0" * 64
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    after = ModelStore(tmp_path).entry("sface").fingerprint
+    assert len(before) == 12 and after != before
+    assert ModelStore(tmp_path).entry("mobilefacenet").fingerprint == (
+        get_store().entry("mobilefacenet").fingerprint
+    )

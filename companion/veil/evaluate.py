@@ -305,7 +305,9 @@ class EmbeddingCache:
         folder.mkdir(parents=True, exist_ok=True)
 
     def embed(self, model: Attacker, crops: U8) -> F32:
-        path = self.folder / f"{model.name}-{_digest(crops)}.npy"
+        # A rebuilt model embeds differently: its fingerprint (where it has one) is in the key.
+        version = getattr(model, "fingerprint", "")
+        path = self.folder / f"{model.name}-{version}-{_digest(crops)}.npy"
         if path.exists():
             return np.asarray(np.load(path), dtype=np.float32)
         emb = embed_all(model, crops)

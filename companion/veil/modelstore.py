@@ -45,6 +45,13 @@ class ModelEntry:
     default_surrogate: bool  # used by the cloak by default (others are held-out attackers)
     raw: dict[str, Any]
 
+    @property
+    def fingerprint(self) -> str:
+        """Short hash over the sha256 of every file: changes whenever any file is rebuilt
+        (benchmark caches key on it)."""
+        blob = "|".join(f"{f.kind}:{f.sha256}" for f in sorted(self.files, key=lambda f: f.kind))
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
     def file(self, kind: str) -> ModelFile:
         for f in self.files:
             if f.kind == kind:

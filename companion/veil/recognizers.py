@@ -45,6 +45,7 @@ class Recognizer:
         self.name = name
         self.dim: int = entry.embedding_dim
         self.licence = entry.licence
+        self.fingerprint = entry.fingerprint  # changes when the model files are rebuilt
 
     def __repr__(self) -> str:
         return f"Recognizer({self.name!r}, dim={self.dim})"

@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from veil import evaluate as ev
 from veil import optimizer
@@ -29,6 +30,9 @@ from veil.eval_report import (
 )
 from veil.paste import face_mask
 from veil.results import Mode
+
+if TYPE_CHECKING:
+    from veil.recognizers import Recognizer
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -123,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
         mode_row: ModeRow | None = None
         for label, names in sets:
             chosen: list[optimizer.Surrogate] = [recognisers[n] for n in names]
-            tag = _tag(mode, budget, names)
+            tag = _tag(mode, budget, [recognisers[n] for n in names])
             print(f"\n[{mode.value}] cloaking with {'+'.join(names)} ({label}) ...", flush=True)
             started = time.perf_counter()
             run_ = ev.cloak_uploads(
@@ -244,9 +248,12 @@ def _pair(scores: dict[str, float]) -> str:
     return f"centroid {scores['centroid']:.2f} / logreg {scores['logreg']:.2f}"
 
 
-def _tag(mode: Mode, budget: optimizer.ModeBudget, names: list[str]) -> str:
-    # Everything that changes the cloaked crops goes in the cache key.
-    blob = f"{budget!r}|{','.join(names)}|{optimizer.ALGORITHM_VERSION}"
+def _tag(mode: Mode, budget: optimizer.ModeBudget, surrogates: list[Recognizer]) -> str:
+    # Everything that changes the cloaked crops goes in the cache key, the surrogates'
+    # model files included.
+    names = [s.name for s in surrogates]
+    models = ",".join(f"{s.name}@{s.fingerprint}" for s in surrogates)
+    blob = f"{budget!r}|{models}|{optimizer.ALGORITHM_VERSION}"
     return f"{mode.value}-{'+'.join(names)}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
 
 
