@@ -35,6 +35,32 @@ from veil.results import Mode
 ATTACKERS = ("sface", "mobilefacenet", "facenet", "faceapi_resnet")
 
 
+FINE_SIGMA = 2.0  # crop px: colour varying faster than this is the "speckle" seen on faces
+
+
+def change_split(faces: ev.FaceSet, uploads: dict[str, ev.U8]) -> tuple[float, float, float]:
+    """RMS of the cloak's brightness part (same change on R, G, B), colour part, and the
+    colour part's fine grain (minus a Gaussian blur), in 1/255 units, inside the face mask."""
+    import cv2
+
+    weight = face_mask(optimizer.CROP_SIZE) > 0.5
+    grey, colour, fine = [], [], []
+    for ident, cloaked in uploads.items():
+        delta = cloaked.astype(np.float32) - faces.uploads[ident].astype(np.float32)
+        mean = delta.mean(axis=3, keepdims=True)
+        chroma = delta - mean
+        for i in range(len(delta)):
+            blurred = cv2.GaussianBlur(chroma[i], (0, 0), FINE_SIGMA)
+            grey.append(float(np.mean(mean[i][weight] ** 2)))
+            colour.append(float(np.mean(chroma[i][weight] ** 2)))
+            fine.append(float(np.mean((chroma[i] - blurred)[weight] ** 2)))
+
+    def rms(squares: list[float]) -> float:
+        return float(np.sqrt(np.mean(squares)))
+
+    return rms(grey), rms(colour), rms(fine)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mode", default="mid", choices=[m.value for m in Mode])
@@ -54,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--step-power", type=float)
     parser.add_argument("--step-decay", type=float)
     parser.add_argument("--colour-scale", type=float)
+    parser.add_argument("--delta-blur", type=float)
     parser.add_argument(
         "--weights", type=float, nargs="+", help="one per surrogate, in --surrogates order"
     )
@@ -92,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         "step_power",
         "step_decay",
         "colour_scale",
+        "delta_blur",
     )
     for field in fields:
         value = getattr(args, field)
@@ -132,8 +160,9 @@ def main(argv: list[str] | None = None) -> int:
             set_budget = dataclasses.replace(
                 budget, surrogate_weights=tuple(weight_of[n] for n in names)
             )
+        surrogate_files = ",".join(f"{n}@{models[n].fingerprint}" for n in names)
         blob = (
-            f"{set_budget!r}|{','.join(names)}|{optimizer.ALGORITHM_VERSION}|{args.targeted}"
+            f"{set_budget!r}|{surrogate_files}|{optimizer.ALGORITHM_VERSION}|{args.targeted}"
             f"|{args.region}"
         )
         tag = f"{args.mode}-{'+'.join(names)}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
@@ -173,9 +202,12 @@ def main(argv: list[str] | None = None) -> int:
 
         run = ev.cloak_uploads(faces, tag, cloak, args.out / "cloaked", log=lambda _: None)
         speed = f"{statistics.median(times):.2f} s/face" if times else "cached"
+        grey_rms, colour_rms, fine_colour_rms = change_split(faces, run.uploads)
         print(
             f"\n[{label}] {'+'.join(names)}: crop SSIM {run.crop_ssim:.4f} "
-            f"DSSIM {run.crop_dssim:.4f}, {speed}",
+            f"DSSIM {run.crop_dssim:.4f}, {speed}; change RMS /255 inside the mask: "
+            f"brightness {grey_rms:.2f}, colour {colour_rms:.2f} (finer than "
+            f"{FINE_SIGMA} px {fine_colour_rms:.2f})",
             flush=True,
         )
         targets = args.attackers if label == "ensemble" else [label]

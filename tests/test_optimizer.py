@@ -118,6 +118,24 @@ def test_colour_blotches_are_capped_and_fine_detail_kept() -> None:
     assert kept > 0.8, kept
 
 
+def test_delta_blur_softens_edges_within_the_cap() -> None:
+    # Coarse cells at opposite caps (what signed steps produce) meet in a hard edge; the
+    # blur turns the step into a ramp and never leaves the per-pixel bounds.
+    sharp = optimizer.with_overrides(optimizer.mode_budget(Mode.LOW), delta_blur=0.0)
+    soft = optimizer.with_overrides(sharp, delta_blur=1.0)
+    grid = 56
+    # Saturated cells (the coarse grid is clipped at 1.5 L-inf) over flat skin (cap 0.5 L-inf).
+    coarse = np.full((1, grid, grid, 3), 1.5 * sharp.linf, np.float32)
+    coarse[:, :, grid // 2 :] *= -1  # + on the left half, - on the right half
+    cap = np.full((1, 112, 112, 3), 0.5 * sharp.linf, np.float32)
+    hard, smooth = optimizer._delta(coarse, cap, sharp), optimizer._delta(coarse, cap, soft)
+    assert np.abs(smooth).max() <= 0.5 * sharp.linf + 1e-7
+    jump = np.abs(np.diff(hard[0, 56, :, 0])).max()
+    assert jump >= 0.5 * sharp.linf  # half the swing in one pixel
+    assert np.abs(np.diff(smooth[0, 56, :, 0])).max() < 0.5 * jump
+    np.testing.assert_allclose(smooth[0, :, :20], hard[0, :, :20], atol=1e-6)  # far from it
+
+
 def test_region_confines_the_cloak_and_it_still_works(crops: np.ndarray, sface: Recognizer) -> None:
     """The engine's paste mask passed as `region` (at the default mode): nothing changes
     where it is 0, and the cloak that remains (what reaches a photo) still moves the face."""

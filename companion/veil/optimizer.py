@@ -18,7 +18,8 @@ One step, for every crop at once (see `cloak_crops`):
    pulled back to the coarse grid and accumulated with momentum (MI-FGSM).
 4. A signed step moves the perturbation away from the crop's own embeddings, projected on
    the per-pixel L-inf budget: `linf` scaled by a texture mask (more change where texture
-   hides it, less on flat skin).
+   hides it, less on flat skin); then, per the budget, its colour part is capped and the
+   whole is blurred (no hard edges), inside the same bounds.
 
 Finally the perturbation is shrunk per crop, if needed, until the crop SSIM meets
 `min_crop_ssim`. The engine separately enforces `min_face_ssim` and `min_image_ssim` at
@@ -32,12 +33,14 @@ Budgets per mode (crop = 112x112 aligned face, values in 0..1 units of 1/255):
 | mode | linf | steps | copies | grid | min crop SSIM | min face / whole-image SSIM (engine) |
 |------|------|-------|--------|------|---------------|--------------------------------------|
 | low  | 6    | 12    | 2      | 56   | 0.95          | 0.95 / 0.99                          |
-| mid  | 14   | 10    | 2      | 56   | 0.90          | 0.90 / 0.98                          |
-| high | 18   | 20    | 2      | 56   | 0.80          | 0.85 / 0.97                          |
+| mid  | 18   | 10    | 2      | 56   | 0.90          | 0.90 / 0.98                          |
+| high | 24   | 20    | 2      | 56   | 0.80          | 0.85 / 0.97                          |
 
-MID and HIGH also cap low-frequency colour change at half their L-inf (`colour_low_share`
-0.5, sigma 2 crop pixels). Measured protection, quality and speed per mode are in
-`docs/protection.md`.
+MID and HIGH also cap colour change (the part that differs between R, G and B) at half their
+L-inf (`colour_low_share` 0.5, at every scale above 0.75 crop pixels), and blur the capped
+perturbation (`delta_blur`, sigma 1 crop pixel) so that it has no hard edges; their L-inf
+is higher than it would be without the blur, for the same crop DSSIM. Measured protection,
+quality and speed per mode are in `docs/protection.md`.
 """
 
 from __future__ import annotations
@@ -98,6 +101,7 @@ class ModeBudget:
     colour_scale: float = 1.0  # weight of the colour (non-grey) part of each step (0: luma only)
     step_decay: float = 0.0  # step size falls linearly from (1 + d) to (1 - d) times the mean
     surrogate_weights: tuple[float, ...] = ()  # per surrogate, in order (empty: all equal)
+    delta_blur: float = 0.0  # crop px: Gaussian blur of the capped perturbation (0: off)
 
 
 _BUDGETS: dict[Mode, ModeBudget] = {
@@ -111,29 +115,38 @@ _BUDGETS: dict[Mode, ModeBudget] = {
         min_image_ssim=0.99,
     ),
     Mode.MID: ModeBudget(
-        linf=14 / 255,
+        linf=18 / 255,
         steps=10,
         copies=2,
         grid=56,
         min_crop_ssim=0.90,
         min_face_ssim=0.90,
         min_image_ssim=0.98,
-        # Half the budget at most for colour spread over a region (tinted skin, yellowed
-        # teeth); measured: the unseen recognisers keep their figures, and the extra
-        # L-inf (12 -> 14) buys back what the cap costs against the surrogates.
+        # Colour change capped at half the budget at every scale coarser than 0.75 crop px
+        # (in practice all of it: the perturbation lives on a 56-cell grid), and the capped
+        # perturbation blurred (sigma 1 crop px) so that cells at opposite caps no longer
+        # meet in hard edges. Measured on the tuning split against L-inf 14 with the colour
+        # cap at sigma 2: colour change 5.7 -> 3.7 /255 RMS and fine colour speckle 3.5 ->
+        # 1.4, same crop DSSIM (0.045), same or better protection against every attacker;
+        # the blur costs strength that the higher L-inf (14 -> 18) buys back.
         colour_low_share=0.5,
-        colour_sigma=2.0,
+        colour_sigma=0.75,
+        delta_blur=1.0,
     ),
     Mode.HIGH: ModeBudget(
-        linf=18 / 255,
+        linf=24 / 255,
         steps=20,
         copies=2,
         grid=56,
         min_crop_ssim=0.80,
         min_face_ssim=0.85,
         min_image_ssim=0.97,
-        colour_low_share=0.5,  # as MID
-        colour_sigma=2.0,
+        # As MID; L-inf 18 -> 24 keeps the unseen recognisers' figures of the former HIGH
+        # (L-inf 18, colour capped at sigma 2, no blur) for a little more crop DSSIM
+        # (0.066 -> 0.071).
+        colour_low_share=0.5,
+        colour_sigma=0.75,
+        delta_blur=1.0,
     ),
 }
 
@@ -245,6 +258,10 @@ def _delta(coarse: F32, cap: F32, plan: ModeBudget) -> F32:
     delta = np.clip(_upsample(coarse, size), -cap, cap)
     if plan.colour_low_share < 1.0:
         delta = np.clip(_limit_colour_blotches(delta, plan, 1.0), -cap, cap)
+    if plan.delta_blur > 0:
+        # Signed steps drive most grid cells to the cap, so neighbouring cells of opposite
+        # sign meet in a hard edge that shows as blocks once pasted large; soften the edges.
+        delta = np.clip(_blur(np.ascontiguousarray(delta), plan.delta_blur), -cap, cap)
     return np.asarray(delta, dtype=np.float32)
 
 
