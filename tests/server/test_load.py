@@ -16,8 +16,8 @@ import pytest
 
 from .companion import Companion, Reply, require_faces, small_jpeg
 
-# Small on purpose: cloaking costs seconds per face on this 2-core machine, so the burst admits
-# few photos (workers + queue) and the rest must be refused with 503 at once.
+# Small on purpose: cloaking costs about a second per face on this 2-core machine, so the burst
+# admits few photos (workers + queue) and the rest must be refused with 503 at once.
 WORKERS, QUEUE, CONCURRENT = 2, 2, 50
 PHOTOS = [("Angelina_Jolie", "img1.jpg"), ("Jack_Dorsey", "img16.jpg")]  # one face each
 MEMORY_GROWTH_LIMIT_MIB = 400
@@ -80,7 +80,9 @@ def test_timeout_answers_504_and_keeps_the_slot_until_work_ends(
 ) -> None:
     """A request over its time-out gets 504; the photo still running keeps its worker, so the
     pool stays bounded (the next request is refused with 503, not queued behind it)."""
-    tight = companion_factory("--workers", "1", "--queue", "0", "--timeout", "1")
+    # 0.2 s: well under one cloak (about a second a face, even for these small photos, since
+    # the optimiser's cost is per face, not per pixel), so the request always runs over.
+    tight = companion_factory("--workers", "1", "--queue", "0", "--timeout", "0.2")
     token = tight.pair()
     started = time.perf_counter()
     late = tight.cloak(photos[0], token)
