@@ -81,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--step-decay", type=float)
     parser.add_argument("--colour-scale", type=float)
     parser.add_argument("--delta-blur", type=float)
+    parser.add_argument("--texture-low", type=float)
+    parser.add_argument("--texture-high", type=float)
     parser.add_argument(
         "--weights", type=float, nargs="+", help="one per surrogate, in --surrogates order"
     )
@@ -120,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
         "step_decay",
         "colour_scale",
         "delta_blur",
+        "texture_low",
+        "texture_high",
     )
     for field in fields:
         value = getattr(args, field)

@@ -153,3 +153,11 @@ def test_region_confines_the_cloak_and_it_still_works(crops: np.ndarray, sface: 
         optimizer.cloak_crops(crops, Mode.LOW, [sface], seed=7, region=np.ones((56, 56)))
     with pytest.raises(CloakFailedError):
         optimizer.cloak_crops(crops, Mode.LOW, [sface], seed=7, region=region * 2)
+
+
+def test_texture_mask_range_is_a_budget_parameter(crops: np.ndarray) -> None:
+    x = np.asarray(crops, np.float32)
+    default = optimizer._texture_mask(x)
+    wide = optimizer._texture_mask(x, 0.25, 2.0)
+    assert 0.5 - 1e-6 <= default.min() and default.max() <= 1.5 + 1e-6
+    assert 0.25 - 1e-6 <= wide.min() < default.min() and default.max() < wide.max() <= 2.0 + 1e-6

@@ -102,6 +102,8 @@ class ModeBudget:
     step_decay: float = 0.0  # step size falls linearly from (1 + d) to (1 - d) times the mean
     surrogate_weights: tuple[float, ...] = ()  # per surrogate, in order (empty: all equal)
     delta_blur: float = 0.0  # crop px: Gaussian blur of the capped perturbation (0: off)
+    texture_low: float = 0.5  # texture mask: budget factor on the flattest skin
+    texture_high: float = 1.5  # ... and on the most textured parts (hair, brows, edges)
 
 
 _BUDGETS: dict[Mode, ModeBudget] = {
@@ -187,7 +189,11 @@ def cloak_crops(
         return x0.copy()
     rng = np.random.default_rng(seed)
     targets = _targets(x0, surrogates, decoys)
-    cap = plan.linf * (_texture_mask(x0) if plan.texture_mask else np.ones_like(x0))
+    cap = plan.linf * (
+        _texture_mask(x0, plan.texture_low, plan.texture_high)
+        if plan.texture_mask
+        else np.ones_like(x0)
+    )
     weight = _region_weight(region, size)
     # Small random start on the grid so the first gradient is not taken exactly at x0.
     coarse = rng.uniform(-0.25, 0.25, (n, plan.grid, plan.grid, 3)).astype(np.float32) * plan.linf
@@ -482,8 +488,9 @@ def _downsample(fine: F32, grid: int) -> F32:
     return out
 
 
-def _texture_mask(x0: F32) -> F32:
-    """Per-pixel budget factor in [0.5, 1.5]: local luminance contrast relative to the crop's."""
+def _texture_mask(x0: F32, low: float = 0.5, high: float = 1.5) -> F32:
+    """Per-pixel budget factor in [low, high]: local luminance contrast relative to the crop's
+    (1 at the crop's median contrast)."""
     luma = x0 @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
     out = np.empty(x0.shape, dtype=np.float32)
     for i in range(x0.shape[0]):
@@ -491,7 +498,7 @@ def _texture_mask(x0: F32) -> F32:
         var = cv2.GaussianBlur(luma[i] * luma[i], (0, 0), 2.0) - mean * mean
         std = np.sqrt(np.maximum(var, 0.0))
         rel = std / (float(np.median(std)) + 1e-6)
-        factor = np.clip(0.5 + 0.5 * rel, 0.5, 1.5)
+        factor = np.clip(low + (1.0 - low) * rel, low, high)
         out[i] = cv2.GaussianBlur(factor, (0, 0), 2.0)[..., None]
     return out
 
