@@ -159,5 +159,6 @@ def test_texture_mask_range_is_a_budget_parameter(crops: np.ndarray) -> None:
     x = np.asarray(crops, np.float32)
     default = optimizer._texture_mask(x)
     wide = optimizer._texture_mask(x, 0.25, 2.0)
-    assert 0.5 - 1e-6 <= default.min() and default.max() <= 1.5 + 1e-6
-    assert 0.25 - 1e-6 <= wide.min() < default.min() and default.max() < wide.max() <= 2.0 + 1e-6
+    assert default.min() >= 0.5 - 1e-6 and default.max() <= 1.5 + 1e-6
+    assert 0.25 - 1e-6 <= wide.min() < default.min()
+    assert default.max() < wide.max() <= 2.0 + 1e-6
