@@ -47,11 +47,10 @@ def change_split(faces: ev.FaceSet, uploads: dict[str, ev.U8]) -> tuple[float, f
     grey, colour, fine = [], [], []
     for ident, cloaked in uploads.items():
         delta = cloaked.astype(np.float32) - faces.uploads[ident].astype(np.float32)
-        mean = delta.mean(axis=3, keepdims=True)
-        chroma = delta - mean
+        brightness, chroma = optimizer.split_grey_colour(delta)
         for i in range(len(delta)):
             blurred = cv2.GaussianBlur(chroma[i], (0, 0), FINE_SIGMA)
-            grey.append(float(np.mean(mean[i][weight] ** 2)))
+            grey.append(float(np.mean(brightness[i][weight] ** 2)))
             colour.append(float(np.mean(chroma[i][weight] ** 2)))
             fine.append(float(np.mean((chroma[i] - blurred)[weight] ** 2)))
 

@@ -12,7 +12,7 @@ import argparse
 import hashlib
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -126,14 +126,14 @@ def run(args: argparse.Namespace) -> int:
                     sets.append((f"without {held}", rest))
         mode_row: ModeRow | None = None
         for label, names in sets:
-            chosen: list[optimizer.Surrogate] = [recognisers[n] for n in names]
-            tag = _tag(mode, budget, [recognisers[n] for n in names])
+            models = [recognisers[n] for n in names]
+            tag = _tag(mode, budget, models)
             print(f"\n[{mode.value}] cloaking with {'+'.join(names)} ({label}) ...", flush=True)
             started = time.perf_counter()
             run_ = ev.cloak_uploads(
                 faces,
                 tag,
-                _cloaker(mode, chosen),
+                _cloaker(mode, models),
                 out / "cloaked",
                 log=lambda line: print(line, flush=True),
             )
@@ -234,7 +234,9 @@ def _photos(
             )
 
 
-def _cloaker(mode: Mode, surrogates: list[optimizer.Surrogate]) -> Callable[[ev.F32, int], ev.F32]:
+def _cloaker(
+    mode: Mode, surrogates: Sequence[optimizer.Surrogate]
+) -> Callable[[ev.F32, int], ev.F32]:
     def cloak(crops: ev.F32, seed: int) -> ev.F32:
         # The engine's face mask, so the crops carry what the engine pastes into photos.
         return optimizer.cloak_crops(
