@@ -82,6 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--delta-blur", type=float)
     parser.add_argument("--texture-low", type=float)
     parser.add_argument("--texture-high", type=float)
+    parser.add_argument("--luminance-adapt", action="store_true")
+    parser.add_argument("--penalty", type=float)
+    parser.add_argument("--feather", type=float, help="research: paste mask feather share")
     parser.add_argument(
         "--weights", type=float, nargs="+", help="one per surrogate, in --surrogates order"
     )
@@ -123,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         "delta_blur",
         "texture_low",
         "texture_high",
+        "penalty",
     )
     for field in fields:
         value = getattr(args, field)
@@ -132,6 +136,13 @@ def main(argv: list[str] | None = None) -> int:
         changes["linf"] = args.linf / 255
     if args.no_identity_copy:
         changes["identity_copy"] = False
+    if args.luminance_adapt:
+        changes["luminance_adapt"] = True
+    if args.feather is not None:
+        from veil import paste
+
+        paste._MASK_FEATHER = args.feather  # research override of the paste mask
+        paste.face_mask.cache_clear()
     budget = optimizer.with_overrides(budget, **changes)
     if args.weights:  # a tuple, which with_overrides' scalar signature does not take
         budget = dataclasses.replace(budget, surrogate_weights=tuple(args.weights))
@@ -166,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         surrogate_files = ",".join(f"{n}@{models[n].fingerprint}" for n in names)
         blob = (
             f"{set_budget!r}|{surrogate_files}|{optimizer.ALGORITHM_VERSION}|{args.targeted}"
-            f"|{args.region}"
+            f"|{args.region}|{args.feather}"
         )
         tag = f"{args.mode}-{'+'.join(names)}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
         times: list[float] = []

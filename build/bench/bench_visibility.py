@@ -148,7 +148,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write every figure here")
     parser.add_argument("--out", type=Path, default=Path("bench-out/visibility"))
     parser.add_argument("--save-cloaks", action="store_true", help="keep cloaked files in --out")
+    parser.add_argument(
+        "--set",
+        nargs="+",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="research: override budget fields of every mode run (linf in 1/255 units), "
+        "e.g. --set linf=6 colour_scale=0",
+    )
     args = parser.parse_args(argv)
+    apply_overrides(args.modes, args.set)
 
     faces_dir = args.faces or default_faces_dir()
     paths = photo_paths(faces_dir)
@@ -214,6 +223,31 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"wrote {args.json}")
     return 0
+
+
+def apply_overrides(modes: list[str], settings: list[str]) -> None:
+    """Replace the named modes' budgets for this run only (research variants)."""
+    import ast
+
+    from veil import optimizer
+
+    if not settings:
+        return
+    changes: dict[str, Any] = {}
+    for item in settings:
+        key, _, text = item.partition("=")
+        if key == "feather":  # the paste mask's feather (veil.paste), not a budget field
+            from veil import paste
+
+            paste._MASK_FEATHER = float(text)
+            paste.face_mask.cache_clear()
+            continue
+        value = ast.literal_eval(text)
+        changes[key] = value / 255 if key == "linf" else value
+    for mode in modes:
+        budgets = optimizer._BUDGETS  # research override; the product never does this
+        budgets[Mode(mode)] = optimizer.with_overrides(budgets[Mode(mode)], **changes)
+        print(f"{mode}: {budgets[Mode(mode)]}")
 
 
 def cell(figures: dict[str, float], judges: list[str]) -> str:

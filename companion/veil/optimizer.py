@@ -104,6 +104,8 @@ class ModeBudget:
     delta_blur: float = 0.0  # crop px: Gaussian blur of the capped perturbation (0: off)
     texture_low: float = 0.5  # texture mask: budget factor on the flattest skin
     texture_high: float = 1.5  # ... and on the most textured parts (hair, brows, edges)
+    luminance_adapt: bool = False  # scale the budget by a luminance-adaptation factor
+    penalty: float = 0.0  # > 0: Adam steps on (adversarial loss + penalty * visibility cost)
 
 
 _MID = ModeBudget(
@@ -192,25 +194,44 @@ def cloak_crops(
         if plan.texture_mask
         else np.ones_like(x0)
     )
+    if plan.luminance_adapt:
+        cap = cap * _luminance_factor(x0)
     weight = _region_weight(region, size)
     # Small random start on the grid so the first gradient is not taken exactly at x0.
     coarse = rng.uniform(-0.25, 0.25, (n, plan.grid, plan.grid, 3)).astype(np.float32) * plan.linf
     velocity = np.zeros_like(coarse)
+    second = np.zeros_like(coarse)  # Adam's second moment (penalty variant)
     step = 2.5 * plan.linf / max(plan.steps, 1)
+    bound = max(1.5 * plan.linf, float(cap.max()))
     for k in range(plan.steps):
-        x = np.clip(x0 + weight * _delta(coarse, cap, plan), 0.0, 1.0)
+        delta = _delta(coarse, cap, plan)
+        x = np.clip(x0 + weight * delta, 0.0, 1.0)
         grad = weight * _ensemble_gradient(x, surrogates, targets, plan, rng)
         if plan.smooth_sigma > 0:
             grad = _blur(grad, plan.smooth_sigma)
         coarse_grad = _scale_colour(_downsample(grad, plan.grid), plan.colour_scale)
         norm = np.mean(np.abs(coarse_grad), axis=(1, 2, 3), keepdims=True) + 1e-12
-        velocity = plan.momentum * velocity + coarse_grad / norm
-        # Descend: the loss is cosine similarity to the crop's own embedding (minus decoy's).
-        coarse = np.clip(
-            coarse - step * _step_scale(k, plan) * _direction(velocity, plan.step_power),
-            -1.5 * plan.linf,
-            1.5 * plan.linf,
-        )
+        if plan.penalty > 0:
+            # Visibility cost: mean of (change / local budget)^2, so change is cheap where
+            # texture and luminance hide it and dear on flat skin; its gradient, in units of
+            # the normalised adversarial gradient, is penalty * change / budget.
+            cost = _downsample(np.ascontiguousarray(weight * delta / cap), plan.grid)
+            total = coarse_grad / norm + plan.penalty * _scale_colour(cost, plan.colour_scale)
+            velocity = plan.momentum * velocity + (1 - plan.momentum) * total
+            second = 0.99 * second + 0.01 * total * total
+            m_hat = velocity / (1 - plan.momentum ** (k + 1))
+            v_hat = second / (1 - 0.99 ** (k + 1))
+            move = _step_scale(k, plan) * m_hat / (np.sqrt(v_hat) + 1e-8)
+            coarse = np.clip(coarse - step * move, -bound, bound)
+        else:
+            velocity = plan.momentum * velocity + coarse_grad / norm
+            # Descend: the loss is cosine similarity to the crop's own embedding (minus
+            # decoy's).
+            coarse = np.clip(
+                coarse - step * _step_scale(k, plan) * _direction(velocity, plan.step_power),
+                -bound,
+                bound,
+            )
         coarse = _scale_colour(coarse.astype(np.float32), plan.colour_scale)
         coarse = _limit_colour_blotches(coarse, plan, plan.grid / size)
     out = np.clip(x0 + weight * _delta(coarse, cap, plan), 0.0, 1.0).astype(np.float32)
@@ -504,6 +525,21 @@ def _texture_mask(x0: F32, low: float = 0.5, high: float = 1.5) -> F32:
         rel = std / (float(np.median(std)) + 1e-6)
         factor = np.clip(low + (1.0 - low) * rel, low, high)
         out[i] = cv2.GaussianBlur(factor, (0, 0), 2.0)[..., None]
+    return out
+
+
+def _luminance_factor(x0: F32) -> F32:
+    """Per-pixel budget factor from the local background luminance (Chou & Li 1995's
+    visibility threshold, relative to mid-grey): a change of a few levels shows on mid-tone
+    skin, less in shadows and highlights. In [1, 3]."""
+    luma = 255.0 * (x0 @ np.array([0.299, 0.587, 0.114], dtype=np.float32))
+    out = np.empty(x0.shape, dtype=np.float32)
+    for i in range(x0.shape[0]):
+        bg = cv2.GaussianBlur(luma[i], (0, 0), 2.0)
+        dark = 17.0 * (1.0 - np.sqrt(np.clip(bg, 0, 127) / 127.0)) + 3.0
+        bright = 3.0 / 128.0 * (bg - 127.0) + 3.0
+        threshold = np.where(bg <= 127.0, dark, bright)
+        out[i] = np.clip(threshold / 3.0, 1.0, 3.0)[..., None]
     return out
 
 

@@ -1,0 +1,77 @@
+"""Before/after images for looking at a cloak with one's own eyes (research, not shipped).
+
+For each photo: `<out>/<name>.<mode>.face.png` (the largest face grown 1.4x, at 100%,
+original left, cloak right) and `<out>/<name>.<mode>.feed.png` (the whole photo at 1080 px
+long side, original left, cloak right). Budget overrides as in bench_visibility.py --set.
+
+    .venv/bin/python build/research/look.py --modes mid --out /tmp/look \\
+        --photos Matt_Damon/img33.jpg Jennifer_Aniston/img12.jpg scenes/selfie-many-people.jpg
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+
+import bench_visibility as bv  # noqa: E402
+
+from veil.engine import Engine  # noqa: E402
+from veil.evaluate import default_faces_dir  # noqa: E402
+from veil.results import Mode  # noqa: E402
+
+MAX_FACE_SIDE = 700  # px per half of the 100% face image (a larger face is centre-cropped)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--photos", nargs="+", required=True)
+    parser.add_argument("--modes", nargs="+", default=["mid"])
+    parser.add_argument("--out", type=Path, default=Path("/tmp/look"))
+    parser.add_argument("--set", nargs="+", default=[])
+    parser.add_argument("--tag", default="")
+    args = parser.parse_args(argv)
+    bv.apply_overrides(args.modes, args.set)
+    faces_dir = default_faces_dir()
+    engine = Engine.load()
+    args.out.mkdir(parents=True, exist_ok=True)
+    for label in args.photos:
+        path = faces_dir / label if label.startswith("scenes/") else faces_dir / "photos" / label
+        data = path.read_bytes()
+        original = bv.rgb8(data)
+        found = engine.find_faces(original)
+        big = max(found, key=lambda f: f.box.width * f.box.height).box
+        face = bv.face_slices((big.x0, big.y0, big.x1, big.y1), original.shape)
+        name = label.replace("/", "_").rsplit(".", 1)[0]
+        for mode in args.modes:
+            cloaked = bv.rgb8(engine.cloak_bytes(data, mode=Mode(mode)).data)
+            a, b = original[face], cloaked[face]
+            h, w = a.shape[:2]
+            if max(h, w) > MAX_FACE_SIDE:  # centre crop, still at 100%
+                y0, x0 = max(0, (h - MAX_FACE_SIDE) // 2), max(0, (w - MAX_FACE_SIDE) // 2)
+                a = a[y0 : y0 + MAX_FACE_SIDE, x0 : x0 + MAX_FACE_SIDE]
+                b = b[y0 : y0 + MAX_FACE_SIDE, x0 : x0 + MAX_FACE_SIDE]
+            tag = f".{args.tag}" if args.tag else ""
+            Image.fromarray(np.concatenate([a, b], axis=1)).save(
+                args.out / f"{name}.{mode}{tag}.face.png"
+            )
+            feed = np.concatenate([bv.display(original), bv.display(cloaked)], axis=1)
+            if feed.shape[1] > 1600:
+                scale = 1600 / feed.shape[1]
+                feed = cv2.resize(
+                    feed, (1600, round(feed.shape[0] * scale)), interpolation=cv2.INTER_AREA
+                )
+            Image.fromarray(feed).save(args.out / f"{name}.{mode}{tag}.feed.png")
+            diff = np.abs(cloaked.astype(np.int16) - original.astype(np.int16))[face]
+            print(f"{label} {mode}: face |change| mean {diff.mean():.2f} max {diff.max()} /255")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
