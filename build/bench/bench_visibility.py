@@ -97,8 +97,8 @@ def face_slices(box: tuple[int, int, int, int], shape: tuple[int, ...]) -> tuple
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
     hw, hh = (x1 - x0) * FACE_GROW / 2, (y1 - y0) * FACE_GROW / 2
     h, w = shape[:2]
-    xa, xb = max(0, int(round(cx - hw))), min(w, int(round(cx + hw)))
-    ya, yb = max(0, int(round(cy - hh))), min(h, int(round(cy + hh)))
+    xa, xb = max(0, round(cx - hw)), min(w, round(cx + hw))
+    ya, yb = max(0, round(cy - hh)), min(h, round(cy + hh))
     return slice(ya, yb), slice(xa, xb)
 
 
@@ -265,7 +265,9 @@ def print_row(row: dict[str, Any], modes: list[str], judges: list[str]) -> None:
         f"{name}: face {cell(f['face'], judges)} | display {cell(f['display'], judges)}"
         for name, f in cols
     )
-    print(f"{row['photo']:32s} {row['size'][0]}x{row['size'][1]} {row['faces']}f  {text}", flush=True)
+    print(
+        f"{row['photo']:32s} {row['size'][0]}x{row['size'][1]} {row['faces']}f  {text}", flush=True
+    )
 
 
 def print_summary(rows: list[dict[str, Any]], modes: list[str], judges: list[str]) -> None:
@@ -285,7 +287,9 @@ def print_summary(rows: list[dict[str, Any]], modes: list[str], judges: list[str
                 )
         if name != "jpeg85":
             secs = [r[name]["seconds"] for r in have]
-            print(f"{name:8s} cloak seconds: mean {statistics.fmean(secs):.2f}, max {max(secs):.2f}")
+            print(
+                f"{name:8s} cloak seconds: mean {statistics.fmean(secs):.2f}, max {max(secs):.2f}"
+            )
 
 
 if __name__ == "__main__":
