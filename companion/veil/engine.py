@@ -35,6 +35,7 @@ from veil.imageio import DEFAULT_MAX_PIXELS, DecodedImage, MetadataReport
 from veil.paste import face_mask, paste, ssim_box
 from veil.quality import ssim, ssim_sum
 from veil.results import DEFAULT_MODE, CloakResult, FaceReport, Mode
+from veil.ssimulacra2 import face_ssimulacra2
 
 DETECT_LONG_SIDE = 1024
 """Long side of the copy faces are detected on (12 MP photos are detected at ~1 MP)."""
@@ -235,12 +236,13 @@ class Engine:
         out = imageio.encode(decoded, decoded.pixels, keep_metadata=False, report=report)
         crop_ssim = ssim(original, decoded.pixels, float(maxval))
         box = (0, 0, decoded.width, decoded.height)
+        crop_s2 = face_ssimulacra2(original, decoded.pixels)
         return CloakResult(
             data=out,
             media_type=decoded.info.media_type,
             width=decoded.width,
             height=decoded.height,
-            faces=(FaceReport(box, 1.0, crop_ssim),),
+            faces=(FaceReport(box, 1.0, crop_ssim, crop_s2),),
             seconds=time.perf_counter() - start,
             ssim=crop_ssim,
             metadata_removed=tuple(report.removed),
@@ -323,6 +325,9 @@ class Engine:
         for face, matrix, delta, reach in zip(faces, matrices, deltas, boxes, strict=True):
             if reach.empty:  # landmarks entirely outside the picture
                 continue
+            x0, y0 = max(face.box.x0, 0), max(face.box.y0, 0)
+            x1, y1 = min(face.box.x1, width), min(face.box.y1, height)
+            face_before = canvas[y0:y1, x0:x1].copy()
             outcome = paste(
                 canvas,
                 delta,
@@ -333,9 +338,10 @@ class Engine:
                 premasked=True,
             )
             outcomes.append(outcome)
-            x0, y0 = max(face.box.x0, 0), max(face.box.y0, 0)
-            box = (x0, y0, min(face.box.x1, width) - x0, min(face.box.y1, height) - y0)
-            reports.append(FaceReport(box, face.score, outcome.face_ssim))
+            box = (x0, y0, x1 - x0, y1 - y0)
+            # Judged on this face alone: a later, overlapping face's paste is not counted.
+            visibility = face_ssimulacra2(face_before, canvas[y0:y1, x0:x1])
+            reports.append(FaceReport(box, face.score, outcome.face_ssim, visibility))
         if not reports:
             raise CloakFailedError("faces were found but none could be cloaked")
         # Outside these boxes the pixels, hence the SSIM map (= 1), are unchanged.

@@ -24,6 +24,9 @@ class FaceReport:
     box: tuple[int, int, int, int]  # x, y, width, height
     score: float
     crop_ssim: float  # SSIM of the face region at output resolution, cloaked vs original
+    # SSIMULACRA2 of the same region (100 identical, 90 visually lossless, 70 high quality),
+    # None where the region is under 8x8 pixels
+    ssimulacra2: float | None = None
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,12 @@ class CloakResult:
     seconds: float
     ssim: float | None  # whole-image SSIM, None when no face was changed
     metadata_removed: tuple[str, ...] = field(default=())  # e.g. ("GPS", "thumbnail")
+
+    @property
+    def face_ssimulacra2(self) -> float | None:
+        """The lowest face SSIMULACRA2 (the most visible cloak), None without one."""
+        scores = [f.ssimulacra2 for f in self.faces if f.ssimulacra2 is not None]
+        return min(scores) if scores else None
 
     @property
     def face_count(self) -> int:

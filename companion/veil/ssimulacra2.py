@@ -196,6 +196,28 @@ def ssimulacra2(reference: npt.NDArray[Any], distorted: npt.NDArray[Any]) -> flo
     return 100.0 - 10.0 * total**0.6276336467831387 if total > 0 else 100.0
 
 
+FACE_LONG_SIDE = 1024
+"""Faces larger than this are judged shrunk to it (the cost stays under ~0.3 s a face)."""
+
+
+def face_ssimulacra2(before: npt.NDArray[Any], after: npt.NDArray[Any]) -> float | None:
+    """SSIMULACRA2 of one face region, None when it is under 8x8 pixels.
+
+    A region longer than FACE_LONG_SIDE is shrunk (area averaging, both images alike)
+    first: this is what `veil check` and the cloak's response report, a figure for people,
+    so it is bounded in time; build/bench/bench_visibility.py judges at 100%.
+    """
+    if before.shape != after.shape or min(before.shape[:2]) < 8:
+        return None
+    long_side = max(before.shape[:2])
+    if long_side > FACE_LONG_SIDE:
+        factor = FACE_LONG_SIDE / long_side
+        size = (max(8, round(before.shape[1] * factor)), max(8, round(before.shape[0] * factor)))
+        before = cv2.resize(before, size, interpolation=cv2.INTER_AREA)
+        after = cv2.resize(after, size, interpolation=cv2.INTER_AREA)
+    return ssimulacra2(before, after)
+
+
 def _linear(srgb: npt.NDArray[Any]) -> F32:
     peak = 65535.0 if srgb.dtype == np.uint16 else 255.0
     v = srgb.astype(np.float32) / np.float32(peak)

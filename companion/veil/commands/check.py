@@ -41,7 +41,7 @@ def match_threshold(model: object) -> float | None:
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "check",
-        help="measure how far a cloak moved the faces (cosine, SSIM, PSNR)",
+        help="measure how far a cloak moved the faces (cosine, SSIM, SSIMULACRA2, PSNR)",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -69,6 +69,7 @@ def measure(original: Path, cloaked: Path, models: Path | None) -> dict[str, Any
     from veil.align import alignment_matrix, warp_crop
     from veil.engine import Engine
     from veil.quality import psnr, ssim
+    from veil.ssimulacra2 import ssimulacra2
 
     a = imageio.decode(original.read_bytes())
     b = imageio.decode(cloaked.read_bytes())
@@ -96,6 +97,12 @@ def measure(original: Path, cloaked: Path, models: Path | None) -> dict[str, Any
             "box": [box.x0, box.y0, box.width, box.height],
             "face_ssim": ssim(a.pixels[region], b.pixels[region], maxval),
             "face_psnr": psnr(a.pixels[region], b.pixels[region], maxval),
+            # At 100%, the whole box: what someone zooming in on the face would see.
+            "face_ssimulacra2": (
+                ssimulacra2(a.pixels[region], b.pixels[region])
+                if min(box.width, box.height) >= 8
+                else None
+            ),
             "models": {},
         }
         for model in recognizers:
@@ -133,9 +140,11 @@ def run(args: argparse.Namespace) -> int:
         print("no face found in the original: nothing to compare")
     for i, face in enumerate(report["faces"], 1):
         x, y, w, h = face["box"]
+        s2 = face["face_ssimulacra2"]
         print(
             f"face {i} at {x},{y} {w}x{h}: SSIM {face['face_ssim']:.4f}, "
-            f"PSNR {face['face_psnr']:.2f} dB"
+            + (f"SSIMULACRA2 {s2:.1f}, " if s2 is not None else "")
+            + f"PSNR {face['face_psnr']:.2f} dB"
         )
         for name, model in face["models"].items():
             if model["cosine"] is None:

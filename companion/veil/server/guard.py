@@ -18,7 +18,7 @@ EXTENSION_SCHEMES = ("chrome-extension://", "moz-extension://")
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 EXPOSED_HEADERS = (
     "X-Veil-Faces, X-Veil-Face-Boxes, X-Veil-Seconds, X-Veil-SSIM, X-Veil-Metadata-Removed, "
-    "Retry-After"
+    "Retry-After, X-Veil-Face-SSIMULACRA2"
 )
 ALLOWED_METHODS = "GET, POST, OPTIONS"
 ALLOWED_HEADERS = "Authorization, Content-Type"

@@ -128,6 +128,8 @@ def _cloak_response(result: CloakResult) -> web.Response:
         headers["X-Veil-Face-Boxes"] = json.dumps(boxes, separators=(",", ":"))
     if result.ssim is not None:
         headers["X-Veil-SSIM"] = f"{result.ssim:.4f}"
+    if result.face_ssimulacra2 is not None:
+        headers["X-Veil-Face-SSIMULACRA2"] = f"{result.face_ssimulacra2:.1f}"
     if result.metadata_removed:
         headers["X-Veil-Metadata-Removed"] = ", ".join(result.metadata_removed)
     return web.Response(body=result.data, content_type=result.media_type, headers=headers)
