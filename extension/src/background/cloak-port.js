@@ -105,6 +105,7 @@ async function finish(port, header, original, startedAt, isClosed) {
       cloaked,
       faces: outcome.faces,
       ssim: outcome.ssim,
+      faceSsimulacra2: outcome.faceSsimulacra2,
       seconds: outcome.seconds,
       totalSeconds: (performance.now() - startedAt) / 1000,
       boxes: outcome.boxes,

@@ -21,6 +21,7 @@ import { loadSettings, loadToken } from '../shared/settings.js';
  * @property {number} faces
  * @property {number | null} seconds  The companion's own processing time.
  * @property {number | null} ssim
+ * @property {number | null} faceSsimulacra2  The most visible face's SSIMULACRA2 (100 = unchanged).
  * @property {Array<[number, number, number, number]>} boxes  Face boxes (x, y, w, h) when the companion sends them.
  */
 
@@ -215,6 +216,7 @@ export async function cloak(photo, type, mode, options = {}) {
     faces: numberOrNull(headers.get('X-Veil-Faces')) ?? 0,
     seconds: numberOrNull(headers.get('X-Veil-Seconds')),
     ssim: numberOrNull(headers.get('X-Veil-SSIM')),
+    faceSsimulacra2: numberOrNull(headers.get('X-Veil-Face-SSIMULACRA2')),
     boxes: parseBoxes(headers.get('X-Veil-Face-Boxes')),
   };
 }

@@ -16,6 +16,7 @@ const ZOOM_EDGE = 240;
  * @property {number} height
  * @property {number} faces
  * @property {number | null} ssim
+ * @property {number | null} [faceSsimulacra2]  The most visible face's SSIMULACRA2.
  * @property {number | null} seconds  The companion's own time.
  * @property {number} totalSeconds  From the page handing over the file to it getting the cloak.
  * @property {string} before  PNG data URL, whole photo, downscaled.
@@ -149,7 +150,7 @@ export async function recordPreview(tabId, item) {
 }
 
 /**
- * @typedef {{name: string, original: Blob, cloaked: Blob, faces: number, ssim: number | null,
+ * @typedef {{name: string, original: Blob, cloaked: Blob, faces: number, ssim: number | null, faceSsimulacra2?: number | null,
  *   seconds: number | null, totalSeconds: number, boxes: Array<[number, number, number, number]>}} PreviewSource
  */
 
@@ -177,6 +178,7 @@ export async function buildPreview(item) {
       height: before.height,
       faces: item.faces,
       ssim: item.ssim,
+      faceSsimulacra2: item.faceSsimulacra2 ?? null,
       seconds: item.seconds,
       totalSeconds: item.totalSeconds,
       before: await toDataUrl(drawRegion(before, full, OVERVIEW_EDGE)),

@@ -138,6 +138,7 @@ async function handle(reply, request) {
       cloaked: outcome.body,
       faces: outcome.faces,
       ssim: outcome.ssim,
+      faceSsimulacra2: outcome.faceSsimulacra2,
       seconds: outcome.seconds,
       totalSeconds,
       boxes: outcome.boxes,
