@@ -173,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     cache_file = args.out / "yardstick.json"
     cache: dict[str, Any] = json.loads(cache_file.read_text()) if cache_file.exists() else {}
     judge = Judges(args.judges)
-    engine = Engine.load()
+    surrogates = [s.split("=", 1)[1].split("+") for s in args.set if s.startswith("surrogates=")]
+    engine = Engine.load(surrogates=surrogates[0] if surrogates else None)
     from veil.optimizer import ALGORITHM_VERSION
 
     rows: list[dict[str, Any]] = []
@@ -236,6 +237,8 @@ def apply_overrides(modes: list[str], settings: list[str]) -> None:
     changes: dict[str, Any] = {}
     for item in settings:
         key, _, text = item.partition("=")
+        if key == "surrogates":  # handled by main() when it loads the engine
+            continue
         if key == "feather":  # the paste mask's feather (veil.paste), not a budget field
             from veil import paste
 

@@ -39,7 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     bv.apply_overrides(args.modes, args.set)
     faces_dir = default_faces_dir()
-    engine = Engine.load()
+    surrogates = [s.split("=", 1)[1].split("+") for s in args.set if s.startswith("surrogates=")]
+    engine = Engine.load(surrogates=surrogates[0] if surrogates else None)
     args.out.mkdir(parents=True, exist_ok=True)
     for label in args.photos:
         path = faces_dir / label if label.startswith("scenes/") else faces_dir / "photos" / label

@@ -41,6 +41,7 @@ PERCEPTUAL = {
     "delta_blur": 0.5,
     "feather": 0.5,
 }
+S3 = "sface+mobilefacenet+faceapi_resnet"  # all the cheap local recognisers as surrogates
 VARIANTS: dict[str, tuple[str, dict[str, object]]] = {
     # name: (mode whose budget is the base, overrides; linf in 1/255)
     "v4_low": ("low", {}),
@@ -70,6 +71,7 @@ VARIANTS: dict[str, tuple[str, dict[str, object]]] = {
         "mid",
         PERCEPTUAL | {"linf": 8, "penalty": 2, "steps": 12, "colour_scale": 1.0},
     ),
+    "pen2_l8_s3": ("mid", PERCEPTUAL | {"linf": 8, "penalty": 2, "steps": 12, "surrogates": S3}),
     "pen2_l8_grid56": ("mid", PERCEPTUAL | {"linf": 8, "penalty": 2, "steps": 12, "grid": 56}),
 }
 TUNE_FLAGS = {
@@ -89,6 +91,9 @@ TUNE_FLAGS = {
 def tune_args(settings: dict[str, object]) -> list[str]:
     out = []
     for key, value in settings.items():
+        if key == "surrogates":
+            out += ["--surrogates", *str(value).split("+")]
+            continue
         if key == "luminance_adapt":
             if value:
                 out.append("--luminance-adapt")
