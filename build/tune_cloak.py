@@ -84,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--texture-high", type=float)
     parser.add_argument("--luminance-adapt", action="store_true")
     parser.add_argument("--penalty", type=float)
+    parser.add_argument("--edge-protect", type=float)
     parser.add_argument("--feather", type=float, help="research: paste mask feather share")
     parser.add_argument(
         "--weights", type=float, nargs="+", help="one per surrogate, in --surrogates order"
@@ -127,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         "texture_low",
         "texture_high",
         "penalty",
+        "edge_protect",
     )
     for field in fields:
         value = getattr(args, field)

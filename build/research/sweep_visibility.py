@@ -71,6 +71,15 @@ VARIANTS: dict[str, tuple[str, dict[str, object]]] = {
         "mid",
         PERCEPTUAL | {"linf": 8, "penalty": 2, "steps": 12, "colour_scale": 1.0},
     ),
+    "pen4_l5_edge": (
+        "mid",
+        PERCEPTUAL | {"linf": 5, "penalty": 4, "steps": 12, "edge_protect": 0.8},
+    ),
+    "pen4_l6_edge_nolum": (
+        "mid",
+        PERCEPTUAL
+        | {"linf": 6, "penalty": 4, "steps": 12, "edge_protect": 0.8, "luminance_adapt": False},
+    ),
     "pen2_l8_s3": ("mid", PERCEPTUAL | {"linf": 8, "penalty": 2, "steps": 12, "surrogates": S3}),
     "pen2_l8_grid56": ("mid", PERCEPTUAL | {"linf": 8, "penalty": 2, "steps": 12, "grid": 56}),
 }
@@ -84,6 +93,7 @@ TUNE_FLAGS = {
     "feather": "--feather",
     "linf": "--linf",
     "penalty": "--penalty",
+    "edge_protect": "--edge-protect",
     "steps": "--steps",
 }
 

@@ -106,6 +106,7 @@ class ModeBudget:
     texture_high: float = 1.5  # ... and on the most textured parts (hair, brows, edges)
     luminance_adapt: bool = False  # scale the budget by a luminance-adaptation factor
     penalty: float = 0.0  # > 0: Adam steps on (adversarial loss + penalty * visibility cost)
+    edge_protect: float = 0.0  # share of the budget taken away on strong edges (0: off)
 
 
 _MID = ModeBudget(
@@ -196,6 +197,8 @@ def cloak_crops(
     )
     if plan.luminance_adapt:
         cap = cap * _luminance_factor(x0)
+    if plan.edge_protect > 0:
+        cap = cap * (1.0 - plan.edge_protect * _edge_map(x0))
     weight = _region_weight(region, size)
     # Small random start on the grid so the first gradient is not taken exactly at x0.
     coarse = rng.uniform(-0.25, 0.25, (n, plan.grid, plan.grid, 3)).astype(np.float32) * plan.linf
@@ -525,6 +528,20 @@ def _texture_mask(x0: F32, low: float = 0.5, high: float = 1.5) -> F32:
         rel = std / (float(np.median(std)) + 1e-6)
         factor = np.clip(low + (1.0 - low) * rel, low, high)
         out[i] = cv2.GaussianBlur(factor, (0, 0), 2.0)[..., None]
+    return out
+
+
+def _edge_map(x0: F32) -> F32:
+    """[N,S,S,3] in 0..1: 1 on and next to strong, coherent edges (face outline, eyelids,
+    lips, nostrils), 0 elsewhere. Texture (hair, stubble, pores) hides a change; an edge does
+    not: a change along it moves or re-shades the edge, which people see (Yang et al. 2005
+    protect edges in their JND model for the same reason)."""
+    luma = np.clip(255.0 * (x0 @ np.array([0.299, 0.587, 0.114], dtype=np.float32)), 0, 255)
+    out = np.empty(x0.shape, dtype=np.float32)
+    for i in range(x0.shape[0]):
+        smooth = cv2.GaussianBlur(luma[i].astype(np.uint8), (0, 0), 1.0)
+        edges = cv2.Canny(smooth, 60, 150).astype(np.float32) / 255.0
+        out[i] = np.clip(cv2.GaussianBlur(edges, (0, 0), 1.0) * 2.0, 0.0, 1.0)[..., None]
     return out
 
 
