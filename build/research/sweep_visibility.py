@@ -80,6 +80,18 @@ VARIANTS: dict[str, tuple[str, dict[str, object]]] = {
         PERCEPTUAL
         | {"linf": 6, "penalty": 4, "steps": 12, "edge_protect": 0.8, "luminance_adapt": False},
     ),
+    "pen4_l5_edge_s3": (
+        "mid",
+        PERCEPTUAL | {"linf": 5, "penalty": 4, "steps": 12, "edge_protect": 0.8, "surrogates": S3},
+    ),
+    "pen4_l5_edge_st20": (
+        "mid",
+        PERCEPTUAL | {"linf": 5, "penalty": 4, "steps": 20, "edge_protect": 0.8},
+    ),
+    "pen4_l2_edge": (
+        "mid",
+        PERCEPTUAL | {"linf": 2, "penalty": 4, "steps": 12, "edge_protect": 0.8},
+    ),
     "pen2_l8_s3": ("mid", PERCEPTUAL | {"linf": 8, "penalty": 2, "steps": 12, "surrogates": S3}),
     "pen2_l8_grid56": ("mid", PERCEPTUAL | {"linf": 8, "penalty": 2, "steps": 12, "grid": 56}),
 }
