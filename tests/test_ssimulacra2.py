@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import ssimulacra2 as reference
-from engine_support import faces_dir
 from PIL import Image, ImageFilter
 
+from engine_support import faces_dir
 from veil.ssimulacra2 import face_ssimulacra2, ssimulacra2
 
 
@@ -41,7 +41,8 @@ def photo_region(name: str, rows: int, cols: int) -> np.ndarray:
 def test_matches_the_reference_package(name: str, rows: int, cols: int, tmp_path: Path) -> None:
     original = photo_region(name, rows, cols)
     blurred = np.asarray(Image.fromarray(original).filter(ImageFilter.GaussianBlur(1.2)))
-    shifted = np.clip(original.astype(np.int16) + [6, -4, 2], 0, 255).astype(np.uint8)
+    tint = np.array([6, -4, 2], np.int16)
+    shifted = np.clip(original.astype(np.int16) + tint, 0, 255).astype(np.uint8)
     for distorted in (jpeg(original, 90), jpeg(original, 30), blurred, shifted):
         ours = ssimulacra2(original, distorted)
         assert ours == pytest.approx(reference_score(original, distorted, tmp_path), abs=0.05)

@@ -2,45 +2,47 @@
 
 Everything here is numpy/cv2 around the surrogates' gradient graphs: the ONNX graphs run the
 model only (crop and target in, cosine and its gradient out); augmentation, smoothing, the
-low-frequency parameterisation and the budget projection happen in this module.
+perceptual budget and the steps happen in this module.
 
 One step, for every crop at once (see `cloak_crops`):
 
-1. The perturbation lives on a coarse grid (`ModeBudget.grid` cells a side) and is upsampled
-   bilinearly to the crop: a smooth cloak survives JPEG and rescaling, transfers better to
-   other recognisers, and does not look like pixel noise once pasted back at full resolution.
+1. The perturbation lives on a `ModeBudget.grid` grid (v5: the crop's own 112 px; older
+   budgets used a coarse 56-cell grid, which pasted onto a close-up face as blobs) and is
+   clipped per pixel to the perceptual cap: `linf` x texture mask (x0.2 on flat skin up to
+   x2.5 where hair, brows or stubble hide a change) x luminance adaptation (more in shadows)
+   x (1 - edge protection) (less along coherent edges: face outline, eyelids, lips).
 2. `copies` transformed versions of the cloaked crop (copy 0 untouched; the others randomly
    rescaled/shifted, blurred, or passed through a real JPEG encode with the gradient taken as
    identity (BPDA)) go through every surrogate in one batched call each; the surrogates run
    concurrently, one single-threaded ONNX Runtime session per core.
 3. Each surrogate's gradient is mapped back through its transform, normalised per crop so
-   no surrogate dominates, summed, smoothed with a Gaussian (translation-invariant attack),
-   pulled back to the coarse grid and accumulated with momentum (MI-FGSM).
-4. A signed step moves the perturbation away from the crop's own embeddings, projected on
-   the per-pixel L-inf budget: `linf` scaled by a texture mask (more change where texture
-   hides it, less on flat skin); then, per the budget, its colour part is capped and the
-   whole is blurred (no hard edges), inside the same bounds.
+   no surrogate dominates, summed and smoothed with a Gaussian (translation-invariant
+   attack). `colour_scale` 0 keeps only its brightness part: the cloak never tints skin.
+4. With `penalty` > 0 (every v5 mode), an Adam step on the cosine to the crop's own
+   embedding plus `penalty` x the visibility cost mean((change / cap)^2): change costs little
+   where the cap is large and much on flat skin, and the optimiser spends it where it moves
+   the embedding most (Fawkes did the same with a DSSIM penalty). With `penalty` 0 (v4 and
+   research), signed MI-FGSM steps that fill the cap.
 
 Finally the perturbation is shrunk per crop, if needed, until the crop SSIM meets
 `min_crop_ssim`. The engine separately enforces `min_face_ssim` and `min_image_ssim` at
-output resolution.
+output resolution (with v5 budgets neither binds on the test photos).
 
-The engine passes its paste mask as `region` (a feathered rounded square over 70% of the
+The engine passes its paste mask as `region` (a feathered rounded square over most of the
 crop, `veil.paste.face_mask`), so the budget is spent only where the cloak reaches the photo.
 
-Budgets per mode (crop = 112x112 aligned face, values in 0..1 units of 1/255):
+Budgets per mode (crop = 112x112 aligned face, linf in 1/255 before the per-pixel factors;
+all: luma only, 12 steps, 2 copies, texture 0.2-2.5, luminance adaptation, edge protection
+0.8, blur 0.5 crop px):
 
-| mode | linf | steps | copies | grid | min crop SSIM | min face / whole-image SSIM (engine) |
-|------|------|-------|--------|------|---------------|--------------------------------------|
-| low  | 6    | 12    | 2      | 56   | 0.95          | 0.95 / 0.99                          |
-| mid  | 18   | 10    | 2      | 56   | 0.90          | 0.90 / 0.98                          |
-| high | 24   | 20    | 2      | 56   | 0.80          | 0.85 / 0.97                          |
+| mode | linf | penalty | min crop SSIM | min face / whole-image SSIM (engine) |
+|------|------|---------|---------------|--------------------------------------|
+| low  | 2    | 4       | 0.95          | 0.95 / 0.99                          |
+| mid  | 3    | 2       | 0.90          | 0.90 / 0.98                          |
+| high | 5    | 4       | 0.80          | 0.85 / 0.97                          |
 
-MID and HIGH also cap colour change (the part that differs between R, G and B) at half their
-L-inf (`colour_low_share` 0.5, at every scale above 0.75 crop pixels), and blur the capped
-perturbation (`delta_blur`, sigma 1 crop pixel) so that it has no hard edges; their L-inf
-is higher than it would be without the blur, for the same crop DSSIM. Measured protection,
-quality and speed per mode are in `docs/protection.md`.
+Measured visibility (SSIMULACRA2, FLIP), protection and speed per mode, and the variants
+tried, are in `docs/visibility.md`.
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ F32 = npt.NDArray[np.float32]
 CROP_SIZE = 112
 """Side of the aligned crops the optimiser works on (ArcFace 112x112 template)."""
 
-ALGORITHM_VERSION = 4
+ALGORITHM_VERSION = 5
 """Bumped whenever the algorithm changes its output for the same budget (benchmark caches)."""
 
 
@@ -109,45 +111,45 @@ class ModeBudget:
     edge_protect: float = 0.0  # share of the budget taken away on strong edges (0: off)
 
 
-_MID = ModeBudget(
-    linf=18 / 255,
-    steps=10,
+# v5: a perceptual budget. Brightness only (no colour change, so no tint on skin), optimised
+# at the crop's full 112 px (no coarse grid, so no blobs), with a per-pixel cap that follows
+# what hides a change: local texture (x0.2 on flat skin up to x2.5 in hair, brows, stubble),
+# luminance (more in shadows) and not coherent edges (the face outline, eyelids, lips).
+# Adam steps minimise the recognisers' cosine plus `penalty` times the visibility cost
+# mean((change / cap)^2), so the change goes where it buys the most protection per unit
+# of visibility instead of filling the box. Measured per mode (visibility on the quick
+# photo set, protection leave-one-out on the tuning split) in docs/visibility.md.
+_PERCEPTUAL = ModeBudget(
+    linf=3 / 255,
+    steps=12,
     copies=2,
-    grid=56,
+    grid=112,
     min_crop_ssim=0.90,
     min_face_ssim=0.90,
     min_image_ssim=0.98,
-    # Colour change capped at half the budget at every scale coarser than 0.75 crop px
-    # (in practice all of it: the perturbation lives on a 56-cell grid), and the capped
-    # perturbation blurred (sigma 1 crop px) so that cells at opposite caps no longer
-    # meet in hard edges. Measured on the tuning split against L-inf 14 with the colour
-    # cap at sigma 2: colour change 5.7 -> 3.7 /255 RMS and fine colour speckle 3.5 ->
-    # 1.4 at the same crop DSSIM (0.045), protection within 0.01 against every attacker
-    # (face-api +0.04); on all 24 people FaceNet measured 0.03 lower. The blur costs
-    # strength that the higher L-inf (14 -> 18) buys back.
-    colour_low_share=0.5,
-    colour_sigma=0.75,
-    delta_blur=1.0,
+    colour_scale=0.0,
+    texture_low=0.2,
+    texture_high=2.5,
+    luminance_adapt=True,
+    delta_blur=0.5,
+    penalty=2.0,
+    edge_protect=0.8,
 )
 
 _BUDGETS: dict[Mode, ModeBudget] = {
-    Mode.LOW: ModeBudget(
-        linf=6 / 255,
-        steps=12,
-        copies=2,
-        grid=56,
+    Mode.LOW: replace(
+        _PERCEPTUAL,
+        linf=2 / 255,
+        penalty=4.0,
         min_crop_ssim=0.95,
         min_face_ssim=0.95,
         min_image_ssim=0.99,
     ),
-    Mode.MID: _MID,
-    # As MID (same colour cap and blur, same copies and grid), stronger: L-inf 18 -> 24
-    # keeps the unseen recognisers' figures of the former HIGH (L-inf 18, colour capped at
-    # sigma 2, no blur) for a little more crop DSSIM (0.066 -> 0.071).
+    Mode.MID: _PERCEPTUAL,
     Mode.HIGH: replace(
-        _MID,
-        linf=24 / 255,
-        steps=20,
+        _PERCEPTUAL,
+        linf=5 / 255,
+        penalty=4.0,
         min_crop_ssim=0.80,
         min_face_ssim=0.85,
         min_image_ssim=0.97,
@@ -202,6 +204,7 @@ def cloak_crops(
     weight = _region_weight(region, size)
     # Small random start on the grid so the first gradient is not taken exactly at x0.
     coarse = rng.uniform(-0.25, 0.25, (n, plan.grid, plan.grid, 3)).astype(np.float32) * plan.linf
+    coarse = _scale_colour(coarse, plan.colour_scale)  # luma-only budgets start grey too
     velocity = np.zeros_like(coarse)
     second = np.zeros_like(coarse)  # Adam's second moment (penalty variant)
     step = 2.5 * plan.linf / max(plan.steps, 1)

@@ -33,7 +33,9 @@ BISECTION_STEPS = 7  # strength resolution 1/128
 # loses most of its effect once pasted into a photo.
 _MASK_EXPONENT = 4.0  # 2: ellipse; larger: closer to the crop square
 _MASK_RADIUS = 0.5  # half-axis as a share of the crop side: reaches the edge midpoints
-_MASK_FEATHER = 0.25  # smoothstep over the outer quarter of the radius: no seam
+# Smoothstep over the outer half of the radius (v5; 0.25 before): with the cloak now a few
+# levels of brightness, a long ramp leaves no seam on forehead or cheeks at any size.
+_MASK_FEATHER = 0.5
 
 
 @lru_cache(maxsize=4)
