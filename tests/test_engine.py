@@ -80,6 +80,22 @@ def test_cloak_moves_the_surrogate_embedding(engine: Engine, photo: bytes, cloak
         assert float(emb[0] @ emb[1]) < 0.65, model.name
 
 
+def test_cloak_reports_each_face_ssimulacra2(engine: Engine, photo: bytes) -> None:
+    from veil.ssimulacra2 import face_ssimulacra2
+
+    result = engine.cloak_bytes(photo, mode=Mode.MID)
+    face = result.faces[0]
+    assert face.ssimulacra2 is not None and result.face_ssimulacra2 == face.ssimulacra2
+    assert 0.0 < face.ssimulacra2 < 100.0
+    x, y, w, h = face.box
+    region = (slice(y, y + h), slice(x, x + w))
+    before = pixels(photo)[region].astype(np.uint8)
+    after = pixels(result.data)[region].astype(np.uint8)
+    in_file = face_ssimulacra2(before, after)
+    # The report judges the cloak before the output's JPEG encode, which can only add loss.
+    assert in_file is not None and face.ssimulacra2 - 15 < in_file < face.ssimulacra2 + 1
+
+
 def test_same_photo_and_mode_give_identical_bytes(
     engine: Engine, photo: bytes, cloaked: bytes
 ) -> None:

@@ -64,7 +64,7 @@ def test_cloak_respects_the_budget(crops: np.ndarray, cloaked: np.ndarray) -> No
     assert cloaked.shape == crops.shape and cloaked.dtype == np.float32
     assert cloaked.min() >= 0.0 and cloaked.max() <= 1.0
     # The texture mask scales the L-inf cap by at most texture_high, luminance adaptation by
-    # at most 3 (shadows), edge protection only ever lowers it.
+    # at most 3 (shadows).
     factor = budget.texture_high * (3.0 if budget.luminance_adapt else 1.0)
     assert np.max(np.abs(cloaked - crops)) <= factor * budget.linf + 1e-6
     assert np.all(optimizer.crop_ssim(crops, cloaked) >= budget.min_crop_ssim - 1e-6)

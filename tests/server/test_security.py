@@ -161,10 +161,12 @@ def test_cloak_real_photo(companion: Companion, token: str, photo: bytes) -> Non
     assert reply.headers["Content-Type"] == "image/jpeg"
     assert int(reply.headers["X-Veil-Faces"]) >= 1
     assert 0.5 < float(reply.headers["X-Veil-SSIM"]) <= 1.0
+    assert 0.0 < float(reply.headers["X-Veil-Face-SSIMULACRA2"]) < 100.0
     assert float(reply.headers["X-Veil-Seconds"]) > 0
     assert reply.body[:2] == b"\xff\xd8" and reply.body != photo
     assert reply.headers["Access-Control-Allow-Origin"] == EXTENSION_ORIGIN
     assert "X-Veil-Faces" in reply.headers["Access-Control-Expose-Headers"]
+    assert "X-Veil-Face-SSIMULACRA2" in reply.headers["Access-Control-Expose-Headers"]
 
 
 def test_pairing_code_is_single_use_and_token_bound_to_origin(companion: Companion) -> None:
