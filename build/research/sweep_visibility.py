@@ -44,6 +44,11 @@ PERCEPTUAL = {
 S3 = "sface+mobilefacenet+faceapi_resnet"  # all the cheap local recognisers as surrogates
 VARIANTS: dict[str, tuple[str, dict[str, object]]] = {
     # name: (mode whose budget is the base, overrides; linf in 1/255)
+    # The shipped v5 modes, exactly as optimizer.py defines them.
+    "ship_low": ("low", {}),
+    "ship_mid": ("mid", {}),
+    "ship_high": ("high", {}),
+    # The v4 modes (run with the v4 code on PYTHONPATH, see docs/visibility.md).
     "v4_low": ("low", {}),
     "v4_mid": ("mid", {}),
     "v4_high": ("high", {}),
