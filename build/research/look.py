@@ -29,6 +29,20 @@ from veil.results import Mode
 MAX_FACE_SIDE = 700  # px per half of the 100% face image (a larger face is centre-cropped)
 
 
+DOCS_SIDE = 300
+
+
+def save_docs_crop(path: Path, before: np.ndarray, after: np.ndarray) -> None:
+    """A DOCS_SIDE square at 100% from the centre of the face, before | after, JPEG q92."""
+    h, w = before.shape[:2]
+    side = min(DOCS_SIDE, h, w)
+    y0, x0 = (h - side) // 2, (w - side) // 2
+    pair = [im[y0 : y0 + side, x0 : x0 + side] for im in (before, after)]
+    gap = np.full((side, 4, 3), 255, np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.concatenate([pair[0], gap, pair[1]], axis=1)).save(path, quality=92)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", nargs="+", required=True)
@@ -36,6 +50,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("/tmp/look"))
     parser.add_argument("--set", nargs="+", default=[])
     parser.add_argument("--tag", default="")
+    parser.add_argument(
+        "--docs",
+        type=Path,
+        help="also write <docs>/visibility-<name>-<mode>.jpg: a DOCS_SIDE px square of the face "
+        "at 100%% (before left, after right), small enough for the repository",
+    )
     args = parser.parse_args(argv)
     bv.apply_overrides(args.modes, args.set)
     faces_dir = default_faces_dir()
@@ -69,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
                     feed, (1600, round(feed.shape[0] * scale)), interpolation=cv2.INTER_AREA
                 )
             Image.fromarray(feed).save(args.out / f"{name}.{mode}{tag}.feed.png")
+            if args.docs:
+                save_docs_crop(args.docs / f"visibility-{name}-{mode}.jpg", a, b)
             diff = np.abs(cloaked.astype(np.int16) - original.astype(np.int16))[face]
             print(f"{label} {mode}: face |change| mean {diff.mean():.2f} max {diff.max()} /255")
     return 0
