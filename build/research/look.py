@@ -33,10 +33,12 @@ DOCS_SIDE = 300
 
 
 def save_docs_crop(path: Path, before: np.ndarray, after: np.ndarray) -> None:
-    """A DOCS_SIDE square at 100% from the centre of the face, before | after, JPEG q92."""
+    """A DOCS_SIDE square at 100% around the eyes (40% down the face box, where the cloak
+    gathers), before | after, JPEG q92."""
     h, w = before.shape[:2]
     side = min(DOCS_SIDE, h, w)
-    y0, x0 = (h - side) // 2, (w - side) // 2
+    y0 = min(max(0, round(0.4 * h) - side // 2), h - side)
+    x0 = (w - side) // 2
     pair = [im[y0 : y0 + side, x0 : x0 + side] for im in (before, after)]
     gap = np.full((side, 4, 3), 255, np.uint8)
     path.parent.mkdir(parents=True, exist_ok=True)
