@@ -52,7 +52,7 @@ def test_face_changes_and_far_background_does_not(
     far[max(0, box.y0 - pad) : box.y1 + pad, max(0, box.x0 - pad) : box.x1 + pad] = False
     assert far.mean() > 0.2
     background_change = diff[far].mean()
-    assert face_change > 0.8  # a real cloak, not JPEG noise
+    assert face_change > 0.5  # a real cloak (v5 LOW: 0.75 /255 mean), not JPEG noise
     assert background_change < 0.6  # re-encode only, at quality >= 92
     assert face_change > 3 * background_change
 
@@ -71,13 +71,18 @@ def test_cloak_moves_the_surrogate_embedding(engine: Engine, photo: bytes, cloak
             warp_crop(after, alignment_matrix(found_again.landmarks, 112), 112),
         ]
     )
+    # The same photo only re-encoded (what the cloak's own output encode does anyway).
+    with Image.open(io.BytesIO(photo)) as im:
+        reencoded = pixels(jpeg_bytes(im, quality=92)).astype(np.uint8)
+    again = engine.detect_faces(reencoded, (1.0, 1.0))[0]
+    plain = warp_crop(reencoded, alignment_matrix(again.landmarks, 112), 112)
     for model in engine.surrogates:
-        emb = model.embed(crops)
+        emb = model.embed(np.concatenate([crops, plain[None]]))
         emb /= np.linalg.norm(emb, axis=1, keepdims=True)
-        # Measured at LOW: SFace 0.46, MobileFaceNet 0.59. Before the optimiser worked
-        # inside the paste mask, MobileFaceNet kept 0.69: most of the cloak never reached
-        # the photo.
-        assert float(emb[0] @ emb[1]) < 0.65, model.name
+        moved, moved_by_jpeg = 1.0 - float(emb[0] @ emb[1]), 1.0 - float(emb[0] @ emb[2])
+        # Measured at v5 LOW: cosine 0.94-0.95 (v4 LOW: 0.46-0.59; v5 trades strength for
+        # invisibility, see docs/visibility.md), a re-encode alone 0.99+.
+        assert moved > 0.03 and moved > 3 * moved_by_jpeg, (model.name, moved, moved_by_jpeg)
 
 
 def test_cloak_reports_each_face_ssimulacra2(engine: Engine, photo: bytes) -> None:
@@ -155,14 +160,20 @@ def test_aligned_crop_mode(engine: Engine) -> None:
     assert result.ssim is not None and result.ssim > 0.8
 
 
-def test_close_up_keeps_the_whole_image_floor(engine: Engine) -> None:
+def test_close_up_keeps_the_whole_image_floor(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A face filling most of a small photo: the engine scales the cloak down until the
-    whole photo meets the mode's SSIM floor (before that floor, 0.969 at the default mode)."""
+    whole photo meets the mode's SSIM floor. The v5 cloak is faint (whole-image SSIM 0.9989
+    here at the default mode, over its 0.98 floor), so the test raises the floor to 0.9995
+    to make it bind, as the v4 cloak's 0.969 once did at 0.98."""
     from engine_support import faces_dir
-    from veil.optimizer import mode_budget
+    from veil import optimizer
 
+    tight = optimizer.with_overrides(optimizer.mode_budget(Mode.MID), min_image_ssim=0.9995)
+    monkeypatch.setitem(optimizer._BUDGETS, Mode.MID, tight)
     src = faces_dir() / "photos" / "Scarlett_Johansson" / "img51.jpg"
     result = engine.cloak_bytes(src.read_bytes())
     assert result.face_count == 1
     assert result.ssim is not None
-    assert mode_budget(Mode.MID).min_image_ssim <= result.ssim < 0.99
+    assert 0.9995 <= result.ssim < 1.0
