@@ -1,0 +1,173 @@
+"""`veil cloak PATH... [-o DIR] [--mode low|mid|high] [--aligned] [--in-place] [--keep-metadata]`
+
+Files and folders (recursive). Outputs keep their file names: in `-o DIR` (folders keep their
+relative layout there), in place with `--in-place`, else next to the input as
+`name.cloaked.ext`. Every write is atomic. One result line per file on stdout, a progress bar
+on stderr when it is a terminal; a failing file is reported and the batch goes on; the exit
+status is 1 when some file failed, 2 when the models cannot be loaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from veil.errors import ErrorCode, VeilError
+from veil.results import DEFAULT_MODE, CloakResult, Mode
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".heic", ".heif"}
+CLOAKED_TAG = ".cloaked"
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "cloak",
+        help="cloak the faces in photos (files or folders)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    parser.add_argument("-o", "--output", type=Path, metavar="DIR", help="write outputs here")
+    parser.add_argument(
+        "--mode", choices=[m.value for m in Mode], default=DEFAULT_MODE.value, help="strength"
+    )
+    parser.add_argument(
+        "--aligned",
+        action="store_true",
+        help="inputs are ArcFace-aligned 112x112 face crops (no detection)",
+    )
+    parser.add_argument("--in-place", action="store_true", help="replace the input files")
+    parser.add_argument(
+        "--keep-metadata", action="store_true", help="keep GPS, serial numbers, owner names"
+    )
+    parser.add_argument("--models", type=Path, metavar="DIR", help="models folder")
+
+
+@dataclass(frozen=True)
+class Job:
+    src: Path
+    dst: Path
+
+
+def collect(paths: Iterable[Path], output: Path | None, in_place: bool) -> Iterator[Job | str]:
+    """Jobs in a stable order; a string is an input that cannot even be listed."""
+    out_root = output.resolve() if output else None
+    for path in paths:
+        if path.is_dir():
+            for src in sorted(p for p in path.rglob("*") if p.is_file()):
+                if src.suffix.lower() not in IMAGE_SUFFIXES or CLOAKED_TAG in src.name:
+                    continue
+                if out_root and out_root in src.resolve().parents:
+                    continue  # never re-cloak our own outputs
+                yield Job(src, destination(src, output, in_place, src.relative_to(path)))
+        elif path.exists():
+            yield Job(path, destination(path, output, in_place, Path(path.name)))
+        else:
+            yield f"{path}: no such file or folder"
+
+
+def destination(src: Path, output: Path | None, in_place: bool, relative: Path) -> Path:
+    if in_place:
+        return src
+    if output is not None:
+        return output / relative
+    return src.with_name(f"{src.stem}{CLOAKED_TAG}{src.suffix}")
+
+
+class Progress:
+    """A plain carriage-return bar on stderr, silent when stderr is not a terminal."""
+
+    def __init__(self, total: int, stream: TextIO) -> None:
+        self.total, self.stream = total, stream
+        self.enabled = stream.isatty()
+
+    def show(self, done: int, name: str) -> None:
+        if not self.enabled:
+            return
+        width = 30
+        filled = width * done // max(self.total, 1)
+        bar = "#" * filled + "." * (width - filled)
+        self.stream.write(f"\r[{bar}] {done}/{self.total} {name[:40]:<40}")
+        self.stream.flush()
+
+    def clear(self) -> None:
+        if self.enabled:
+            self.stream.write("\r" + " " * 80 + "\r")
+            self.stream.flush()
+
+
+def result_line(job: Job, result: CloakResult) -> str:
+    ssim = f"{result.ssim:.4f}" if result.ssim is not None else "-"
+    removed = ",".join(result.metadata_removed) or "none"
+    return (
+        f"ok    {job.src} -> {job.dst}  faces={result.face_count}  "
+        f"{result.seconds:.2f}s  ssim={ssim}  removed={removed}"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from veil.engine import Engine
+
+    if args.in_place and args.output:
+        print("veil cloak: --in-place and -o cannot be combined", file=sys.stderr)
+        return 2
+    jobs = list(collect(args.paths, args.output, args.in_place))
+    try:
+        engine = Engine.load(args.models)
+    except VeilError as exc:
+        print(f"veil cloak: {exc.code}: {exc.message}", file=sys.stderr)
+        return 2
+    progress = Progress(len(jobs), sys.stderr)
+    failures = 0
+    written: set[Path] = set()
+    for index, job in enumerate(jobs):
+        if isinstance(job, str):
+            progress.clear()
+            print(f"FAIL  {job}", flush=True)
+            failures += 1
+            continue
+        progress.show(index, job.src.name)
+        line = cloak_one(engine, job, args, written)
+        progress.clear()
+        print(line, flush=True)
+        failures += line.startswith("FAIL")
+    progress.show(len(jobs), "done")
+    progress.clear()
+    print(f"{len(jobs) - failures} cloaked, {failures} failed", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def cloak_one(engine: object, job: Job, args: argparse.Namespace, written: set[Path]) -> str:
+    from veil.engine import Engine
+
+    assert isinstance(engine, Engine)
+    started = time.perf_counter()
+    target = job.dst.resolve()
+    try:
+        if target == job.src.resolve() and not args.in_place:
+            raise VeilError("refusing to overwrite the input (use --in-place)")
+        if target in written:
+            raise VeilError(f"two inputs would both be written to {job.dst}")
+        result = engine.cloak_file(
+            job.src,
+            job.dst,
+            mode=Mode(args.mode),
+            keep_metadata=args.keep_metadata,
+            aligned=args.aligned,
+        )
+        written.add(target)
+        return result_line(job, result)
+    except VeilError as exc:
+        return f"FAIL  {job.src}: {exc.code}: {exc.message}"
+    except OSError as exc:
+        return f"FAIL  {job.src}: {ErrorCode.BAD_REQUEST}: {exc.strerror or exc}"
+    except Exception as exc:  # a bug must not stop the batch; it is still reported as a failure
+        seconds = time.perf_counter() - started
+        return (
+            f"FAIL  {job.src}: {ErrorCode.INTERNAL}: {type(exc).__name__}: {exc} ({seconds:.2f}s)"
+        )

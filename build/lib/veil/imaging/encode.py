@@ -1,0 +1,218 @@
+"""Encode: cloaked pixels -> bytes in the input's format, size, mode, alpha and ICC profile.
+
+- JPEG: quality = max(estimated input quality, 90), same chroma subsampling, baseline; a
+  progressive input gets optimised Huffman tables instead of progressive scans: measured on
+  a 12.6 and a 14 MP photo, no larger (0.854 / 1.585 MB against 0.856 / 1.605 MB progressive)
+  in a third of the time (92 / 127 ms against 256 / 388 ms). The original's metadata
+  segments (policy applied, ICC included) are spliced back in unchanged. Grayscale stays
+  grayscale; CMYK stays CMYK with the original black plate.
+- PNG: same mode and bit depth (16-bit stays 16-bit); palette and 1-bit PNGs are written as
+  RGB/RGBA, because re-quantising to a palette would erase the cloak.
+- WebP: lossless if the input was lossless, else quality 95 (WebP has no quality to read back).
+- HEIC: quality 95 through pillow-heif.
+"""
+
+from __future__ import annotations
+
+import io
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+from PIL import Image
+
+from veil.imaging import jpeg, png, webp
+from veil.imaging.decode import DecodedImage, Pixels
+from veil.imaging.metadata import MetadataReport, scrub_exif, xmp_is_identifying
+
+MIN_JPEG_QUALITY = 90
+LOSSY_QUALITY = 95
+PNG_COMPRESS_LEVEL = 3  # a 12 MP PNG at level 6 takes seconds; 3 is within a few % in size
+
+
+def encode(
+    decoded: DecodedImage,
+    pixels: Pixels,
+    *,
+    keep_metadata: bool,
+    report: MetadataReport,
+) -> bytes:
+    """Encode `pixels` (same layout as `decoded.pixels`) like the original file."""
+    fmt = decoded.info.format
+    if pixels.dtype == np.uint16:
+        return _encode_png16(decoded, pixels, keep_metadata=keep_metadata, report=report)
+    if fmt == "JPEG" and decoded.info.mode == "RGB":
+        return _encode_jpeg_rgb(decoded, pixels, keep_metadata=keep_metadata, report=report)
+    image = _pillow_image(decoded, pixels)
+    if fmt == "JPEG":
+        assert decoded.jpeg is not None
+        options: dict[str, object] = {
+            "quality": _jpeg_quality(decoded),
+            "optimize": decoded.jpeg.progressive,
+        }
+        if image.mode not in ("L", "CMYK"):
+            sampling = decoded.jpeg.subsampling
+            options["subsampling"] = sampling if sampling >= 0 else 0
+        buffer = io.BytesIO()
+        image.save(buffer, "JPEG", **options)
+        return jpeg.splice_metadata(
+            buffer.getvalue(), decoded.data, keep_metadata=keep_metadata, report=report
+        )
+    if fmt == "PNG":
+        buffer = io.BytesIO()
+        image.save(buffer, "PNG", compress_level=PNG_COMPRESS_LEVEL)
+        return png.splice_metadata(
+            buffer.getvalue(), decoded.data, keep_metadata=keep_metadata, report=report
+        )
+    exif, xmp = _scrubbed_exif_xmp(decoded, keep_metadata=keep_metadata, report=report)
+    extra: dict[str, object] = {}
+    if decoded.icc_profile:
+        extra["icc_profile"] = decoded.icc_profile
+    if exif:
+        extra["exif"] = exif
+    if xmp:
+        extra["xmp"] = xmp
+    buffer = io.BytesIO()
+    if fmt == "WEBP":
+        if webp.is_lossless(decoded.data):
+            image.save(buffer, "WEBP", lossless=True, exact=True, **extra)
+        else:
+            image.save(buffer, "WEBP", quality=LOSSY_QUALITY, **extra)
+    else:  # HEIF
+        image.save(buffer, "HEIF", quality=LOSSY_QUALITY, **extra)
+    return buffer.getvalue()
+
+
+# Pillow's subsampling codes -> libjpeg sampling factors as OpenCV spells them.
+_CV_SAMPLING = {
+    0: cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444,
+    1: cv2.IMWRITE_JPEG_SAMPLING_FACTOR_422,
+    2: cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420,
+}
+
+
+def _jpeg_quality(decoded: DecodedImage) -> int:
+    assert decoded.jpeg is not None
+    return max(decoded.jpeg.quality or MIN_JPEG_QUALITY, MIN_JPEG_QUALITY)
+
+
+def _encode_jpeg_rgb(
+    decoded: DecodedImage, pixels: Pixels, *, keep_metadata: bool, report: MetadataReport
+) -> bytes:
+    """Colour JPEGs through OpenCV's libjpeg-turbo: same IJG tables as Pillow, from the numpy
+    array directly (no 4-byte-per-pixel Pillow copy), and faster."""
+    assert decoded.jpeg is not None
+    sampling = _CV_SAMPLING.get(decoded.jpeg.subsampling, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444)
+    params = [
+        cv2.IMWRITE_JPEG_QUALITY, _jpeg_quality(decoded),
+        cv2.IMWRITE_JPEG_SAMPLING_FACTOR, sampling,
+        cv2.IMWRITE_JPEG_OPTIMIZE, int(decoded.jpeg.progressive),
+    ]  # fmt: skip
+    ok, buffer = cv2.imencode(".jpg", cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR), params)
+    if not ok:  # pragma: no cover - OpenCV fails only on impossible shapes
+        raise ValueError("JPEG encoding failed")
+    return jpeg.splice_metadata(
+        buffer.tobytes(), decoded.data, keep_metadata=keep_metadata, report=report
+    )
+
+
+def _pillow_image(decoded: DecodedImage, pixels: npt.NDArray[np.uint8]) -> Image.Image:
+    stored = decoded.info.mode
+    if decoded.cmyk is not None:
+        return Image.fromarray(_rgb_to_cmyk_keep_black(pixels, decoded), "CMYK")
+    if decoded.alpha is not None:
+        rgba = Image.fromarray(np.dstack([pixels, decoded.alpha]), "RGBA")
+        return rgba.convert("LA") if stored in ("LA", "La") else rgba
+    rgb = Image.fromarray(pixels, "RGB")
+    if stored in ("L", "I", "I;16") or (stored == "LA"):
+        return rgb.convert("L")
+    return rgb
+
+
+def _rgb_to_cmyk_keep_black(
+    rgb: npt.NDArray[np.uint8], decoded: DecodedImage
+) -> npt.NDArray[np.uint8]:
+    """CMYK with the original K plate; C, M, Y recomputed only where the RGB changed.
+
+    Pillow's RGB->CMYK conversion would set K to 0 everywhere and alter untouched pixels.
+    """
+    assert decoded.cmyk is not None
+    cmyk = decoded.cmyk.copy()
+    changed = np.any(rgb != decoded.pixels, axis=2)
+    if not changed.any():
+        return cmyk
+    ys, xs = np.nonzero(changed)
+    k = cmyk[ys, xs, 3].astype(np.float32)
+    room = np.maximum(255.0 - k, 1.0)
+    # Pillow's CMYK->RGB is R = (255 - C) * (255 - K) / 255; invert it for C with K fixed.
+    cmy = 255.0 - rgb[ys, xs].astype(np.float32) * 255.0 / room[:, None]
+    cmyk[ys, xs, :3] = np.clip(np.rint(cmy), 0, 255).astype(np.uint8)
+    return cmyk
+
+
+def _encode_png16(
+    decoded: DecodedImage, pixels: Pixels, *, keep_metadata: bool, report: MetadataReport
+) -> bytes:
+    gray = decoded.info.mode in ("I", "I;16", "I;16B", "L", "LA")
+    if gray:
+        out = cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY)
+        if decoded.alpha is not None:
+            out = np.dstack([out, decoded.alpha])
+    elif decoded.alpha is not None:
+        out = cv2.cvtColor(np.dstack([pixels, decoded.alpha]), cv2.COLOR_RGBA2BGRA)
+    else:
+        out = cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)
+    ok, buffer = cv2.imencode(".png", out, [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESS_LEVEL])
+    if not ok:  # pragma: no cover - OpenCV fails only on impossible shapes
+        raise ValueError("PNG encoding failed")
+    return png.splice_metadata(
+        buffer.tobytes(), decoded.data, keep_metadata=keep_metadata, report=report
+    )
+
+
+def _scrubbed_exif_xmp(
+    decoded: DecodedImage, *, keep_metadata: bool, report: MetadataReport
+) -> tuple[bytes | None, bytes | None]:
+    exif = None
+    if decoded.exif:
+        exif = scrub_exif(
+            decoded.exif,
+            keep_identifying=keep_metadata,
+            reset_orientation=True,
+            drop_thumbnail=True,
+            report=report,
+        )
+    xmp = decoded.xmp
+    if xmp and not keep_metadata and xmp_is_identifying(xmp):
+        report.add("XMP")
+        xmp = None
+    return exif, xmp
+
+
+def rewrite_metadata(
+    data: bytes, fmt: str, *, keep_metadata: bool, report: MetadataReport
+) -> bytes | None:
+    """Apply the metadata policy without touching pixel data; None where the container
+    cannot be rewritten in place (HEIC), so the caller re-encodes."""
+    if fmt == "JPEG":
+        return jpeg.rewrite_metadata(data, keep_metadata=keep_metadata, report=report)
+    if fmt == "PNG":
+        return png.rewrite_metadata(data, keep_metadata=keep_metadata, report=report)
+    if fmt == "WEBP":
+        return webp.rewrite_metadata(data, keep_metadata=keep_metadata, report=report)
+    # HEIC: the container cannot be edited here; if the policy removes nothing, the file
+    # comes back untouched, else the caller re-encodes.
+    with Image.open(io.BytesIO(data)) as image:
+        exif, xmp = image.info.get("exif"), image.info.get("xmp")
+    probe = MetadataReport()
+    if isinstance(exif, bytes):
+        scrub_exif(
+            exif,
+            keep_identifying=keep_metadata,
+            reset_orientation=False,
+            drop_thumbnail=not keep_metadata,
+            report=probe,
+        )
+    if isinstance(xmp, bytes) and not keep_metadata and xmp_is_identifying(xmp):
+        probe.add("XMP")
+    return data if not probe.removed else None

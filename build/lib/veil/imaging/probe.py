@@ -1,0 +1,137 @@
+"""Probe: what an upload is (format, size) from its header alone, before any pixel is decoded.
+
+The server calls `probe` to refuse oversized photos before decoding them; the decoder calls it
+first for the same reason. Pillow's `Image.open` is lazy: it parses the header only.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+from PIL import Image
+
+from veil.errors import CorruptImageError, ImageTooLargeError, UnsupportedFormatError
+
+DEFAULT_MAX_PIXELS = 100_000_000
+"""Largest photo Veil decodes: 100 megapixels (about 300 MB of RGB pixels)."""
+
+# Pillow's own bomb guard warns above MAX_IMAGE_PIXELS and raises above twice that. We check
+# sizes ourselves against `max_pixels`; Pillow's guard stays as a backstop for code paths that
+# open images without us (it raises DecompressionBombError, which we map to a typed error).
+Image.MAX_IMAGE_PIXELS = DEFAULT_MAX_PIXELS
+
+try:  # HEIC/HEIF where pillow-heif is installed (optional dependency `veil[heic]`).
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    HEIF_AVAILABLE = True
+except ImportError:  # pragma: no cover - depends on the installation
+    HEIF_AVAILABLE = False
+
+# Pillow format name -> media type, for the formats Veil cloaks.
+MEDIA_TYPES: dict[str, str] = {
+    "JPEG": "image/jpeg",
+    "PNG": "image/png",
+    "WEBP": "image/webp",
+}
+if HEIF_AVAILABLE:
+    MEDIA_TYPES["HEIF"] = "image/heic"
+
+# File signatures of formats we cloak: bytes that start like this but fail to parse are
+# corrupt, not "some other format".
+_SIGNATURES: tuple[tuple[int, bytes], ...] = (
+    (0, b"\xff\xd8"),  # JPEG
+    (0, b"\x89PNG\r\n\x1a\n"),  # PNG
+    (8, b"WEBP"),  # RIFF....WEBP
+    (4, b"ftypheic"),
+    (4, b"ftypheix"),
+    (4, b"ftypmif1"),
+    (4, b"ftyphevc"),
+)
+
+# Why these are refused: GIF (and other palette-only or animated formats) would re-quantise
+# the cloak to 256 colours and destroy it; vector formats (SVG) have no pixels to cloak.
+_REFUSED_REASON = {
+    "GIF": "GIF is not cloaked: re-quantising to 256 colours would erase the cloak; "
+    "convert it to PNG or JPEG first",
+}
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What the header says about an image."""
+
+    format: str  # Pillow's name: "JPEG", "PNG", "WEBP", "HEIF"
+    media_type: str  # "image/jpeg", ...
+    width: int  # as stored, before EXIF orientation
+    height: int
+    mode: str  # Pillow mode as stored: "RGB", "L", "CMYK", "P", "I;16", ...
+    animated: bool
+    progressive: bool = False  # a progressive JPEG (every scan must be decoded, at any scale)
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
+
+
+def looks_supported(data: bytes) -> bool:
+    """Whether the bytes start with the signature of a format Veil cloaks."""
+    return any(data[offset : offset + len(sig)] == sig for offset, sig in _SIGNATURES)
+
+
+def open_image(
+    data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> tuple[Image.Image, ImageInfo]:
+    """Open lazily (header only) and validate: supported, not animated, not too large."""
+    if not data:
+        raise CorruptImageError("the file is empty (zero bytes)")
+    if data.startswith((b"GIF87a", b"GIF89a")):  # refused before Pillow parses it at all
+        raise UnsupportedFormatError(_REFUSED_REASON["GIF"])
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLargeError(f"image too large to decode: {exc}") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        if looks_supported(data):
+            raise CorruptImageError(f"the image header is damaged: {exc}") from exc
+        raise UnsupportedFormatError(
+            "not a supported image (JPEG, PNG, WebP" + (", HEIC" if HEIF_AVAILABLE else "") + ")"
+        ) from exc
+    fmt = image.format or ""
+    if fmt not in MEDIA_TYPES:
+        image.close()
+        reason = _REFUSED_REASON.get(fmt, f"{fmt or 'this'} images are not cloaked")
+        raise UnsupportedFormatError(reason)
+    width, height = image.size
+    animated = bool(getattr(image, "is_animated", False))
+    progressive = fmt == "JPEG" and bool(
+        image.info.get("progressive") or image.info.get("progression")
+    )
+    info = ImageInfo(fmt, MEDIA_TYPES[fmt], width, height, image.mode, animated, progressive)
+    if width <= 0 or height <= 0:
+        image.close()
+        raise CorruptImageError("the image header announces an empty image")
+    if info.pixels > max_pixels:
+        image.close()
+        raise ImageTooLargeError(
+            f"{width}x{height} is {info.pixels / 1e6:.0f} megapixels; "
+            f"the limit is {max_pixels / 1e6:.0f}"
+        )
+    if animated:
+        image.close()
+        raise UnsupportedFormatError("animated images are not cloaked (only still photos)")
+    return image, info
+
+
+def probe(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInfo:
+    """Format and size from the header only, without decoding pixels.
+
+    Raises UnsupportedFormatError, CorruptImageError or ImageTooLargeError.
+    """
+    image, info = open_image(data, max_pixels=max_pixels)
+    image.close()
+    return info

@@ -1,0 +1,80 @@
+"""WebP container (RIFF): metadata rewriting without re-encoding the bitstream."""
+
+from __future__ import annotations
+
+from veil.errors import CorruptImageError
+from veil.imaging.metadata import MetadataReport, scrub_exif, xmp_is_identifying
+
+_FLAG_EXIF = 0x08
+_FLAG_XMP = 0x04
+
+
+def chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WEBP":
+        raise CorruptImageError("not a WebP stream")
+    out: list[tuple[bytes, bytes]] = []
+    pos = 12
+    while pos + 8 <= len(data):
+        kind = data[pos : pos + 4]
+        length = int.from_bytes(data[pos + 4 : pos + 8], "little")
+        end = pos + 8 + length
+        if end > len(data):
+            raise CorruptImageError("the WebP is truncated")
+        out.append((kind, data[pos + 8 : end]))
+        pos = end + (length & 1)
+    return out
+
+
+def _riff(parts: list[tuple[bytes, bytes]]) -> bytes:
+    body = b"".join(
+        kind + len(payload).to_bytes(4, "little") + payload + (b"\x00" if len(payload) & 1 else b"")
+        for kind, payload in parts
+    )
+    return b"RIFF" + (len(body) + 4).to_bytes(4, "little") + b"WEBP" + body
+
+
+def is_lossless(data: bytes) -> bool:
+    return any(kind == b"VP8L" for kind, _ in chunks(data))
+
+
+def rewrite_metadata(data: bytes, *, keep_metadata: bool, report: MetadataReport) -> bytes:
+    """The same WebP with the metadata policy applied; the bitstream byte-identical."""
+    parts = chunks(data)
+    kept: list[tuple[bytes, bytes]] = []
+    flags_off = 0
+    for kind, payload in parts:
+        if kind == b"EXIF":
+            scrubbed = scrub_exif(
+                payload,
+                keep_identifying=keep_metadata,
+                reset_orientation=False,
+                drop_thumbnail=not keep_metadata,
+                report=report,
+            )
+            if scrubbed is None:
+                flags_off |= _FLAG_EXIF
+                continue
+            payload = scrubbed
+        elif kind == b"XMP " and not keep_metadata and xmp_is_identifying(payload):
+            report.add("XMP")
+            flags_off |= _FLAG_XMP
+            continue
+        kept.append((kind, payload))
+    if not report.removed:
+        return data
+    if flags_off and kept and kept[0][0] == b"VP8X":
+        header = bytearray(kept[0][1])
+        header[0] &= ~flags_off & 0xFF
+        kept[0] = (b"VP8X", bytes(header))
+    return _riff(kept)
+
+
+def metadata_of(data: bytes) -> tuple[bytes | None, bytes | None]:
+    """(EXIF, XMP) payloads of a WebP, if present."""
+    exif = xmp = None
+    for kind, payload in chunks(data):
+        if kind == b"EXIF":
+            exif = payload
+        elif kind == b"XMP ":
+            xmp = payload
+    return exif, xmp

@@ -1,0 +1,17 @@
+"""Typed keys for what the app factory puts on the application and the handlers read back."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from veil.server.backend import CloakBackend
+from veil.server.pairing import PairingGate
+from veil.server.pool import CloakPool
+from veil.server.settings import ServerConfig
+from veil.server.tokens import TokenStore
+
+CONFIG_KEY = web.AppKey("config", ServerConfig)
+BACKEND_KEY = web.AppKey("backend", CloakBackend)
+POOL_KEY = web.AppKey("pool", CloakPool)
+GATE_KEY = web.AppKey("pairing_gate", PairingGate)
+TOKENS_KEY = web.AppKey("token_store", TokenStore)
