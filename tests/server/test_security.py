@@ -16,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from .companion import EXTENSION_ORIGIN, Companion, require_faces, small_jpeg
+from corpus import require_faces
+
+from .companion import EXTENSION_ORIGIN, Companion, small_jpeg
 
 LOCK_S = 3
 
