@@ -8,6 +8,7 @@ dependencies already (only the build backend, setuptools, comes from the package
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -22,9 +23,18 @@ REPO = Path(__file__).resolve().parents[1]
 def test_wheel_finds_its_models_and_cloaks_outside_the_checkout(
     tmp_path: Path, faces_dir: Path
 ) -> None:
+    # Built from a copy: setuptools writes build/lib/ next to setup.py, which in the
+    # checkout is our own build/ folder.
+    source = tmp_path / "source"
+    for name in ("pyproject.toml", "setup.py", "README.md"):
+        source.mkdir(exist_ok=True)
+        shutil.copy2(REPO / name, source / name)
+    skip = shutil.ignore_patterns("__pycache__", "*.egg-info", "cache")
+    shutil.copytree(REPO / "companion", source / "companion", ignore=skip)
+    shutil.copytree(REPO / "models", source / "models", ignore=skip)
     wheels = tmp_path / "wheels"
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", str(REPO), "-w", str(wheels)],
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", str(source), "-w", str(wheels)],
         check=True,
         timeout=300,
     )  # fmt: skip

@@ -1,3 +1,0 @@
-"""Veil: cloak face photos against face-recognition scrapers."""
-
-__version__ = "0.1.0"
