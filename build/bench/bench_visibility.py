@@ -48,8 +48,8 @@ from PIL import Image
 
 from veil import imageio
 from veil.engine import Engine
-from veil.evaluate import default_faces_dir
 from veil.results import Mode
+from veil_research.evaluate import default_faces_dir
 
 DISPLAY_LONG_SIDE = 1080
 FACE_GROW = 1.4

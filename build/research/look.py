@@ -21,10 +21,9 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
 import bench_visibility as bv
-
 from veil.engine import Engine
-from veil.evaluate import default_faces_dir
 from veil.results import Mode
+from veil_research.evaluate import default_faces_dir
 
 MAX_FACE_SIDE = 700  # px per half of the 100% face image (a larger face is centre-cropped)
 

@@ -1,6 +1,6 @@
 """Protection against visibility for named cloak variants (research, not shipped).
 
-For each variant: `build/tune_cloak.py` (leave-one-out protection on the tuning split, the
+For each variant: `veil-research tune` (leave-one-out protection on the tuning split, the
 first 16 identities, 3 uploads each) and `build/bench/bench_visibility.py` (SSIMULACRA2 on
 the quick photo set), both with the variant's budget overrides; one JSON line per variant is
 appended to `--results` (read by build/research/plot_visibility.py and docs/visibility.md).
@@ -8,7 +8,7 @@ appended to `--results` (read by build/research/plot_visibility.py and docs/visi
     .venv/bin/python build/research/sweep_visibility.py --variants pen2_l8 pen4_l8 \\
         --results bench-out/sweep.jsonl
 
-Variants are defined in VARIANTS below; `--ids`/`--uploads` as in tune_cloak.py.
+Variants are defined in VARIANTS below; `--ids`/`--uploads` as in `veil-research tune`.
 """
 
 from __future__ import annotations
@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         mode, settings = VARIANTS[name]
         tune = subprocess.run(
             [
-                *(PY, str(ROOT / "build/tune_cloak.py"), "--mode", mode),
+                *(PY, "-m", "veil_research", "tune", "--mode", mode),
                 *("--ids", str(args.ids), "--uploads", str(args.uploads)),
                 *tune_args(settings),
             ],
