@@ -111,7 +111,7 @@ async function renderPreviews(previews, amplify) {
     const parts = [
       `${preview.faces} face${preview.faces === 1 ? '' : 's'} cloaked`,
       preview.ssim === null ? '' : `SSIM ${preview.ssim.toFixed(4)}`,
-      preview.faceSsimulacra2 == null ? '' : `face SSIMULACRA2 ${preview.faceSsimulacra2.toFixed(1)}`,
+      typeof preview.faceSsimulacra2 !== 'number' ? '' : `face SSIMULACRA2 ${preview.faceSsimulacra2.toFixed(1)}`,
       preview.seconds === null ? '' : `${preview.seconds.toFixed(2)} s in the companion`,
       `${preview.totalSeconds.toFixed(2)} s in all`,
       `${preview.width}×${preview.height}`,
