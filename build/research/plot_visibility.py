@@ -115,6 +115,11 @@ def main(argv: list[str] | None = None) -> int:
     ax.axvline(80, color="grey", linestyle="--", linewidth=1)
     ax.text(80.5, 0.02, "default floor: display >= 80", fontsize=7, color="grey")
     ax.axhline(0.60, color="grey", linestyle=":", linewidth=1)
+    for eval_json, _, _ in args.eval[:1]:  # what no cloak at all gives on this split
+        base = json.loads(Path(eval_json).read_text())["baseline"]
+        level = sum(v["logreg"] for v in base.values()) / len(base)
+        ax.axhline(level, color="tab:orange", linestyle="-.", linewidth=1)
+        ax.text(-5, level + 0.01, f"no cloak: {level:.2f}", fontsize=7, color="tab:orange")
     ax.set_xlabel("display SSIMULACRA2, mean over the quick photo set (higher = less visible)")
     ax.set_ylabel("leave-one-out protection, logistic regression (tuning split)")
     ax.set_ylim(0, 1)
