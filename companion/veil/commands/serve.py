@@ -71,7 +71,7 @@ def load_backend() -> CloakBackend:
     """
     import onnxruntime
 
-    # Nothing about the user's photos should leave the machine, usage statistics included.
+    # Kept as a second switch; the one that works is ORT_DISABLE_TELEMETRY (veil/__init__.py).
     onnxruntime.disable_telemetry_events()
     from veil.engine import Engine
 
