@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from veil import evaluate as ev
 from veil import optimizer
 from veil.errors import CloakFailedError
 from veil.recognizers import Recognizer
 from veil.results import Mode
+from veil_research import evaluate as ev
 
 IDENTITIES = ("Barack_Obama", "Tina_Fey")
 

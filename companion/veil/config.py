@@ -1,4 +1,4 @@
-"""Where Veil keeps its per-user state (decoys, pairing, tokens fallback)."""
+"""Where Veil keeps its per-user state (pairing, tokens fallback) and finds its models."""
 
 from __future__ import annotations
 

@@ -75,7 +75,7 @@ def check_models() -> bool:
     if not healthy:
         print(
             "  a model file is missing or damaged: `git checkout -- models/` restores the "
-            "committed files (build/README.md explains how to rebuild them)"
+            "committed files (build/models/README.md explains how to rebuild them)"
         )
     return healthy
 

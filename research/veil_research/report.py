@@ -1,10 +1,10 @@
-"""Merge several `veil eval --json` result files into docs/protection.md and docs/protection.png.
+"""Merge several `veil-research eval --json` result files into docs/protection.md and .png.
 
-`veil eval` writes its own report for one run; the full benchmark is several runs (modes at
-different sample sizes, the photo pass), so this script stitches their tables together,
+`veil-research eval` writes its own report for one run; the full benchmark is several runs
+(modes at different sample sizes, the photo pass), so this stitches their tables together,
 each section under the exact command that produced it, and draws one plot from all of them.
 
-    .venv/bin/python build/bench_protection.py bench-out/mid.json bench-out/low.json ...
+    .venv/bin/veil-research report bench-out/mid.json bench-out/low.json ...
 """
 
 from __future__ import annotations
@@ -14,14 +14,14 @@ import json
 import sys
 from pathlib import Path
 
-from veil.eval_report import Figures, render_markdown, write_plot
+from veil_research.eval_report import Figures, render_markdown, write_plot
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("results", nargs="+", type=Path, help="veil eval --json files")
+    parser.add_argument("results", nargs="+", type=Path, help="veil-research eval --json files")
     parser.add_argument("--report", type=Path, default=REPO / "docs" / "protection.md")
     parser.add_argument("--plot", type=Path, default=REPO / "docs" / "protection.png")
     parser.add_argument("--preamble", type=Path, default=None, help="markdown put on top")

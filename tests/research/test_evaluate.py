@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from veil import evaluate as ev
 from veil.recognizers import Recognizer
+from veil_research import evaluate as ev
 
 IDENTITIES = 5  # the attacker's classes
 OUTSIDERS = 2  # people outside the classes, for the positive control

@@ -1,4 +1,4 @@
-"""Tables and the protection-versus-quality plot that `veil eval` writes.
+"""Tables and the protection-versus-quality plot that `veil-research eval` writes.
 
 matplotlib is an optional benchmark dependency (`pip install matplotlib` in `.venv`); without
 it the plot is skipped with a message and the tables are still written.
@@ -74,7 +74,7 @@ class Figures:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Figures:
-        """The inverse of `as_json` (for merging several `veil eval` runs into one report)."""
+        """The inverse of `as_json` (to merge several `veil-research eval` runs into one report)."""
 
         def row(item: dict[str, Any]) -> ProtectionRow:
             return ProtectionRow(item["mode"], item["attacker"], item["reencode"], item["scores"])
