@@ -158,17 +158,19 @@ def png_corrupt_pixels() -> bytes:
     return bytes(data[:start]) + fixed + bytes(data[start + 12 + length :])
 
 
-def webp_huge_canvas(width: int = 10_000, height: int = 10_000) -> bytes:
-    """A 38-byte VP8X WebP header announcing width x height (then a tiny bitstream)."""
-    vp8x = bytes([0, 0, 0, 0]) + (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(
-        3, "little"
-    )
-    body = b"VP8X" + len(vp8x).to_bytes(4, "little") + vp8x
-    tiny = io.BytesIO()
-    Image.new("RGB", (16, 16)).save(tiny, "WEBP", lossless=True)
-    bitstream = tiny.getvalue()[12:]
-    body += bitstream
+def webp_header_100mp(width: int = 10_000, height: int = 10_000) -> bytes:
+    """A 42-byte lossless WebP whose VP8L header announces width x height, then no data."""
+    bits = (width - 1) | ((height - 1) << 14)
+    payload = b"\x2f" + bits.to_bytes(4, "little") + b"\x00" * 16
+    body = b"VP8L" + len(payload).to_bytes(4, "little") + payload
     return b"RIFF" + (len(body) + 4).to_bytes(4, "little") + b"WEBP" + body
+
+
+def webp_solid(width: int = 10_000, height: int = 10_000) -> bytes:
+    """A real lossless WebP of one colour: a few KB that decode to width x height pixels."""
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), (120, 90, 60)).save(out, "WEBP", lossless=True, method=0)
+    return out.getvalue()
 
 
 BOMBS: dict[str, Callable[[], bytes]] = {
@@ -180,7 +182,8 @@ BOMBS: dict[str, Callable[[], bytes]] = {
     "jpeg-24MB-ff-run": jpeg_ff_run,
     "jpeg-10M-comments": jpeg_many_comments,
     "jpeg-700-exif": jpeg_many_exif,
-    "webp-100MP-header": webp_huge_canvas,
+    "webp-100MP-header": webp_header_100mp,
+    "webp-100MP-solid": webp_solid,
 }
 
 
@@ -215,3 +218,16 @@ def mutations(seeds: list[bytes], count: int, seed: int) -> Iterator[tuple[str, 
             run = min(int(rng.integers(1, 256)), len(data) - at)
             data[at : at + run] = b"\x00" * run
         yield f"{index:04d}-{kind}", bytes(data)
+
+
+def jpeg_broken_exif(entries: int = 500) -> bytes:
+    """EXIF whose every entry points past the end of the block: Pillow warns once per entry."""
+    head = b"II*\x00" + struct.pack("<I", 8)
+    ifd = struct.pack("<H", entries)
+    for index in range(entries):
+        ifd += struct.pack("<HHII", 0x8000 + index, 4, 1000, 0x7FFF0000)
+    tiff = head + ifd + struct.pack("<I", 0)
+    payload = b"Exif\x00\x00" + tiff
+    segment = b"\xff\xe1" + (len(payload) + 2).to_bytes(2, "big") + payload
+    body = small_jpeg()
+    return body[:2] + segment + body[2:]
