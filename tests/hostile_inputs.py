@@ -10,6 +10,7 @@ import io
 import struct
 import zlib
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -231,3 +232,23 @@ def jpeg_broken_exif(entries: int = 500) -> bytes:
     segment = b"\xff\xe1" + (len(payload) + 2).to_bytes(2, "big") + payload
     body = small_jpeg()
     return body[:2] + segment + body[2:]
+
+
+def face_mosaic(faces_dir: Path, rows: int, cols: int, tile: int = 200) -> bytes:
+    """A JPEG grid of rows x cols real face photos (square centre crops), tile px each."""
+    photos = sorted((faces_dir / "photos").glob("*/*.jpg"))
+    tiles = []
+    for path in photos[: rows * cols]:
+        with Image.open(path) as image:
+            image = image.convert("RGB")
+            w, h = image.size
+            side = min(w, h)
+            box = ((w - side) // 2, (h - side) // 2, (w - side) // 2 + side, (h - side) // 2 + side)
+            tiles.append(np.asarray(image.crop(box).resize((tile, tile))))
+    grid = np.zeros((rows * tile, cols * tile, 3), np.uint8)
+    for index in range(rows * cols):
+        r, c = divmod(index, cols)
+        grid[r * tile : (r + 1) * tile, c * tile : (c + 1) * tile] = tiles[index % len(tiles)]
+    out = io.BytesIO()
+    Image.fromarray(grid).save(out, "JPEG", quality=90)
+    return out.getvalue()

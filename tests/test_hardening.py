@@ -39,9 +39,7 @@ SMALL_BOMBS = {
     "png-iccp": lambda: hostile.png_iccp_bomb(2 * hostile.MiB),
     "png-exif-profile": lambda: hostile.png_exif_profile_bomb(2 * hostile.MiB),
     "png-many-chunks": lambda: hostile.png_many_chunks(bounds.MAX_PNG_ANCILLARY_CHUNKS + 1),
-    "jpeg-many-comments": lambda: hostile.jpeg_many_comments(
-        bounds.MAX_JPEG_METADATA_SEGMENTS + 1
-    ),
+    "jpeg-many-comments": lambda: hostile.jpeg_many_comments(bounds.MAX_JPEG_METADATA_SEGMENTS + 1),
     "jpeg-many-exif": lambda: hostile.jpeg_many_exif(bounds.MAX_JPEG_METADATA_SEGMENTS + 1),
 }
 

@@ -11,6 +11,7 @@ from veil.server.backend import CloakBackend, EngineBackend
 from veil.server.logs import configure_logging
 from veil.server.runner import BindError, is_loopback, serve
 from veil.server.settings import (
+    BODY_TIMEOUT_S,
     DEFAULT_HOST,
     DEFAULT_PORT,
     DEFAULT_QUEUE,
@@ -55,6 +56,12 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="seconds a cloak request may take, queueing included (default %(default)g)",
     )
     parser.add_argument(
+        "--body-timeout",
+        type=float,
+        default=BODY_TIMEOUT_S,
+        help="seconds a photo's bytes may take to arrive (default %(default)g)",
+    )
+    parser.add_argument(
         "--memory-budget-mb",
         type=int,
         default=None,
@@ -87,7 +94,7 @@ def load_backend() -> CloakBackend:
 
 def run(args: argparse.Namespace) -> int:
     configure_logging(sys.stderr)  # redacted, line- and rate-bounded (veil.server.logs)
-    if args.workers < 1 or args.queue < 0 or args.timeout <= 0:
+    if args.workers < 1 or args.queue < 0 or args.timeout <= 0 or args.body_timeout <= 0:
         print("veil serve: --workers must be >= 1, --queue >= 0, --timeout > 0", file=sys.stderr)
         return 2
     if not is_loopback(args.host):
@@ -113,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
         queue=args.queue,
         request_timeout_s=args.timeout,
         pairing_lock_s=args.pairing_lock_seconds,
+        body_timeout_s=args.body_timeout,
         **(
             {"memory_budget_bytes": args.memory_budget_mb * 1024 * 1024}
             if args.memory_budget_mb
