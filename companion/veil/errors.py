@@ -35,6 +35,9 @@ class ErrorCode(StrEnum):
     MODEL_MISSING = "model_missing"
     CLOAK_FAILED = "cloak_failed"
     INTERNAL = "internal_error"
+    # The command line's outputs (`veil cloak`; never sent by the HTTP API).
+    DISK_FULL = "disk_full"
+    OUTPUT_NOT_WRITABLE = "output_not_writable"
 
 
 HTTP_STATUS: dict[ErrorCode, int] = {
@@ -56,6 +59,8 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.MODEL_MISSING: 503,
     ErrorCode.CLOAK_FAILED: 500,
     ErrorCode.INTERNAL: 500,
+    ErrorCode.DISK_FULL: 507,
+    ErrorCode.OUTPUT_NOT_WRITABLE: 500,
 }
 
 

@@ -284,3 +284,28 @@ def test_photo_over_the_memory_budget_is_refused(
         assert "memory budget" in reply.json()["error"]["message"]
     finally:
         stop_companion(server)
+
+
+def test_a_new_code_ends_a_pairing_lock(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Five wrong codes lock pairing (and burn the pending code), but the user's next
+    `veil pair` code works at once: a local process sending wrong codes every few minutes
+    could otherwise keep pairing locked forever (the old lock refused even fresh codes)."""
+    import json
+
+    server = start(tmp_path_factory.mktemp("pairing"), "--pairing-lock-seconds", "600")
+    try:
+        headers = {"Content-Type": "application/json"}
+
+        def attempt(code: str) -> tuple[int, str | None]:
+            body = json.dumps({"code": code}).encode()
+            reply = server.request("POST", "/v1/pair", body=body, headers=headers)
+            return reply.status, reply.code
+
+        burnt = server.new_code()
+        wrong = f"{(int(burnt) + 1) % 1_000_000:06d}"
+        assert [attempt(wrong) for _ in range(5)][-1] == (429, "pairing_locked")
+        assert attempt(burnt) == (429, "pairing_locked")  # still at most 5 guesses per code
+        assert attempt(wrong) == (429, "pairing_locked")
+        assert attempt(server.new_code())[0] == 200
+    finally:
+        stop_companion(server)
