@@ -167,6 +167,31 @@ def _error_code(body: bytes) -> str:
         return "-"
 
 
+def _upload_watching_health(server: Server, data: bytes) -> tuple[int, bytes, float, list[float]]:
+    """Upload `data` while polling /v1/health every 50 ms on fresh connections."""
+    latencies: list[float] = []
+    done = threading.Event()
+
+    def poll() -> None:
+        while not done.is_set():
+            try:
+                latencies.append(server.request("GET", "/v1/health", timeout=120)[2])
+            except OSError:
+                latencies.append(float("inf"))
+            time.sleep(0.05)
+
+    poller = threading.Thread(target=poll)
+    poller.start()
+    time.sleep(0.2)
+    try:
+        status, body, seconds = server.request("POST", "/v1/cloak", data)
+    finally:
+        time.sleep(0.2)
+        done.set()
+        poller.join()
+    return status, body, seconds, latencies
+
+
 def health(names: list[str]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         server = Server(Path(tmp), "--workers", "2", "--queue", "2")
@@ -174,22 +199,7 @@ def health(names: list[str]) -> None:
         try:
             for name in names:
                 data = hostile_inputs.BOMBS[name]()
-                latencies: list[float] = []
-                done = threading.Event()
-
-                def poll() -> None:
-                    while not done.is_set():
-                        try:
-                            latencies.append(server.request("GET", "/v1/health", timeout=60)[2])
-                        except OSError:
-                            latencies.append(float("inf"))
-                        time.sleep(0.05)
-
-                poller = threading.Thread(target=poll)
-                poller.start()
-                status, body, seconds = server.request("POST", "/v1/cloak", data)
-                done.set()
-                poller.join()
+                status, body, seconds, latencies = _upload_watching_health(server, data)
                 worst = max(latencies) if latencies else float("nan")
                 print(
                     f"{name:<22} {status} {_error_code(body):<22} {seconds:>9.2f} "
@@ -229,7 +239,9 @@ def fuzz(cases: int, seed: int) -> int:
                 status, body, _ = server.request("POST", "/v1/cloak?mode=low", data)
                 code = "image" if status == 200 else _error_code(body)
                 counts[f"{status} {code}"] += 1
-                if (status >= 500 and code not in ("busy", "timeout")) or (code == "-" and status != 200):
+                if (status >= 500 and code not in ("busy", "timeout")) or (
+                    code == "-" and status != 200
+                ):
                     failures += 1
                     print(f"FAIL {name}: {status} {body[:200]!r}")
                 worst_health = max(worst_health, server.request("GET", "/v1/health")[2])
