@@ -48,7 +48,12 @@ async def health(request: web.Request) -> web.Response:
             "paired": bool(request.app[TOKENS_KEY].load()),
             "modes": [mode.value for mode in Mode],
             "default_mode": DEFAULT_MODE.value,
-            "limits": {"max_body_bytes": config.max_body_bytes, "max_pixels": config.max_pixels},
+            "limits": {
+                "max_body_bytes": config.max_body_bytes,
+                "max_pixels": config.max_pixels,
+                # The engine's face cap (a backend without one reports null).
+                "max_faces": getattr(request.app[BACKEND_KEY], "max_faces", None),
+            },
         }
     )
 
