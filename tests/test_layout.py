@@ -34,3 +34,23 @@ def test_cli_has_only_the_user_commands() -> None:
     from veil.cli import SUBCOMMANDS
 
     assert set(SUBCOMMANDS) == {"cloak", "check", "serve", "pair", "unpair", "doctor"}
+
+
+def test_build_holds_only_its_four_purpose_folders() -> None:
+    """build/ is split by purpose (build/README.md); setuptools' build/lib must never be in git."""
+    import shutil
+    import subprocess
+
+    import pytest
+
+    git = shutil.which("git")
+    repo = PACKAGE.parents[1]
+    if git is None or not (repo / ".git").exists():
+        pytest.skip("not a git checkout")
+    tracked = subprocess.run(
+        [git, "ls-files", "build"], cwd=repo, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert tracked, "git ls-files found build/"
+    allowed = ("build/models/", "build/bench/", "build/research/", "build/codegen/")
+    strays = [p for p in tracked if p != "build/README.md" and not p.startswith(allowed)]
+    assert strays == []

@@ -46,6 +46,7 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "browser"))
+sys.path.insert(0, str(ROOT / "tests"))  # corpus.py, which harness imports
 
 from chromium_driver import ExtensionBrowser  # noqa: E402
 from harness import CHROMIUM, EXTENSION_DIR, Companion, chromium_args, faces_dir  # noqa: E402

@@ -18,6 +18,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "browser"))
+sys.path.insert(0, str(ROOT / "tests"))  # corpus.py, which harness imports
 
 from harness import CHROMIUM, EXTENSION_DIR, chromium_args  # noqa: E402
 

@@ -33,6 +33,7 @@ class ErrorCode(StrEnum):
     BUSY = "busy"
     TIMEOUT = "timeout"
     MODEL_MISSING = "model_missing"
+    TOKEN_STORE_UNREADABLE = "token_store_unreadable"
     CLOAK_FAILED = "cloak_failed"
     INTERNAL = "internal_error"
     # The command line's outputs (`veil cloak`; never sent by the HTTP API).
@@ -57,6 +58,7 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.BUSY: 503,
     ErrorCode.TIMEOUT: 504,
     ErrorCode.MODEL_MISSING: 503,
+    ErrorCode.TOKEN_STORE_UNREADABLE: 503,
     ErrorCode.CLOAK_FAILED: 500,
     ErrorCode.INTERNAL: 500,
     ErrorCode.DISK_FULL: 507,
@@ -109,6 +111,12 @@ class ModelMissingError(VeilError):
     """A model file is absent or its sha256 does not match the manifest."""
 
     code = ErrorCode.MODEL_MISSING
+
+
+class TokenStoreUnreadableError(VeilError):
+    """The stored token digests cannot be read (a corrupt tokens.json or keyring entry)."""
+
+    code = ErrorCode.TOKEN_STORE_UNREADABLE
 
 
 class CloakFailedError(VeilError):

@@ -13,6 +13,7 @@ from importlib import metadata
 
 from veil import __version__
 from veil.config import config_dir, models_dir
+from veil.errors import VeilError
 from veil.server.localprobe import port_in_use, veil_health
 from veil.server.pairing import read_pending
 from veil.server.settings import DEFAULT_PORT
@@ -114,8 +115,12 @@ def _server(port: int) -> None:
 
 def _pairing() -> None:
     store = open_token_store(config_dir())
-    records = store.load()
     print("Pairing:")
+    try:
+        records = store.load()
+    except VeilError as exc:
+        print(f"  {exc.message}")
+        records = []
     print(f"  {len(records)} token(s)")
     for record in records:
         print(
