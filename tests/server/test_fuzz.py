@@ -30,14 +30,13 @@ from aiohttp.test_utils import TestClient, TestServer
 from PIL import Image
 
 import hostile_inputs as hostile
+from corpus import require_faces
 from veil.engine import Engine
 from veil.errors import ErrorCode
 from veil.server.app import create_app
 from veil.server.backend import EngineBackend
 from veil.server.settings import ServerConfig
 from veil.server.tokens import FileTokenStore, issue_token
-
-from .companion import require_faces
 
 SEED = 13
 HTTP_CASES = 300

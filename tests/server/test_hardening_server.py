@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 
 import hostile_inputs as hostile
+from corpus import require_faces
 
-from .companion import Companion, require_faces, small_jpeg, stop_companion
+from .companion import Companion, small_jpeg, stop_companion
 
 HEALTH_LIMIT_S = 1.0
 
