@@ -252,3 +252,15 @@ def face_mosaic(faces_dir: Path, rows: int, cols: int, tile: int = 200) -> bytes
     out = io.BytesIO()
     Image.fromarray(grid).save(out, "JPEG", quality=90)
     return out.getvalue()
+
+
+def _corpus() -> Path:
+    import os
+
+    return Path(
+        os.environ.get("VEIL_FACES_DIR", Path(__file__).resolve().parents[2] / "shared" / "faces")
+    )
+
+
+# Needs the face corpus (../shared/faces): the benchmark's worst case for the optimiser.
+BOMBS["faces-16x16-mosaic"] = lambda: face_mosaic(_corpus(), 16, 16, tile=160)
