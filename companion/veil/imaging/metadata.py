@@ -120,7 +120,11 @@ def scrub_exif(
         exif.get_ifd(_IFD_EXIF)  # make sure the sub-IFD is serialised
     if len(exif) == 0:
         return None
-    out = exif.tobytes()
+    try:
+        out = exif.tobytes()
+    except Exception:  # a tag stored with the wrong type cannot be written back: drop it all
+        report.add("EXIF (unreadable)")
+        return None
     return out if prefixed else out[len(EXIF_PREFIX) :]
 
 
