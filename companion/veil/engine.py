@@ -170,7 +170,11 @@ class Engine:
             if out is None:  # HEIC: no in-place rewrite, re-encode the untouched pixels
                 decoded = decoded or imageio.decode(data, max_pixels=self.max_pixels)
                 out = imageio.encode(
-                    decoded, decoded.pixels, keep_metadata=keep_metadata, report=report
+                    decoded,
+                    decoded.pixels,
+                    keep_metadata=keep_metadata,
+                    report=report,
+                    cloaked=False,
                 )
             timer.lap("metadata")
             return CloakResult(

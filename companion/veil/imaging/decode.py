@@ -49,6 +49,9 @@ class DecodedImage:
     icc_profile: bytes | None
     jpeg: JpegParams | None
     cmyk: npt.NDArray[Any] | None  # the original CMYK planes (upright) for CMYK JPEGs
+    # Set by the engine after a cloak: whether the HDR rendition (cloaked primary x the
+    # original gain map) still carries the cloak, so the gain map may stay (see `gainmap`).
+    keep_gain_map: bool = False
 
     @property
     def width(self) -> int:

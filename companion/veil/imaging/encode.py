@@ -23,7 +23,7 @@ from PIL import Image
 
 from veil.imaging import jpeg, png, webp
 from veil.imaging.decode import DecodedImage, Pixels
-from veil.imaging.metadata import MetadataReport, scrub_exif, xmp_is_identifying
+from veil.imaging.metadata import MetadataReport, Policy, filter_exif, filter_xmp
 
 MIN_JPEG_QUALITY = 90
 LOSSY_QUALITY = 95
@@ -36,8 +36,12 @@ def encode(
     *,
     keep_metadata: bool,
     report: MetadataReport,
+    cloaked: bool = True,
 ) -> bytes:
-    """Encode `pixels` (same layout as `decoded.pixels`) like the original file."""
+    """Encode `pixels` (same layout as `decoded.pixels`) like the original file.
+
+    `cloaked=False`: the pixels are the original's (HEIC/AVIF without a face are re-encoded
+    when their metadata must change), so what labels or copies them may stay on request."""
     fmt = decoded.info.format
     if pixels.dtype == np.uint16:
         return _encode_png16(decoded, pixels, keep_metadata=keep_metadata, report=report)
@@ -56,7 +60,11 @@ def encode(
         buffer = io.BytesIO()
         image.save(buffer, "JPEG", **options)
         return jpeg.splice_metadata(
-            buffer.getvalue(), decoded.data, keep_metadata=keep_metadata, report=report
+            buffer.getvalue(),
+            decoded.data,
+            keep_metadata=keep_metadata,
+            report=report,
+            keep_gain_map=decoded.keep_gain_map,
         )
     if fmt == "PNG":
         buffer = io.BytesIO()
@@ -64,7 +72,8 @@ def encode(
         return png.splice_metadata(
             buffer.getvalue(), decoded.data, keep_metadata=keep_metadata, report=report
         )
-    exif, xmp = _scrubbed_exif_xmp(decoded, keep_metadata=keep_metadata, report=report)
+    policy = Policy(keep_metadata=keep_metadata, cloaked=cloaked)
+    exif, xmp = _filtered_exif_xmp(decoded.exif, decoded.xmp, policy, report)
     extra: dict[str, object] = {}
     if decoded.icc_profile:
         extra["icc_profile"] = decoded.icc_profile
@@ -78,7 +87,11 @@ def encode(
             image.save(buffer, "WEBP", lossless=True, exact=True, **extra)
         else:
             image.save(buffer, "WEBP", quality=LOSSY_QUALITY, **extra)
-    else:  # HEIF
+    elif fmt == "AVIF":
+        image.save(buffer, "AVIF", quality=LOSSY_QUALITY, **extra)
+    else:  # HEIF: the primary image only; thumbnails, depth and auxiliary images are not
+        # written (see `heif_extras`: they are copies of the uncloaked picture)
+        heif_extras(decoded.data, report)
         image.save(buffer, "HEIF", quality=LOSSY_QUALITY, **extra)
     return buffer.getvalue()
 
@@ -112,7 +125,11 @@ def _encode_jpeg_rgb(
     if not ok:  # pragma: no cover - OpenCV fails only on impossible shapes
         raise ValueError("JPEG encoding failed")
     return jpeg.splice_metadata(
-        buffer.tobytes(), decoded.data, keep_metadata=keep_metadata, report=report
+        buffer.tobytes(),
+        decoded.data,
+        keep_metadata=keep_metadata,
+        report=report,
+        keep_gain_map=decoded.keep_gain_map,
     )
 
 
@@ -170,49 +187,55 @@ def _encode_png16(
     )
 
 
-def _scrubbed_exif_xmp(
-    decoded: DecodedImage, *, keep_metadata: bool, report: MetadataReport
+def _filtered_exif_xmp(
+    exif: bytes | None, xmp: bytes | None, policy: Policy, report: MetadataReport
 ) -> tuple[bytes | None, bytes | None]:
-    exif = None
-    if decoded.exif:
-        exif = scrub_exif(
-            decoded.exif,
-            keep_identifying=keep_metadata,
-            reset_orientation=True,
-            drop_thumbnail=True,
-            report=report,
-        )
-    xmp = decoded.xmp
-    if xmp and not keep_metadata and xmp_is_identifying(xmp):
-        report.add("XMP")
-        xmp = None
-    return exif, xmp
+    # Pixels are always stored upright after a decode, so orientation is always reset.
+    out_exif = filter_exif(exif, policy, report, reset_orientation=True) if exif else None
+    out_xmp = filter_xmp(xmp, policy, report) if xmp else None
+    return out_exif, out_xmp
+
+
+def heif_extras(data: bytes, report: MetadataReport) -> None:
+    """Report the HEIC thumbnails, depth and auxiliary images the output will not carry
+    (the encoder writes the primary image only) and any metadata block not listed."""
+    with Image.open(io.BytesIO(data)) as image:
+        info = dict(image.info)
+    for key, item in (
+        ("thumbnails", "HEIC thumbnails"),
+        ("depth_images", "HEIC depth images"),
+        ("aux", "HEIC auxiliary images (gain maps, mattes)"),
+    ):
+        if info.get(key):
+            report.add(item)  # never written back, even where the rule would allow it
+    for block in info.get("metadata") or ():
+        kind = block.get("type", "?") if isinstance(block, dict) else "?"
+        report.add(f"HEIC metadata {kind}")
 
 
 def rewrite_metadata(
     data: bytes, fmt: str, *, keep_metadata: bool, report: MetadataReport
 ) -> bytes | None:
     """Apply the metadata policy without touching pixel data; None where the container
-    cannot be rewritten in place (HEIC), so the caller re-encodes."""
+    cannot be rewritten in place (HEIC, AVIF) and the policy removes something, so the caller
+    re-encodes."""
     if fmt == "JPEG":
         return jpeg.rewrite_metadata(data, keep_metadata=keep_metadata, report=report)
     if fmt == "PNG":
         return png.rewrite_metadata(data, keep_metadata=keep_metadata, report=report)
     if fmt == "WEBP":
         return webp.rewrite_metadata(data, keep_metadata=keep_metadata, report=report)
-    # HEIC: the container cannot be edited here; if the policy removes nothing, the file
-    # comes back untouched, else the caller re-encodes.
+    # HEIC / AVIF: the container cannot be edited here. A file whose EXIF and XMP are wholly
+    # allowed, with no secondary images or other metadata blocks, comes back untouched; any
+    # other is re-encoded by the caller.
+    policy = Policy(keep_metadata=keep_metadata, cloaked=False)
     with Image.open(io.BytesIO(data)) as image:
         exif, xmp = image.info.get("exif"), image.info.get("xmp")
     probe = MetadataReport()
     if isinstance(exif, bytes):
-        scrub_exif(
-            exif,
-            keep_identifying=keep_metadata,
-            reset_orientation=False,
-            drop_thumbnail=not keep_metadata,
-            report=probe,
-        )
-    if isinstance(xmp, bytes) and not keep_metadata and xmp_is_identifying(xmp):
-        probe.add("XMP")
+        filter_exif(exif, policy, probe, reset_orientation=False)
+    if isinstance(xmp, bytes):
+        filter_xmp(xmp, policy, probe)
+    if fmt == "HEIF":
+        heif_extras(data, probe)
     return data if not probe.removed else None
