@@ -58,8 +58,8 @@ def full_exif(orientation: int = 1) -> Image.Exif:
     return exif
 
 
-def full_exif_bytes(orientation: int = 1) -> bytes:
-    thumbnail = jpeg_bytes(textured(16, 12), quality=70)
+def full_exif_bytes(orientation: int = 1, thumbnail: bytes | None = None) -> bytes:
+    thumbnail = thumbnail or jpeg_bytes(textured(16, 12), quality=70)
     return with_thumbnail(full_exif(orientation).tobytes(), thumbnail)
 
 
@@ -178,9 +178,12 @@ def insert_segments(jpeg: bytes, segments: Sequence[bytes]) -> bytes:
     return jpeg[:pos] + b"".join(segments) + jpeg[pos:]
 
 
-def full_jpeg(image: Image.Image | None = None, quality: int = 93) -> bytes:
+def full_jpeg(
+    image: Image.Image | None = None, quality: int = 93, thumbnail: bytes | None = None
+) -> bytes:
     """A JPEG with EXIF (+thumbnail), XMP, IPTC, a comment, C2PA (JUMBF) and an APP12."""
-    base = jpeg_bytes(image or textured(160, 120), quality=quality, exif=full_exif_bytes())
+    exif = full_exif_bytes(thumbnail=thumbnail)
+    base = jpeg_bytes(image or textured(160, 120), quality=quality, exif=exif)
     extra = [
         segment(0xE1, b"http://ns.adobe.com/xap/1.0/\x00" + FULL_XMP),
         segment(0xED, iptc_irb()),

@@ -11,6 +11,7 @@ fate of each tag below is written by hand from the policy's four rules, not read
 from __future__ import annotations
 
 import io
+import os
 import struct
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,10 @@ from veil import imageio
 from veil.imaging import metadata
 from veil.imaging.metadata import MetadataReport, Policy
 
-pytestmark = pytest.mark.skipif(EXIFTOOL is None, reason="exiftool not installed")
+# Under CI a missing exiftool fails the run (exiftool_tags asserts) instead of skipping.
+pytestmark = pytest.mark.skipif(
+    EXIFTOOL is None and os.environ.get("CI") != "true", reason="exiftool not installed"
+)
 
 KEEP, PERSONAL, ORIGINAL, DROP = "keep", "personal", "original", "drop"
 

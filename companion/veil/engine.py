@@ -16,8 +16,6 @@ deterministic: the optimiser's seed is derived from the input bytes and the mode
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -31,6 +29,7 @@ import numpy.typing as npt
 from veil import imageio, optimizer
 from veil.align import Box, alignment_matrix, merge_boxes, warp_crop
 from veil.errors import CloakFailedError, UnsupportedFormatError
+from veil.fileio import write_atomically
 from veil.imageio import DEFAULT_MAX_PIXELS, DecodedImage, MetadataReport
 from veil.paste import face_mask, paste, ssim_box
 from veil.quality import ssim, ssim_sum
@@ -38,6 +37,21 @@ from veil.results import DEFAULT_MODE, CloakResult, FaceReport, Mode
 
 DETECT_LONG_SIDE = 1024
 """Long side of the copy faces are detected on (12 MP photos are detected at ~1 MP)."""
+
+
+GAIN_MAP_FALLBACK_THRESHOLD = 0.0
+"""Cosine the HDR face must stay under for a surrogate without a calibrated match threshold
+in the manifest (none today): strict, so an uncalibrated model can only drop the gain map."""
+
+
+@dataclass(frozen=True)
+class GainMapCheck:
+    """Worst-face cosines (original vs cloaked) per surrogate, SDR and HDR renditions."""
+
+    keep: bool
+    sdr: dict[str, float]
+    hdr: dict[str, float]
+    thresholds: dict[str, float] = field(default_factory=dict)
 
 
 class Detector(Protocol):
@@ -190,7 +204,13 @@ class Engine:
         if decoded is None:
             decoded = imageio.decode(data, max_pixels=self.max_pixels)
         timer.lap("decode")
+        gain_map = imageio.gain_map_of(data) if info.format == "JPEG" else None
+        original = decoded.pixels.copy() if gain_map is not None else None
         reports, whole_ssim = self._cloak_faces(decoded, faces, mode, seed_for(data, mode), timer)
+        if gain_map is not None and original is not None:
+            check = self.gain_map_check(original, decoded, faces, gain_map)
+            decoded.keep_gain_map = check.keep
+            timer.lap("gain_map")
         out = imageio.encode(decoded, decoded.pixels, keep_metadata=keep_metadata, report=report)
         timer.lap("encode")
         return CloakResult(
@@ -259,14 +279,77 @@ class Engine:
         keep_metadata: bool = False,
         aligned: bool = False,
     ) -> CloakResult:
-        """Cloak `src` into `dst`, atomically: `dst` is either the old file or the whole new one."""
+        """Cloak `src` into `dst`, atomically: `dst` is either the old file or the whole new one,
+        with `src`'s permission bits."""
         data = Path(src).read_bytes()
         if aligned:
             result = self.cloak_aligned_bytes(data, mode=mode)
         else:
             result = self.cloak_bytes(data, mode=mode, keep_metadata=keep_metadata)
-        write_atomically(Path(dst), result.data)
+        # The output keeps the input's permission bits (in place or in another folder).
+        write_atomically(Path(dst), result.data, like=Path(src))
         return result
+
+    def gain_map_check(
+        self,
+        original: npt.NDArray[Any],
+        cloaked: DecodedImage,
+        faces: Sequence[ImageFace],
+        gain_map: bytes,
+    ) -> GainMapCheck:
+        """Whether the HDR rendition (cloaked primary x the original gain map) still
+        carries the cloak: for every surrogate and face, the cosine between the original's
+        and the cloaked photo's HDR faces must stay below the surrogate's calibrated match
+        threshold (the recogniser would not link the HDR face to the original). Measured on
+        the test corpus the HDR cosines sit 0.15-0.3 above the SDR ones (the gain map
+        multiplies the cloak but also re-adds the original's highlights), so low-mode cloaks
+        lose their gain map and mid/high keep it; docs/metadata.md has the figures.
+        Rendered over the faces' region only."""
+        from veil.align import footprint
+        from veil.commands.check import match_threshold
+        from veil.imaging.gainmap import HdrRendition
+
+        size = optimizer.CROP_SIZE
+        height, width = original.shape[:2]
+        matrices = [alignment_matrix(face.landmarks, size) for face in faces]
+        boxes = [footprint(m, size, width, height).grow(8, width, height) for m in matrices]
+        boxes = [b for b in boxes if not b.empty]
+        if not boxes:
+            return GainMapCheck(False, {}, {}, {})
+        x0, y0 = min(b.x0 for b in boxes), min(b.y0 for b in boxes)
+        x1, y1 = max(b.x1 for b in boxes), max(b.y1 for b in boxes)
+        stored = (cloaked.info.width, cloaked.info.height)
+        try:
+            rendition = HdrRendition(gain_map, stored, cloaked.orientation, (x0, y0, x1, y1))
+        except Exception:  # an unreadable gain map is dropped, never trusted
+            return GainMapCheck(False, {}, {}, {})
+        hdr_before = rendition.render(original)
+        hdr_after = rendition.render(cloaked.pixels)
+        shift = np.array([x0, y0], np.float64)
+        sdr: dict[str, float] = {}
+        hdr: dict[str, float] = {}
+        for matrix in matrices:
+            local = matrix.copy()
+            local[:, 2] += matrix[:, :2] @ shift
+            crops = np.stack(
+                [
+                    warp_crop(original, matrix, size),
+                    warp_crop(cloaked.pixels, matrix, size),
+                    warp_crop(hdr_before, local, size),
+                    warp_crop(hdr_after, local, size),
+                ]
+            )
+            for surrogate in self.surrogates:
+                e = surrogate.embed(crops)
+                name = surrogate.name
+                sdr[name] = max(sdr.get(name, -1.0), float(e[0] @ e[1]))
+                hdr[name] = max(hdr.get(name, -1.0), float(e[2] @ e[3]))
+        limits = {}
+        for surrogate in self.surrogates:
+            limit = match_threshold(surrogate)
+            limits[surrogate.name] = GAIN_MAP_FALLBACK_THRESHOLD if limit is None else limit
+        keep = all(hdr[n] < limits[n] for n in hdr)
+        return GainMapCheck(keep, sdr, hdr, limits)
 
     # -- stages -------------------------------------------------------------------------
 
@@ -377,18 +460,3 @@ def shrink_for_detection(
         size = (max(1, round(width * factor)), max(1, round(height * factor)))
         rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
     return np.ascontiguousarray(rgb), (rgb.shape[1] / width, rgb.shape[0] / height)
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -29,6 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from veil.config import repo_root
+from veil.fileio import write_atomically
 
 F32 = npt.NDArray[np.float32]
 U8 = npt.NDArray[np.uint8]
@@ -317,10 +318,7 @@ class EmbeddingCache:
 
 def _atomic_save(path: Path, write: Callable[[BinaryIO], None]) -> None:
     # Several `veil eval` processes may share the cache: never expose a half-written file.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("wb") as handle:
-        write(handle)
-    os.replace(tmp, path)
+    write_atomically(path, write)
 
 
 def _npz_writer(cloaked: U8, seconds: float) -> Callable[[BinaryIO], None]:

@@ -282,6 +282,15 @@ def layout(data: bytes) -> JpegLayout:
     return JpegLayout(parts, tuple(secondaries), data[end:])
 
 
+def gain_map_of(data: bytes) -> bytes | None:
+    """The gain-map JPEG of an Ultra HDR / ISO 21496-1 file, if it has one."""
+    try:
+        image = layout(data).gain_map
+    except CorruptImageError:
+        return None
+    return None if image is None else image.data
+
+
 def _mpf_base(data: bytes) -> int | None:
     """File offset of the MPF TIFF header (MP entry offsets count from there)."""
     pos = 2

@@ -710,7 +710,7 @@ def _filter_iptc(data: bytes, policy: Policy, report: MetadataReport) -> bytes:
         end = pos + 5 + size
         if end > len(data):
             raise ValueError("truncated IIM dataset")
-        name, rule = IPTC_DATASETS.get((record, dataset), (f"IPTC {record}:{dataset}", D))
+        name, rule = IPTC_DATASETS.get((record, dataset), (f"{record}:{dataset}", D))
         if policy.allows(rule):
             out += data[pos:end]
         else:
