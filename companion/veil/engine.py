@@ -39,19 +39,30 @@ DETECT_LONG_SIDE = 1024
 """Long side of the copy faces are detected on (12 MP photos are detected at ~1 MP)."""
 
 
-GAIN_MAP_FALLBACK_THRESHOLD = 0.0
-"""Cosine the HDR face must stay under for a surrogate without a calibrated match threshold
-in the manifest (none today): strict, so an uncalibrated model can only drop the gain map."""
+GAIN_MAP_COSINE_MARGIN = 0.05
+"""How much closer to the original face (recogniser cosine) the HDR rendition's face may be
+than the SDR primary's, for the gain map to be kept (see `Engine.gain_map_check`)."""
 
 
 @dataclass(frozen=True)
 class GainMapCheck:
-    """Worst-face cosines (original vs cloaked) per surrogate, SDR and HDR renditions."""
+    """Worst-face cosines (original vs cloaked) per surrogate: the SDR faces shown at the
+    HDR view's exposure, and the HDR rendition's faces."""
 
     keep: bool
-    sdr: dict[str, float]
+    exposed_sdr: dict[str, float]
     hdr: dict[str, float]
-    thresholds: dict[str, float] = field(default_factory=dict)
+    faces_in_gain_map: int = 0
+    gain_map: bytes | None = None  # the flattened gain map to write, when kept
+
+
+def _gain_map_pixels(gain_map: bytes, stored: tuple[int, int], orientation: int) -> Any:
+    """The gain map as an upright RGB picture at the primary's size (for the detector)."""
+    gain = cv2.imdecode(np.frombuffer(gain_map, np.uint8), cv2.IMREAD_COLOR)
+    if gain is None:
+        raise ValueError("the gain map is damaged")
+    gain = cv2.resize(gain, stored, interpolation=cv2.INTER_LINEAR)
+    return imageio.orient(cv2.cvtColor(gain, cv2.COLOR_BGR2RGB), orientation)
 
 
 class Detector(Protocol):
@@ -210,6 +221,7 @@ class Engine:
         if gain_map is not None and original is not None:
             check = self.gain_map_check(original, decoded, faces, gain_map)
             decoded.keep_gain_map = check.keep
+            decoded.gain_map = check.gain_map
             timer.lap("gain_map")
         out = imageio.encode(decoded, decoded.pixels, keep_metadata=keep_metadata, report=report)
         timer.lap("encode")
@@ -297,44 +309,67 @@ class Engine:
         faces: Sequence[ImageFace],
         gain_map: bytes,
     ) -> GainMapCheck:
-        """Whether the HDR rendition (cloaked primary x the original gain map) still
-        carries the cloak: for every surrogate and face, the cosine between the original's
-        and the cloaked photo's HDR faces must stay below the surrogate's calibrated match
-        threshold (the recogniser would not link the HDR face to the original). Measured on
-        the test corpus the HDR cosines sit 0.15-0.3 above the SDR ones (the gain map
-        multiplies the cloak but also re-adds the original's highlights), so low-mode cloaks
-        lose their gain map and mid/high keep it; docs/metadata.md has the figures.
-        Rendered over the faces' region only."""
+        """Whether the gain map may stay after a cloak, and in what form.
+
+        A gain map is a smaller picture of the same scene (grey or colour): seen alone it
+        shows the uncloaked face. So the face regions of the gain map are first flattened
+        to their mean gain (`gainmap.flatten_regions`); then the flattened gain map is kept
+        only when (a) the detector finds no face in it and (b) the HDR rendition (cloaked
+        primary x flattened gain map) carries the cloak as the primary does: for every
+        surrogate and face, the cosine between the original's and the cloaked photo's HDR
+        faces is at most `GAIN_MAP_COSINE_MARGIN` above the cosine of the two SDR faces
+        shown at the same exposure (one constant gain, the face's mean). Rendered over the
+        faces' region only, with one exposure for the whole photo. Without the flattening
+        the original gain map re-adds the original's shading; figures in docs/metadata.md."""
         from veil.align import footprint
-        from veil.commands.check import match_threshold
-        from veil.imaging.gainmap import HdrRendition
+        from veil.imaging.gainmap import HdrRendition, flatten_regions
+        from veil.paste import face_mask
 
         size = optimizer.CROP_SIZE
         height, width = original.shape[:2]
         matrices = [alignment_matrix(face.landmarks, size) for face in faces]
-        boxes = [footprint(m, size, width, height).grow(8, width, height) for m in matrices]
-        boxes = [b for b in boxes if not b.empty]
+        face_boxes = [footprint(m, size, width, height).grow(8, width, height) for m in matrices]
+        boxes = [b for b in face_boxes if not b.empty]
         if not boxes:
-            return GainMapCheck(False, {}, {}, {})
+            return GainMapCheck(False, {}, {})
         x0, y0 = min(b.x0 for b in boxes), min(b.y0 for b in boxes)
         x1, y1 = max(b.x1 for b in boxes), max(b.y1 for b in boxes)
         stored = (cloaked.info.width, cloaked.info.height)
+        # Where the gain map is flattened: each face's aligned-crop square (wider than the
+        # pasted cloak), grown, so the whole head is covered.
+        mask = np.zeros((height, width), np.float32)
+        square = cv2.dilate(face_mask(size), np.ones((9, 9), np.uint8))
+        square = np.maximum(square, cv2.GaussianBlur(np.ones((size, size), np.float32), (0, 0), 8))
+        for matrix in matrices:
+            inverse = cv2.invertAffineTransform(matrix)
+            region = cv2.warpAffine(
+                square, inverse, (width, height), flags=cv2.INTER_LINEAR, borderValue=0
+            )
+            np.maximum(mask, region, out=mask)
         try:
-            rendition = HdrRendition(gain_map, stored, cloaked.orientation, (x0, y0, x1, y1))
+            flattened = flatten_regions(gain_map, mask, cloaked.orientation)
+            rendition = HdrRendition(flattened, stored, cloaked.orientation, (x0, y0, x1, y1))
+            gain_faces = self.find_faces(_gain_map_pixels(flattened, stored, cloaked.orientation))
         except Exception:  # an unreadable gain map is dropped, never trusted
-            return GainMapCheck(False, {}, {}, {})
+            return GainMapCheck(False, {}, {})
+        rendition.fix_scale(original)
         hdr_before = rendition.render(original)
         hdr_after = rendition.render(cloaked.pixels)
         shift = np.array([x0, y0], np.float64)
-        sdr: dict[str, float] = {}
+        exposed: dict[str, float] = {}
         hdr: dict[str, float] = {}
-        for matrix in matrices:
+        for matrix, box in zip(matrices, face_boxes, strict=True):
+            if box.empty:
+                continue
             local = matrix.copy()
-            local[:, 2] += matrix[:, :2] @ shift
+            local[:, 2] += matrix[:, :2] @ shift  # the crop of the region, not the photo
+            boost = rendition.mean_boost((box.x0, box.y0, box.x1, box.y1))
+            sdr_before = warp_crop(original, matrix, size)
+            sdr_after = warp_crop(cloaked.pixels, matrix, size)
             crops = np.stack(
                 [
-                    warp_crop(original, matrix, size),
-                    warp_crop(cloaked.pixels, matrix, size),
+                    rendition.expose(sdr_before, boost),
+                    rendition.expose(sdr_after, boost),
                     warp_crop(hdr_before, local, size),
                     warp_crop(hdr_after, local, size),
                 ]
@@ -342,14 +377,10 @@ class Engine:
             for surrogate in self.surrogates:
                 e = surrogate.embed(crops)
                 name = surrogate.name
-                sdr[name] = max(sdr.get(name, -1.0), float(e[0] @ e[1]))
+                exposed[name] = max(exposed.get(name, -1.0), float(e[0] @ e[1]))
                 hdr[name] = max(hdr.get(name, -1.0), float(e[2] @ e[3]))
-        limits = {}
-        for surrogate in self.surrogates:
-            limit = match_threshold(surrogate)
-            limits[surrogate.name] = GAIN_MAP_FALLBACK_THRESHOLD if limit is None else limit
-        keep = all(hdr[n] < limits[n] for n in hdr)
-        return GainMapCheck(keep, sdr, hdr, limits)
+        keep = not gain_faces and all(hdr[n] <= exposed[n] + GAIN_MAP_COSINE_MARGIN for n in hdr)
+        return GainMapCheck(keep, exposed, hdr, len(gain_faces), flattened if keep else None)
 
     # -- stages -------------------------------------------------------------------------
 

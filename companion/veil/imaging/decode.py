@@ -52,6 +52,7 @@ class DecodedImage:
     # Set by the engine after a cloak: whether the HDR rendition (cloaked primary x the
     # original gain map) still carries the cloak, so the gain map may stay (see `gainmap`).
     keep_gain_map: bool = False
+    gain_map: bytes | None = None  # the gain map to write instead of the original's
 
     @property
     def width(self) -> int:

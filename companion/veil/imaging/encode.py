@@ -65,6 +65,7 @@ def encode(
             keep_metadata=keep_metadata,
             report=report,
             keep_gain_map=decoded.keep_gain_map,
+            gain_map=decoded.gain_map,
         )
     if fmt == "PNG":
         buffer = io.BytesIO()
@@ -130,6 +131,7 @@ def _encode_jpeg_rgb(
         keep_metadata=keep_metadata,
         report=report,
         keep_gain_map=decoded.keep_gain_map,
+        gain_map=decoded.gain_map,
     )
 
 

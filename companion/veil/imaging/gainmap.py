@@ -7,7 +7,7 @@ the HDR view of the original and of the cloaked photo here and keeps the gain ma
 when the recognisers' cosines show that the HDR view carries the cloak (see
 `Engine._gain_map_carries_cloak`). The rendering follows the Ultra HDR formula with the
 gain map's hdrgm parameters (defaults where absent), tone-mapped back to 8 bits with one
-scale for both renditions.
+exposure for the whole photo, the same for the original and the cloaked rendition.
 """
 
 from __future__ import annotations
@@ -85,28 +85,92 @@ class HdrRendition:
             raise CorruptImageError("the gain map is damaged")
         if gain.ndim == 3:
             gain = cv2.cvtColor(gain, cv2.COLOR_BGR2RGB)
+        self.params = params_of(gain_map_jpeg)
+        self.small_boost = self._boost(orient(gain, orientation))
         gain = cv2.resize(gain, stored_size, interpolation=cv2.INTER_LINEAR)
         gain = orient(gain, orientation)
         x0, y0, x1, y1 = region
-        self.params = params_of(gain_map_jpeg)
-        g = gain[y0:y1, x0:x1].astype(np.float32) / 255.0
+        self.boost = self._boost(gain[y0:y1, x0:x1])
+        self.region = region
+        self.scale: float | None = None
+
+    def _boost(self, gain: npt.NDArray[Any]) -> npt.NDArray[np.float32]:
+        g = gain.astype(np.float32) / 255.0
         if g.ndim == 2:
             g = g[:, :, None]
         g = np.power(g, 1.0 / self.params.gamma)
         log_boost = self.params.gain_min * (1 - g) + self.params.gain_max * g
-        self.boost = np.exp2(log_boost).astype(np.float32)
-        self.region = region
-        self.scale: float | None = None
+        boost: npt.NDArray[np.float32] = np.exp2(log_boost).astype(np.float32)
+        return boost
+
+    def _hdr(self, pixels: npt.NDArray[Any], boost: npt.NDArray[np.float32]) -> Any:
+        sdr = _srgb_to_linear(pixels.astype(np.float32) / 255.0)
+        return (sdr + self.params.offset_sdr) * boost - self.params.offset_hdr
+
+    def fix_scale(self, pixels: npt.NDArray[Any]) -> None:
+        """Tone-map with one exposure for the whole photo: the 99.5th percentile of its HDR
+        view (computed at the gain map's resolution) maps to white."""
+        height, width = self.small_boost.shape[:2]
+        small = cv2.resize(pixels, (width, height), interpolation=cv2.INTER_AREA)
+        self.scale = max(float(np.percentile(self._hdr(small, self.small_boost), 99.5)), 1e-6)
+
+    def mean_boost(self, box: tuple[int, int, int, int]) -> float:
+        """Mean gain (linear factor) over a box of the full photo (inside the region)."""
+        x0, y0, x1, y1 = box
+        rx, ry = self.region[0], self.region[1]
+        part = self.boost[max(y0 - ry, 0) : y1 - ry, max(x0 - rx, 0) : x1 - rx]
+        return float(part.mean()) if part.size else 1.0
+
+    def expose(self, crop: npt.NDArray[np.float32], boost: float) -> npt.NDArray[np.float32]:
+        """An SDR crop (float 0..1) shown with one constant gain and this rendition's
+        exposure: the HDR view the face would have if the gain map were flat over it."""
+        assert self.scale is not None
+        p = self.params
+        hdr = (_srgb_to_linear(crop) + p.offset_sdr) * boost - p.offset_hdr
+        return _linear_to_srgb(hdr / self.scale)
 
     def render(self, pixels: npt.NDArray[Any]) -> npt.NDArray[np.uint8]:
-        """The HDR view of `pixels[region]`, tone-mapped to 8 bits (the first call fixes the
-        scale, so later renditions are comparable)."""
+        """The HDR view of `pixels[region]` (full-size upright pixels), tone-mapped to
+        8 bits with the scale of `fix_scale` (that of the first rendition if not called)."""
         x0, y0, x1, y1 = self.region
-        sdr = _srgb_to_linear(pixels[y0:y1, x0:x1].astype(np.float32) / 255.0)
-        p = self.params
-        hdr = (sdr + p.offset_sdr) * self.boost - p.offset_hdr
+        hdr = self._hdr(pixels[y0:y1, x0:x1], self.boost)
         if self.scale is None:
             self.scale = max(float(np.percentile(hdr, 99.5)), 1e-6)
         out = _linear_to_srgb(hdr / self.scale) * 255.0
         rendered: npt.NDArray[np.uint8] = np.clip(np.rint(out), 0, 255).astype(np.uint8)
         return rendered
+
+
+_INVERSE_ORIENTATION = {1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 6: 8, 7: 7, 8: 6}
+
+
+def flatten_regions(gain_map_jpeg: bytes, mask: npt.NDArray[np.float32], orientation: int) -> bytes:
+    """The gain map with the masked regions (upright full-size `mask`, 0..1) replaced by
+    their mean gain, feathered at the edges: there the gain map no longer draws the face
+    (seen alone it was a grey copy of it) and the HDR view of the face is the cloaked
+    primary times a constant. The gain map's own metadata segments are kept."""
+    from veil.imaging import jpeg
+    from veil.imaging.decode import orient
+
+    gain = cv2.imdecode(np.frombuffer(gain_map_jpeg, np.uint8), cv2.IMREAD_UNCHANGED)
+    if gain is None:
+        raise CorruptImageError("the gain map is damaged")
+    stored_mask = orient(mask, _INVERSE_ORIENTATION.get(orientation, 1))
+    small = cv2.resize(
+        stored_mask, (gain.shape[1], gain.shape[0]), interpolation=cv2.INTER_AREA
+    ).astype(np.float32)
+    weight = small if gain.ndim == 2 else small[:, :, None]
+    inside = small > 0.5
+    if not inside.any():
+        return gain_map_jpeg
+    mean = gain[inside].mean(axis=0)
+    flat = gain.astype(np.float32) * (1 - weight) + mean * weight
+    out = np.clip(np.rint(flat), 0, 255).astype(np.uint8)
+    ok, encoded = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    if not ok:  # pragma: no cover - OpenCV fails only on impossible shapes
+        raise CorruptImageError("the gain map could not be re-encoded")
+    original = jpeg.split(gain_map_jpeg)
+    kept = [s for s in original.metadata if s[1] not in (0xE0, 0xEE)]
+    new = jpeg.split(encoded.tobytes())
+    head = [s for s in new.metadata if s[1] in (0xE0, 0xEE)]
+    return jpeg.join([*head, *kept], new.structure)

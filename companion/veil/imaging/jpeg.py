@@ -417,6 +417,7 @@ def rebuild(
     *,
     keep_gain_map: bool,
     encoder_segments: Sequence[bytes] = (),
+    gain_map: bytes | None = None,
 ) -> bytes:
     """The output file: `structure` (the primary's coded pixels) with the metadata of
     `metadata_source` after the policy, and the secondary images and trailer of `data`
@@ -428,7 +429,10 @@ def rebuild(
         if keep_originals:
             kept.append(image)
         elif image.kind == "gain map" and keep_gain_map:
-            filtered = _filtered_secondary(image, policy, report)
+            if gain_map is not None:
+                image = SecondaryImage(image.kind, image.attribute, gain_map)
+            replaced = image
+            filtered = _filtered_secondary(replaced, policy, report)
             kept.append(SecondaryImage(image.kind, image.attribute, filtered))
         else:
             report.add(image.label)
@@ -477,11 +481,13 @@ def splice_metadata(
     keep_metadata: bool,
     report: MetadataReport,
     keep_gain_map: bool = False,
+    gain_map: bytes | None = None,
 ) -> bytes:
     """Freshly encoded (cloaked) pixels with the original's metadata, policy applied.
 
     `keep_gain_map`: the engine measured that the HDR rendition (cloaked primary x the
-    original gain map) still carries the cloak; otherwise the gain map is dropped.
+    gain map) still carries the cloak; otherwise the gain map is dropped. `gain_map`: the
+    engine's version of it (face regions flattened) to write instead of the original's.
     """
     new = split(encoded)
     policy = Policy(keep_metadata=keep_metadata, cloaked=True)
@@ -493,4 +499,5 @@ def splice_metadata(
         report,
         keep_gain_map=keep_gain_map,
         encoder_segments=new.metadata,
+        gain_map=gain_map,
     )
