@@ -20,7 +20,7 @@ from typing import TextIO
 from veil.errors import ErrorCode, VeilError
 from veil.results import DEFAULT_MODE, CloakResult, Mode
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".heic", ".heif"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".mpo", ".png", ".webp", ".heic", ".heif", ".avif"}
 CLOAKED_TAG = ".cloaked"
 
 
