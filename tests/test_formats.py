@@ -307,7 +307,7 @@ def test_gain_map_is_kept_only_when_the_hdr_rendition_carries_the_cloak(
     assert tags.get("MPF0:NumberOfImages") == 2
     assert tags.get("MPImage2:MPImageLength") == len(layout.gain_map.data)
     assert tags.get("XMP-hdrgm:Version") is not None
-    assert tags.get("XMP-GContainer:DirectoryItemLength") == len(layout.gain_map.data)
+    assert tags.get("XMP-Container:DirectoryItemLength") == len(layout.gain_map.data)
 
 
 def _line(cosines: dict[str, tuple[float, float]]) -> str:

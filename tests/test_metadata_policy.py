@@ -399,3 +399,17 @@ def test_unreadable_or_entity_xmp_is_dropped_whole(packet: bytes) -> None:
     report = MetadataReport()
     assert metadata.filter_xmp(packet, Policy(True, False), report) is None
     assert "XMP (unreadable)" in report.removed
+
+
+def test_docs_name_every_row_of_the_policy_table() -> None:
+    """docs/metadata.md is the table in words: a row added to the code must appear there."""
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "metadata.md").read_text()
+    names = [row.name for row in (*metadata.EXIF_IFD0.values(), *metadata.EXIF_SUB.values())]
+    names += [name for (_, name), _ in metadata.XMP_PROPERTIES.items() if name != "*"]
+    listed = {ns for ns, _ in metadata.XMP_PROPERTIES}
+    names += [f"| {p} |" for p, ns in metadata.XMP_NAMESPACES.items() if ns in listed]
+    names += [name for name, _ in metadata.IPTC_DATASETS.values()]
+    names += [key.decode() for key in metadata.PNG_TEXT_KEYS]
+    names += list(metadata.CONTAINER_ITEMS)
+    missing = [name for name in names if name not in docs]
+    assert missing == []

@@ -111,7 +111,7 @@ def _segment(marker: int, payload: bytes) -> bytes:
 _ICC = b"ICC_PROFILE\x00"
 _ISO_GAIN_MAP = b"urn:iso:std:iso:ts:21496:-1\x00"
 _MPF = b"MPF\x00"
-_GCONTAINER = XMP_NAMESPACES["GContainer"]
+_GCONTAINER = XMP_NAMESPACES["Container"]
 
 
 def filter_metadata(
@@ -426,14 +426,20 @@ def rebuild(
     keep_originals = policy.keeps_originals
     kept: list[SecondaryImage] = []
     for image in file.secondaries:
-        if keep_originals:
+        if image.kind == "gain map":
+            if keep_originals:
+                kept.append(image)  # byte-identical, as the container directory lists it
+            elif keep_gain_map:
+                if gain_map is not None:
+                    image = SecondaryImage(image.kind, image.attribute, gain_map)
+                filtered = _filtered_secondary(image, policy, report)
+                kept.append(SecondaryImage(image.kind, image.attribute, filtered))
+            else:
+                report.add(image.label)
+            continue
+        item = "MPF preview / thumbnail image" if image.kind == "preview" else "MPF other image"
+        if policy.allows(container_rule(item)):
             kept.append(image)
-        elif image.kind == "gain map" and keep_gain_map:
-            if gain_map is not None:
-                image = SecondaryImage(image.kind, image.attribute, gain_map)
-            replaced = image
-            filtered = _filtered_secondary(replaced, policy, report)
-            kept.append(SecondaryImage(image.kind, image.attribute, filtered))
         else:
             report.add(image.label)
     trailer = file.trailer

@@ -427,7 +427,7 @@ XMP_NAMESPACES: dict[str, str] = {
     "MicrosoftPhoto": "http://ns.microsoft.com/photo/1.0/",
     "apple-fi": "http://ns.apple.com/faceinfo/1.0/",
     "GCamera": "http://ns.google.com/photos/1.0/camera/",
-    "GContainer": "http://ns.google.com/photos/1.0/container/",
+    "Container": "http://ns.google.com/photos/1.0/container/",
     "Item": "http://ns.google.com/photos/1.0/container/item/",
     "GDepth": "http://ns.google.com/photos/1.0/depthmap/",
     "GImage": "http://ns.google.com/photos/1.0/image/",
@@ -498,7 +498,7 @@ XMP_PROPERTIES: dict[tuple[str, str], Rule] = {
     **_rows("MicrosoftPhoto", "LastKeywordXMP LastKeywordIPTC", P),
     **_rows("apple-fi", "*", ORIG),
     **_rows("GCamera", "*", ORIG),  # motion photo / micro video: the video holds the face
-    **_rows("GContainer", "*", ORIG),  # rebuilt by the JPEG writer for what it keeps
+    **_rows("Container", "*", ORIG),  # rebuilt by the JPEG writer for what it keeps
     **_rows("GDepth", "*", ORIG),
     **_rows("GImage", "*", ORIG),  # GImage:Data is the original photo
     **_rows("GAudio", "*", ORIG),
@@ -601,7 +601,7 @@ def build_xmp(attributes: dict[str, str], elements: Sequence[ET.Element]) -> byt
 
 def container_directory(items: Sequence[tuple[str, str, int]]) -> ET.Element:
     """A GContainer:Directory for (semantic, mime, length) items, primary first."""
-    ns_c, ns_i = XMP_NAMESPACES["GContainer"], XMP_NAMESPACES["Item"]
+    ns_c, ns_i = XMP_NAMESPACES["Container"], XMP_NAMESPACES["Item"]
     directory = ET.Element(f"{{{ns_c}}}Directory")
     seq = ET.SubElement(directory, f"{{{RDF}}}Seq")
     for semantic, mime, length in items:
@@ -750,13 +750,20 @@ CONTAINER_ITEMS: dict[str, Rule] = {
     "JPEG extended XMP (depth maps, original image)": ORIG,
     "C2PA / JUMBF manifest": ORIG,
     "MPF preview / thumbnail image": ORIG,
-    "MPF stereo or multi-view image": ORIG,
+    "MPF other image": ORIG,  # stereo / multi-view images, unknown types
+    # A gain map (Ultra HDR / ISO 21496-1): kept without a cloak; after a cloak, flattened
+    # over the faces and kept only if the HDR rendition carries the cloak
+    # (`Engine.gain_map_check`); with --keep-metadata and no cloak, byte-identical.
+    "MPF gain map": K,
     "trailer after the last image (motion-photo video)": ORIG,
-    "PNG colour chunks (sRGB gAMA cHRM pHYs)": K,
+    "PNG colour chunks (sRGB gAMA cHRM cICP pHYs)": K,
     "PNG tIME": K,
-    "HEIC thumbnails": ORIG,
-    "HEIC depth images": ORIG,
-    "HEIC auxiliary images (gain maps, mattes)": ORIG,
+    "PNG C2PA (caBX)": ORIG,
+    # pillow-heif writes the primary image only, so a HEIC with any of these is re-encoded
+    # without them even when the rule would keep them.
+    "HEIC thumbnails": D,
+    "HEIC depth images": D,
+    "HEIC auxiliary images (gain maps, mattes)": D,
 }
 
 

@@ -89,7 +89,7 @@ def _filter(kind: bytes, payload: bytes, policy: Policy, report: MetadataReport)
             report.add(f"PNG text {keyword.decode('latin-1')!r}")
             return None
         return chunk(kind, payload)
-    if kind == _C2PA and policy.allows(container_rule("C2PA / JUMBF manifest")):
+    if kind == _C2PA and policy.allows(container_rule("PNG C2PA (caBX)")):
         return chunk(kind, payload)
     report.add("C2PA" if kind == _C2PA else f"PNG chunk {kind.decode('latin-1')}")
     return None
