@@ -158,8 +158,10 @@ def assert_clean(
     if name.endswith(".heic"):
         import pillow_heif
 
-        heif = pillow_heif.open_heif(io.BytesIO(after))
+        heif = pillow_heif.open_heif(io.BytesIO(after), convert_hdr_to_8bit=False)
         assert len(heif) == 1
+        source = pillow_heif.open_heif(io.BytesIO(before), convert_hdr_to_8bit=False)
+        assert heif.info["bit_depth"] == source.info["bit_depth"]  # 10-bit stays 10-bit
         assert not heif.info.get("thumbnails") and not heif.info.get("depth_images")
         assert not heif.info.get("aux")
 

@@ -9,7 +9,9 @@
 - PNG: same mode and bit depth (16-bit stays 16-bit); palette and 1-bit PNGs are written as
   RGB/RGBA, because re-quantising to a palette would erase the cloak.
 - WebP: lossless if the input was lossless, else quality 95 (WebP has no quality to read back).
-- HEIC: quality 95 through pillow-heif.
+- HEIC: quality 95 through pillow-heif, at the input's bit depth (10-bit stays 10-bit);
+  the primary image only (thumbnails, depth and auxiliary images are not written).
+- AVIF: quality 95 through Pillow's own AVIF support.
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ def encode(
     `cloaked=False`: the pixels are the original's (HEIC/AVIF without a face are re-encoded
     when their metadata must change), so what labels or copies them may stay on request."""
     fmt = decoded.info.format
+    if pixels.dtype == np.uint16 and fmt == "HEIF":
+        return _encode_heif16(decoded, pixels, keep_metadata, report, cloaked)
     if pixels.dtype == np.uint16:
         return _encode_png16(decoded, pixels, keep_metadata=keep_metadata, report=report)
     if fmt == "JPEG" and decoded.info.mode == "RGB":
@@ -187,6 +191,37 @@ def _encode_png16(
     return png.splice_metadata(
         buffer.tobytes(), decoded.data, keep_metadata=keep_metadata, report=report
     )
+
+
+def _encode_heif16(
+    decoded: DecodedImage,
+    pixels: Pixels,
+    keep_metadata: bool,
+    report: MetadataReport,
+    cloaked: bool,
+) -> bytes:
+    """A 10-bit HEIC back as 10-bit (pillow-heif writes 16-bit input at the input's depth)."""
+    import pillow_heif
+
+    policy = Policy(keep_metadata=keep_metadata, cloaked=cloaked)
+    exif, xmp = _filtered_exif_xmp(decoded.exif, decoded.xmp, policy, report)
+    heif_extras(decoded.data, report)
+    if decoded.alpha is not None:
+        data, mode = np.dstack([pixels, decoded.alpha]), "RGBA;16"
+    else:
+        data, mode = pixels, "RGB;16"
+    height, width = pixels.shape[:2]
+    heif = pillow_heif.from_bytes(mode=mode, size=(width, height), data=data.tobytes())
+    options: dict[str, object] = {"quality": LOSSY_QUALITY}
+    if decoded.icc_profile:
+        options["icc_profile"] = decoded.icc_profile
+    if exif:
+        options["exif"] = exif
+    if xmp:
+        options["xmp"] = xmp
+    buffer = io.BytesIO()
+    heif.save(buffer, **options)
+    return buffer.getvalue()
 
 
 def _filtered_exif_xmp(
