@@ -8,16 +8,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness import VEIL, Companion, faces_dir
+from harness import VEIL, Companion
 from upload_site import UploadSite
 
 
 @pytest.fixture(scope="module")
-def photos() -> Path:
-    folder = faces_dir()
-    if not (folder / "photos").is_dir():
-        pytest.skip(f"face photos not found at {folder} (set VEIL_FACES_DIR)")
-    return folder
+def photos(faces_dir: Path) -> Path:
+    return faces_dir
 
 
 @pytest.fixture(scope="session")
