@@ -374,6 +374,25 @@ def test_without_a_face_keep_metadata_keeps_video_and_gain_map_consistent() -> N
     assert out is not None and b"ftyp" not in out and "motion-photo video" in report.removed
 
 
+@pytest.mark.skipif(not imageio.HEIF_AVAILABLE, reason="pillow-heif is not installed")
+def test_heic_with_an_appended_video_is_re_encoded_without_it() -> None:
+    scene = textured(320, 240)
+    buffer = io.BytesIO()
+    scene.save(buffer, "HEIF", quality=90)
+    clean = buffer.getvalue()
+    report = MetadataReport()
+    assert imageio.rewrite_metadata(clean, "HEIF", keep_metadata=False, report=report) == clean
+    video = fake_mp4(scene)
+    report = MetadataReport()
+    assert (
+        imageio.rewrite_metadata(clean + video, "HEIF", keep_metadata=False, report=report) is None
+    )
+    assert "motion-photo video" in report.removed
+    decoded = imageio.decode(clean + video)
+    out = imageio.encode(decoded, decoded.pixels, keep_metadata=False, report=report, cloaked=False)
+    assert b"ftypisom" not in out and imageio.probe(out).media_type == "image/heic"
+
+
 @pytest.mark.parametrize(
     ("data", "named"),
     [

@@ -263,8 +263,8 @@ def rewrite_metadata(
     if fmt == "WEBP":
         return webp.rewrite_metadata(data, keep_metadata=keep_metadata, report=report)
     # HEIC / AVIF: the container cannot be edited here. A file whose EXIF and XMP are wholly
-    # allowed, with no secondary images or other metadata blocks, comes back untouched; any
-    # other is re-encoded by the caller.
+    # allowed, with no secondary images, other metadata blocks or appended data, comes back
+    # untouched; any other is re-encoded by the caller (what would go is in `report`).
     policy = Policy(keep_metadata=keep_metadata, cloaked=False)
     with Image.open(io.BytesIO(data)) as image:
         exif, xmp = image.info.get("exif"), image.info.get("xmp")
@@ -275,4 +275,35 @@ def rewrite_metadata(
         filter_xmp(xmp, policy, probe)
     if fmt == "HEIF":
         heif_extras(data, probe)
+    for name in _foreign_boxes(data):
+        probe.add(name)
+    for name in probe.removed:
+        report.add(name)
     return data if not probe.removed else None
+
+
+_HEIF_BOXES = {b"ftyp", b"meta", b"mdat", b"free", b"skip"}
+
+
+def _foreign_boxes(data: bytes) -> list[str]:
+    """Top-level ISO-BMFF boxes a still HEIC/AVIF does not need: a second `ftyp` / `moov`
+    (a motion-photo video appended to the picture), unknown boxes, bytes after the last box.
+    Only a file without any of them may come back untouched."""
+    found: list[str] = []
+    seen: set[bytes] = set()
+    pos = 0
+    while pos + 8 <= len(data):
+        size, kind = int.from_bytes(data[pos : pos + 4], "big"), data[pos + 4 : pos + 8]
+        if size == 1 and pos + 16 <= len(data):
+            size = int.from_bytes(data[pos + 8 : pos + 16], "big")
+        elif size == 0:
+            size = len(data) - pos
+        if size < 8 or pos + size > len(data):
+            break
+        if kind not in _HEIF_BOXES or (kind in seen and kind != b"free"):
+            found.append("motion-photo video" if kind in (b"ftyp", b"moov") else "trailing data")
+        seen.add(kind)
+        pos += size
+    if pos < len(data):
+        found.append("trailing data")
+    return found

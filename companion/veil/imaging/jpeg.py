@@ -409,8 +409,7 @@ def _filtered_secondary(image: SecondaryImage, policy: Policy, report: MetadataR
 
 
 def rebuild(
-    data: bytes,
-    metadata_source: bytes,
+    original: bytes,
     structure: bytes,
     policy: Policy,
     report: MetadataReport,
@@ -420,9 +419,9 @@ def rebuild(
     gain_map: bytes | None = None,
 ) -> bytes:
     """The output file: `structure` (the primary's coded pixels) with the metadata of
-    `metadata_source` after the policy, and the secondary images and trailer of `data`
-    that the policy keeps (see docs/metadata.md)."""
-    file = layout(metadata_source)
+    `original` after the policy, and the secondary images and trailer of `original` that
+    the policy keeps (see docs/metadata.md)."""
+    file = layout(original)
     keep_originals = policy.keeps_originals
     kept: list[SecondaryImage] = []
     for image in file.secondaries:
@@ -469,7 +468,6 @@ def rebuild(
         jfif = [s for s in meta if s[1] == 0xE0]
         rest = [s for s in meta if s[1] != 0xE0]
         meta = [*head, *jfif, *rest, *adobe]
-    del data
     return assemble(meta, structure, kept, trailer)
 
 
@@ -477,7 +475,7 @@ def rewrite_metadata(data: bytes, *, keep_metadata: bool, report: MetadataReport
     """The same JPEG with the policy applied and the pixel data byte-identical (no cloak)."""
     policy = Policy(keep_metadata=keep_metadata, cloaked=False)
     structure = split(data).structure
-    return rebuild(data, data, structure, policy, report, keep_gain_map=True)
+    return rebuild(data, structure, policy, report, keep_gain_map=True)
 
 
 def splice_metadata(
@@ -498,7 +496,6 @@ def splice_metadata(
     new = split(encoded)
     policy = Policy(keep_metadata=keep_metadata, cloaked=True)
     return rebuild(
-        original,
         original,
         new.structure,
         policy,
