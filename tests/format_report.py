@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from format_samples import CORPUS
+from format_samples import CORPUS, face_image
 from metadata_samples import exiftool_tags
 from veil import imageio
 from veil.engine import Engine
@@ -28,10 +28,12 @@ IGNORED_GROUPS = ("System:", "ExifTool:", "Composite:")
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--diff", default="ultrahdr.jpg", help="sample whose tags are diffed")
+    parser.add_argument("--side", type=int, default=720, help="long side of the samples (px)")
     args = parser.parse_args()
     engine = Engine.load()
     names = [n for n in CORPUS if not (n.endswith(".avif") and "AVIF" not in imageio.MEDIA_TYPES)]
-    corpus = {name: CORPUS[name][0]() for name in names}
+    image = face_image(args.side)
+    corpus = {name: CORPUS[name][0](image) for name in names}
     engine.cloak_bytes(corpus["plain.jpg"])  # warm-up (first-call allocations)
     print("| sample | size | input | output | output/input | time | faces | removed |")
     print("|---|---|---|---|---|---|---|---|")

@@ -213,7 +213,7 @@ def avif(image: Image.Image | None = None) -> bytes:
 
 
 def png(image: Image.Image | None = None) -> bytes:
-    return full_png(image or face_image(480))
+    return full_png(image or face_image())
 
 
 def webp(image: Image.Image | None = None) -> bytes:
@@ -225,8 +225,8 @@ def plain_jpeg(image: Image.Image | None = None) -> bytes:
     return full_jpeg(image, quality=92, thumbnail=face_thumbnail(image))
 
 
-# name -> (builder, extension, media type)
-CORPUS: dict[str, tuple[Callable[[], bytes], str]] = {
+# name -> (builder taking an optional face image, media type)
+CORPUS: dict[str, tuple[Callable[..., bytes], str]] = {
     "plain.jpg": (plain_jpeg, "image/jpeg"),
     "ultrahdr.jpg": (ultra_hdr, "image/jpeg"),
     "stereo.mpo.jpg": (mpo_stereo, "image/jpeg"),
