@@ -345,3 +345,18 @@ async def test_token_store_is_only_touched_off_the_event_loop(
     await cloak(client, token, jpeg())
     await client.post("/v1/unpair", headers=auth)
     assert store.on_loop == []
+
+
+async def test_limits_refuse_before_the_backend_runs(
+    make_client: MakeClient, tmp_path: Path
+) -> None:
+    backend = EchoBackend()
+    client = await make_client(backend, max_body_bytes=4096, max_pixels=64 * 48 - 1)
+    token = await paired_token(client, tmp_path)
+    status, body = await cloak(client, token, b"\xff\xd8" + bytes(8192))
+    assert (status, code_of(body)) == (413, "payload_too_large")
+    status, body = await cloak(client, token, jpeg(64, 48))  # one pixel over the cap
+    assert (status, code_of(body)) == (413, "image_too_large")
+    status, body = await cloak(client, token, jpeg(32, 24))
+    assert status == 200
+    assert len(backend.calls) == 1, "refused photos never reach the backend"
