@@ -220,9 +220,36 @@ def webp(image: Image.Image | None = None) -> bytes:
     return full_webp(image or face_image(), lossless=False)
 
 
+def extended_xmp(image: Image.Image) -> tuple[bytes, list[bytes]]:
+    """A main XMP packet pointing at extended XMP that holds the original photo as
+    GImage:Data (base64), as Google's depth / portrait JPEGs do, split into APP1 segments."""
+    import base64
+    import hashlib
+
+    small = image.copy()
+    small.thumbnail((240, 240))
+    data = base64.b64encode(jpeg_bytes(small, quality=85)).decode()
+    packet = _rdf('xmlns:GImage="http://ns.google.com/photos/1.0/image/" '
+                  f'GImage:Mime="image/jpeg" GImage:Data="{data}"')  # fmt: skip
+    guid = hashlib.md5(packet).hexdigest().upper().encode()
+    header = b"http://ns.adobe.com/xmp/extension/\x00"
+    chunk = 65000
+    parts = [
+        segment(0xE1, header + guid + struct.pack(">II", len(packet), at) + packet[at : at + chunk])
+        for at in range(0, len(packet), chunk)
+    ]
+    main = _rdf(
+        f'xmlns:xmpNote="http://ns.adobe.com/xmp/note/" xmpNote:HasExtendedXMP="{guid.decode()}"'
+    )
+    return main, parts
+
+
 def plain_jpeg(image: Image.Image | None = None) -> bytes:
+    """EXIF thumbnail of the face, and extended XMP holding a copy of the original photo."""
     image = image or face_image()
-    return full_jpeg(image, quality=92, thumbnail=face_thumbnail(image))
+    main, parts = extended_xmp(image)
+    base = _without_xmp(full_jpeg(image, quality=92, thumbnail=face_thumbnail(image)))
+    return _insert_after_exif(base, [_xmp_segment(main), *parts])
 
 
 # name -> (builder taking an optional face image, media type)
