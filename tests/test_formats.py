@@ -545,3 +545,29 @@ def test_post_cloak_cleans_every_format(
 def test_exiftool_is_there_under_ci() -> None:
     if os.environ.get("CI") == "true":
         assert EXIFTOOL is not None and shutil.which("exiftool")
+
+
+def test_hostile_mpf_indexes_never_crash() -> None:
+    """Mutated MPF segments (offsets, sizes, counts): a typed error or a file without the
+    bogus images, never an exception of another kind."""
+    from format_samples import MP_PREVIEW, with_mpf
+    from veil.errors import VeilError
+
+    scene = textured(160, 120)
+    data = with_mpf(
+        jpeg_bytes(scene, quality=90), [(MP_PREVIEW, jpeg_bytes(scene.resize((40, 30))))]
+    )
+    at = data.index(b"MPF\x00")
+    rng = np.random.default_rng(14)
+    for _ in range(300):
+        mutated = bytearray(data)
+        for position in rng.integers(at + 4, at + 80, size=int(rng.integers(1, 6))):
+            mutated[int(position)] = int(rng.integers(0, 256))
+        for keep in (False, True):
+            try:
+                out = imageio.rewrite_metadata(
+                    bytes(mutated), "JPEG", keep_metadata=keep, report=MetadataReport()
+                )
+            except VeilError:
+                continue
+            assert out is not None and jpeg.split(out).structure == jpeg.split(data).structure
