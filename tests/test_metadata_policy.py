@@ -413,3 +413,19 @@ def test_docs_name_every_row_of_the_policy_table() -> None:
     names += list(metadata.CONTAINER_ITEMS)
     missing = [name for name in names if name not in docs]
     assert missing == []
+
+
+def test_deeply_nested_xmp_is_dropped_not_crashed_on() -> None:
+    depth = 20000
+    body = b"<rdf:Bag>" * depth + b"x" + b"</rdf:Bag>" * depth
+    packet = (
+        b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF '
+        b'xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description '
+        b'xmlns:dc="http://purl.org/dc/elements/1.1/" '
+        b'xmlns:xmp="http://ns.adobe.com/xap/1.0/" xmp:Rating="3">'
+        b"<dc:description>" + body + b"</dc:description></rdf:Description></rdf:RDF></x:xmpmeta>"
+    )
+    report = MetadataReport()
+    out = metadata.filter_xmp(packet, Policy(False, True), report)
+    assert out is not None and b"Rating" in out and b"description" not in out
+    assert "XMP dc:description (too deep)" in report.removed

@@ -567,7 +567,7 @@ def filter_xmp(
     kept_elements: list[ET.Element] = []
     try:
         properties = list(xmp_properties(packet))
-    except (ET.ParseError, ValueError):
+    except (ET.ParseError, ValueError, RecursionError):
         report.add("XMP (unreadable)")
         properties = []
     for namespace, name, value in properties:
@@ -577,12 +577,28 @@ def filter_xmp(
             continue
         if isinstance(value, str):
             kept_attributes[f"{{{namespace}}}{name}"] = value
+        elif _depth(value) > _MAX_XMP_DEPTH:
+            report.add(f"{_label(namespace, name)} (too deep)")
         else:
             kept_elements.append(value)
     kept_elements.extend(extra)
     if not kept_attributes and not kept_elements:
         return None
     return build_xmp(kept_attributes, kept_elements)
+
+
+_MAX_XMP_DEPTH = 32  # real structures nest a handful of levels; deeper ones are not trusted
+
+
+def _depth(element: ET.Element) -> int:
+    deepest, stack = 0, [(element, 1)]
+    while stack:
+        node, level = stack.pop()
+        deepest = max(deepest, level)
+        if deepest > _MAX_XMP_DEPTH:
+            break
+        stack.extend((child, level + 1) for child in node)
+    return deepest
 
 
 def build_xmp(attributes: dict[str, str], elements: Sequence[ET.Element]) -> bytes:
