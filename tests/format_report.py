@@ -17,7 +17,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from format_samples import CORPUS, face_image
+from typing import Any
+
+from format_samples import CORPUS, face_image, ultra_hdr
 from metadata_samples import exiftool_tags
 from veil import imageio
 from veil.engine import Engine
@@ -29,6 +31,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--diff", default="ultrahdr.jpg", help="sample whose tags are diffed")
     parser.add_argument("--side", type=int, default=720, help="long side of the samples (px)")
+    parser.add_argument(
+        "--gain-maps",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also run the gain-map check on Ultra HDR files made from N people's photos",
+    )
     args = parser.parse_args()
     engine = Engine.load()
     names = [n for n in CORPUS if not (n.endswith(".avif") and "AVIF" not in imageio.MEDIA_TYPES)]
@@ -69,7 +78,57 @@ def main() -> int:
             print(f"~ {tag}: {str(old[tag])[:30]} -> {str(new[tag])[:30]}")
         else:
             print(f"  {tag} = {str(new[tag])[:60]}")
+    if args.gain_maps:
+        gain_map_table(engine, args.gain_maps, args.side)
     return 0
+
+
+def gain_map_table(engine: Engine, people: int, side: int) -> None:
+    """Per person (first photo, mid mode): faces the detector finds in the original gain map
+    alone, then the engine's check on the flattened one (worst face, per surrogate)."""
+    import cv2
+    import numpy as np
+    from PIL import Image
+
+    from corpus import require_faces
+    from veil.imaging import jpeg
+
+    checks: list[Any] = []
+    original_check = Engine.gain_map_check
+
+    def spy(self: Engine, *args: Any, **kwargs: Any) -> Any:
+        result = original_check(self, *args, **kwargs)
+        checks.append(result)
+        return result
+
+    Engine.gain_map_check = spy  # type: ignore[method-assign]
+    print("\n| photo | faces in the original gain map | kept | exposed SDR / HDR cosine |")
+    print("|---|---|---|---|")
+    folders = sorted((require_faces() / "photos").iterdir())[:people]
+    for folder in folders:
+        path = sorted(folder.glob("*.jpg"))[0]
+        with Image.open(path) as image:
+            image = image.convert("RGB")
+            image.thumbnail((side, side))
+        data = ultra_hdr(image)
+        gain = jpeg.layout(data).gain_map
+        assert gain is not None
+        grey = cv2.imdecode(np.frombuffer(gain.data, np.uint8), cv2.IMREAD_COLOR)
+        big = cv2.resize(grey, image.size, interpolation=cv2.INTER_LINEAR)
+        in_gain = len(engine.find_faces(cv2.cvtColor(big, cv2.COLOR_BGR2RGB)))
+        checks.clear()
+        result = engine.cloak_bytes(data)
+        kept = jpeg.layout(result.data).gain_map is not None
+        figures = (
+            "; ".join(
+                f"{n} {checks[0].exposed_sdr[n]:+.3f} / {checks[0].hdr[n]:+.3f}"
+                for n in checks[0].hdr
+            )
+            if checks
+            else "no face cloaked"
+        )
+        print(f"| {folder.name}/{path.name} | {in_gain} | {'yes' if kept else 'no'} | {figures} |")
+    Engine.gain_map_check = original_check  # type: ignore[method-assign]
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from corpus import in_ci
 from engine_support import faces_dir, jpeg_bytes, textured
 from format_samples import CORPUS, fake_mp4, motion_photo, ultra_hdr
 from metadata_samples import EXIFTOOL, exiftool_tags
@@ -40,9 +41,7 @@ from veil.imaging.metadata import MetadataReport
 
 VEIL = Path(sys.executable).with_name("veil")
 # Under CI a missing exiftool fails the run (exiftool_tags asserts) instead of skipping.
-pytestmark = pytest.mark.skipif(
-    EXIFTOOL is None and os.environ.get("CI") != "true", reason="exiftool not installed"
-)
+pytestmark = pytest.mark.skipif(EXIFTOOL is None and not in_ci(), reason="exiftool not installed")
 # Tags the default policy must remove, as exiftool names them (a sample of every group).
 MUST_GO = [
     "GPS:GPSLatitude",
@@ -543,7 +542,7 @@ def test_post_cloak_cleans_every_format(
 
 
 def test_exiftool_is_there_under_ci() -> None:
-    if os.environ.get("CI") == "true":
+    if in_ci():
         assert EXIFTOOL is not None and shutil.which("exiftool")
 
 

@@ -11,7 +11,6 @@ fate of each tag below is written by hand from the policy's four rules, not read
 from __future__ import annotations
 
 import io
-import os
 import struct
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from corpus import in_ci
 from engine_support import jpeg_bytes, textured
 from metadata_samples import (
     EXIFTOOL,
@@ -37,9 +37,7 @@ from veil.imaging import metadata
 from veil.imaging.metadata import MetadataReport, Policy
 
 # Under CI a missing exiftool fails the run (exiftool_tags asserts) instead of skipping.
-pytestmark = pytest.mark.skipif(
-    EXIFTOOL is None and os.environ.get("CI") != "true", reason="exiftool not installed"
-)
+pytestmark = pytest.mark.skipif(EXIFTOOL is None and not in_ci(), reason="exiftool not installed")
 
 KEEP, PERSONAL, ORIGINAL, DROP = "keep", "personal", "original", "drop"
 
