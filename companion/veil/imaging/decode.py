@@ -9,7 +9,6 @@ carry a cloak (see `encode`).
 from __future__ import annotations
 
 import io
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +18,7 @@ import numpy.typing as npt
 from PIL import Image, JpegImagePlugin
 
 from veil.errors import CorruptImageError, ImageTooLargeError
-from veil.imaging import jpeg
+from veil.imaging import bounds, jpeg
 from veil.imaging.probe import DEFAULT_MAX_PIXELS, ImageInfo, open_image
 
 # uint8, or uint16 for 16-bit PNGs (numpy's typing cannot say "one of two dtypes" usefully).
@@ -104,23 +103,35 @@ def _png_bit_depth(data: bytes) -> int:
 
 def _load(image: Image.Image) -> None:
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image.load()
+        image.load()
     except Image.DecompressionBombError as exc:
         raise ImageTooLargeError(f"image too large to decode: {exc}") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise CorruptImageError(f"the image data is damaged or truncated: {exc}") from exc
 
 
+def _load_unless_decoded_elsewhere(image: Image.Image, info: ImageInfo, data: bytes) -> None:
+    """Decode the pixels now, before `getexif()` can: for a PNG whose eXIf comes after the
+    image data, `getexif()` loads the pixels itself and swallows a decoding error, leaving
+    a half-decoded image that was then cloaked or passed on as if whole. JPEGs (decoded by
+    OpenCV or with draft scaling) and 16-bit PNGs (OpenCV) are decoded later, strictly."""
+    if info.format == "JPEG" or (info.format == "PNG" and _png_bit_depth(data) == 16):
+        return
+    _load(image)
+
+
 def decode(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
     """Decode a whole photo at full resolution (see the module docstring for the layout)."""
     image, info = open_image(data, max_pixels=max_pixels)
     with image:
+        _load_unless_decoded_elsewhere(image, info, data)
         orientation = _orientation_of(image)
         exif = image.info.get("exif")
         xmp = image.info.get("xmp")
         icc = image.info.get("icc_profile")
+        bounds.check_metadata_size(
+            sum(len(v) for v in (exif, xmp, icc) if isinstance(v, bytes | str)), "metadata"
+        )
         params = None
         if info.format == "JPEG":
             jpeg.split(data)  # structural check: a truncated JPEG is refused, not half-cloaked
@@ -138,7 +149,7 @@ def decode(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage
         elif info.format == "JPEG" and image.mode == "RGB":
             pixels = _decode_jpeg_rgb(data)
         else:
-            _load(image)
+            _load(image)  # a no-op when already loaded above
             pixels, alpha, cmyk = _to_rgb(image)
     pixels = orient(pixels, orientation)
     alpha = None if alpha is None else orient(alpha, orientation)
@@ -237,6 +248,7 @@ def decode_preview(
     """
     image, info = open_image(data, max_pixels=max_pixels)
     with image:
+        _load_unless_decoded_elsewhere(image, info, data)
         orientation = _orientation_of(image)
         width, height = info.width, info.height
         if info.format == "JPEG":
@@ -245,9 +257,7 @@ def decode_preview(
             # decoding alone; take the smallest scale whose long side still covers ~75% of
             # `long_side` (a 4000 px photo is decoded at 1000 px, not at 2000 and resized).
             scale = next((s for s in (8, 4, 2) if max(width, height) / s >= 0.75 * long_side), 1)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                image.draft("RGB", (max(1, width // scale), max(1, height // scale)))
+            image.draft("RGB", (max(1, width // scale), max(1, height // scale)))
         if info.format == "PNG" and _png_bit_depth(data) == 16:
             pixels16, _ = _decode_png16(data)
             rgb: npt.NDArray[Any] = (pixels16 >> 8).astype(np.uint8)

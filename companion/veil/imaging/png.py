@@ -6,6 +6,7 @@ import zlib
 from collections.abc import Iterator
 
 from veil.errors import CorruptImageError
+from veil.imaging import bounds
 from veil.imaging.metadata import (
     PNG_TEXT_KEYS,
     XMP_PNG_KEY,
@@ -28,10 +29,12 @@ _C2PA = b"caBX"
 
 
 def chunks(data: bytes) -> Iterator[tuple[bytes, bytes]]:
-    """(type, payload) of each chunk; raises CorruptImageError when the file is cut short."""
+    """(type, payload) of each chunk; raises CorruptImageError when the file is cut short
+    and ImageTooComplexError past the chunk limits of `bounds`."""
     if not data.startswith(SIGNATURE):
         raise CorruptImageError("not a PNG stream")
     pos = len(SIGNATURE)
+    total = ancillary = 0
     while pos < len(data):
         if pos + 8 > len(data):
             raise CorruptImageError("the PNG is truncated")
@@ -40,11 +43,32 @@ def chunks(data: bytes) -> Iterator[tuple[bytes, bytes]]:
         end = pos + 12 + length
         if end > len(data):
             raise CorruptImageError("the PNG is truncated")
+        total += 1
+        if kind != b"IDAT":
+            ancillary += 1
+        if total > bounds.MAX_PNG_CHUNKS:
+            raise bounds.too_many("PNG chunks", bounds.MAX_PNG_CHUNKS)
+        if ancillary > bounds.MAX_PNG_ANCILLARY_CHUNKS:
+            raise bounds.too_many("PNG chunks besides IDAT", bounds.MAX_PNG_ANCILLARY_CHUNKS)
         yield kind, data[pos + 8 : pos + 8 + length]
         pos = end
         if kind == b"IEND":
             return
     raise CorruptImageError("the PNG is truncated (no IEND chunk)")
+
+
+def check_structure(data: bytes) -> None:
+    """Walk every chunk within the limits and inflate every compressed metadata chunk
+    within its cap, before Pillow parses anything (Pillow walks chunks in Python and
+    inflates text chunks after IDAT without our limits on their total)."""
+    inflated = 0
+    for kind, payload in chunks(data):
+        if kind in (b"zTXt", b"iTXt", b"iCCP"):
+            inflated += len(_text_of(kind, payload)[1])
+            bounds.check_metadata_size(inflated, "PNG metadata (inflated)")
+        elif kind in (b"tEXt", b"eXIf"):
+            inflated += len(payload)
+            bounds.check_metadata_size(inflated, "PNG metadata")
 
 
 def chunk(kind: bytes, payload: bytes) -> bytes:
@@ -53,20 +77,18 @@ def chunk(kind: bytes, payload: bytes) -> bytes:
 
 
 def _text_of(kind: bytes, payload: bytes) -> tuple[bytes, bytes]:
+    """Keyword and text (inflated, within `bounds.MAX_INFLATED_BYTES`) of a text or iCCP
+    chunk; a damaged stream gives empty text, a bomb raises ImageTooComplexError."""
     keyword, _, rest = payload.partition(b"\x00")
-    if kind == b"zTXt":
-        try:
-            return keyword, zlib.decompress(rest[1:])
-        except zlib.error:
-            return keyword, b""
-    if kind == b"iTXt" and len(rest) >= 2:
-        text = rest[2:].split(b"\x00", 2)[-1]  # after language tag and translated keyword
-        if rest[0] != 1:
-            return keyword, text
-        try:
-            return keyword, zlib.decompress(text)
-        except zlib.error:
-            return keyword, b""
+    what = f"PNG {kind.decode('latin-1')} chunk"
+    try:
+        if kind in (b"zTXt", b"iCCP"):
+            return keyword, bounds.inflate(rest[1:], what)
+        if kind == b"iTXt" and len(rest) >= 2:
+            text = rest[2:].split(b"\x00", 2)[-1]  # after language tag and translated keyword
+            return keyword, bounds.inflate(text, what) if rest[0] == 1 else text
+    except zlib.error:
+        return keyword, b""
     return keyword, rest
 
 

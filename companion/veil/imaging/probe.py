@@ -22,6 +22,13 @@ DEFAULT_MAX_PIXELS = 100_000_000
 # open images without us (it raises DecompressionBombError, which we map to a typed error).
 Image.MAX_IMAGE_PIXELS = DEFAULT_MAX_PIXELS
 
+# Pillow's warnings (bomb warnings, "Corrupt EXIF data", "Truncated File Read"...) are about
+# input Veil judges itself: silence them once, process-wide. A `catch_warnings` block per
+# call reset Python's "print once" registry, so every call printed them again (4 MB of log
+# for one JPEG with a broken EXIF block), and it is not thread-safe either.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+warnings.filterwarnings("ignore", module="PIL")
+
 try:  # HEIC/HEIF where pillow-heif is installed (optional dependency `veil[heic]`).
     import pillow_heif
 
@@ -86,6 +93,21 @@ def looks_supported(data: bytes) -> bool:
     return any(data[offset : offset + len(sig)] == sig for offset, sig in _SIGNATURES)
 
 
+def check_container(data: bytes) -> None:
+    """Walk the container within the work bounds of `veil.imaging.bounds` before Pillow
+    parses it: marker and chunk structure, segment/chunk counts, inflated metadata sizes.
+    HEIC is left to libheif, which has its own limits; its metadata sizes are checked
+    after opening."""
+    from veil.imaging import jpeg, png, webp  # they import metadata, which imports Pillow
+
+    if data.startswith(b"\xff\xd8"):
+        jpeg.split(data, header_only=True)  # decode walks the scans (and counts them)
+    elif data.startswith(b"\x89PNG\r\n\x1a\n"):
+        png.check_structure(data)
+    elif data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        webp.chunks(data)
+
+
 def open_image(
     data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS
 ) -> tuple[Image.Image, ImageInfo]:
@@ -94,10 +116,9 @@ def open_image(
         raise CorruptImageError("the file is empty (zero bytes)")
     if data.startswith((b"GIF87a", b"GIF89a")):  # refused before Pillow parses it at all
         raise UnsupportedFormatError(_REFUSED_REASON["GIF"])
+    check_container(data)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
+        image = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError as exc:
         raise ImageTooLargeError(f"image too large to decode: {exc}") from exc
     except (OSError, SyntaxError, ValueError) as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from veil.errors import CorruptImageError
+from veil.imaging import bounds
 from veil.imaging.metadata import MetadataReport, Policy, filter_exif, filter_xmp
 
 _FLAG_EXIF = 0x08
@@ -21,6 +22,10 @@ def chunks(data: bytes) -> list[tuple[bytes, bytes]]:
         if end > len(data):
             raise CorruptImageError("the WebP is truncated")
         out.append((kind, data[pos + 8 : end]))
+        if len(out) > bounds.MAX_WEBP_CHUNKS:
+            raise bounds.too_many("WebP chunks", bounds.MAX_WEBP_CHUNKS)
+        if kind in (b"EXIF", b"XMP ", b"ICCP"):
+            bounds.check_metadata_size(length, f"WebP {kind.decode('latin-1').strip()} chunk")
         pos = end + (length & 1)
     return out
 
