@@ -49,7 +49,7 @@ def test_write_failures_have_their_own_codes(
     src = tmp_path / "in.jpg"
     src.write_bytes(jpeg_bytes(textured(64, 48)))
 
-    def failing_write(path: Path, data: bytes) -> None:
+    def failing_write(path: Path, data: bytes, **_: object) -> None:
         raise OSError(error, os.strerror(error), str(path))
 
     monkeypatch.setattr(veil.engine, "write_atomically", failing_write)

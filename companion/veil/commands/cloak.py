@@ -22,7 +22,7 @@ from veil.commands.tmpfiles import remove_stale_temporaries
 from veil.errors import ErrorCode, VeilError
 from veil.results import DEFAULT_MODE, CloakResult, Mode
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".heic", ".heif"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".mpo", ".png", ".webp", ".heic", ".heif", ".avif"}
 CLOAKED_TAG = ".cloaked"
 
 

@@ -1,12 +1,14 @@
 """Decode: bytes -> upright RGB pixels (+ alpha) and everything needed to encode them back.
 
-Pixels are RGB, uint8 (uint16 for 16-bit PNGs, so their depth survives), EXIF orientation
-applied. Palette, 1-bit, grayscale and CMYK images are expanded to RGB for the cloak; `encode`
-turns them back into the stored mode where that mode can carry a cloak (see `encode`).
+Pixels are RGB, uint8 (uint16 for 16-bit PNGs and 10/12-bit HEICs, so their depth
+survives), EXIF orientation applied. Palette, 1-bit, grayscale and CMYK images are expanded
+to RGB for the cloak; `encode` turns them back into the stored mode where that mode can
+carry a cloak (see `encode`).
 """
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +50,10 @@ class DecodedImage:
     icc_profile: bytes | None
     jpeg: JpegParams | None
     cmyk: npt.NDArray[Any] | None  # the original CMYK planes (upright) for CMYK JPEGs
+    # Set by the engine after a cloak: whether the HDR rendition (cloaked primary x the
+    # original gain map) still carries the cloak, so the gain map may stay (see `gainmap`).
+    keep_gain_map: bool = False
+    gain_map: bytes | None = None  # the gain map to write instead of the original's
 
     @property
     def width(self) -> int:
@@ -138,6 +144,8 @@ def decode(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage
         alpha: Pixels | None = None
         if info.format == "PNG" and _png_bit_depth(data) == 16:
             pixels, alpha = _decode_png16(data)
+        elif info.format == "HEIF" and _heif_bit_depth(image) > 8:
+            pixels, alpha = _decode_heif16(data)
         elif info.format == "JPEG" and image.mode == "RGB":
             pixels = _decode_jpeg_rgb(data)
         else:
@@ -176,6 +184,28 @@ def _to_rgb(image: Image.Image) -> tuple[Pixels, Pixels | None, npt.NDArray[Any]
         rgb = np.ascontiguousarray(rgba[:, :, :3])
         return rgb, (None if bool(np.all(alpha == 255)) else np.ascontiguousarray(alpha)), None
     return np.asarray(image.convert("RGB")), None, None
+
+
+def _heif_bit_depth(image: Image.Image) -> int:
+    depth = image.info.get("bit_depth", 8)
+    return depth if isinstance(depth, int) else 8
+
+
+def _decode_heif16(data: bytes) -> tuple[Pixels, Pixels | None]:
+    """10/12-bit HEIC (iPhones write 10-bit) as uint16, so the depth survives a cloak;
+    libheif has applied the file's rotation and mirroring already, as for 8-bit files."""
+    import pillow_heif
+
+    try:
+        heif = pillow_heif.open_heif(io.BytesIO(data), convert_hdr_to_8bit=False)
+        array = np.asarray(heif)
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise CorruptImageError(f"the HEIC data is damaged: {exc}") from exc
+    if array.dtype != np.uint16 or array.ndim != 3 or array.shape[2] not in (3, 4):
+        raise CorruptImageError("unexpected HEIC pixel layout")
+    if array.shape[2] == 4:
+        return np.ascontiguousarray(array[:, :, :3]), np.ascontiguousarray(array[:, :, 3])
+    return np.ascontiguousarray(array), None
 
 
 def _decode_jpeg_rgb(data: bytes) -> Pixels:
