@@ -145,7 +145,9 @@ def assert_clean(
     assert info_out.media_type == info_in.media_type == CORPUS[name][1]
     assert (info_out.width, info_out.height) == (info_in.width, info_in.height)
     reference, cos_primary = primary_cosine(engine, model, before, after)
-    assert cos_primary < 0.8, f"{name}: the primary face barely moved ({cos_primary:.2f})"
+    # v5 cloak (faint by design, docs/visibility.md): 0.80-0.83 here at the default mode,
+    # where the v4 cloak went under 0.8; an uncloaked re-encode stays at 0.99+.
+    assert cos_primary < 0.9, f"{name}: the primary face barely moved ({cos_primary:.2f})"
     closest = closest_embedded_face(engine, model, after, reference)
     assert closest <= cos_primary + EMBEDDED_MARGIN, (
         f"{name}: an embedded image holds the face at cosine {closest:.2f} "
@@ -296,7 +298,9 @@ def test_gain_map_is_kept_only_when_the_hdr_rendition_carries_the_cloak(
     # toward the original (why the engine flattens the gain map's face regions).
     raw = hdr_face_cosines(engine, models, data, _with_gain_map_of(result.data, data))
     print(f"\n{mode}, original gain map: " + _line(raw))
-    assert any(h > e + HDR_TOLERANCE for n, (e, h) in raw.items() if n in surrogates)
+    # Measured with the v4 cloak: some surrogate's HDR face came back by more than the
+    # tolerance. The v5 cloak is so faint (docs/visibility.md) that the original gain map no
+    # longer moves it measurably; the written one must still not bring it back (below).
     assert kept, f"{mode}: the flattened gain map was expected to pass"
     assert layout.gain_map is not None
     cosines = hdr_face_cosines(engine, models, data, result.data)
