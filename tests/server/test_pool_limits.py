@@ -51,7 +51,14 @@ async def test_memory_admission_refuses_what_does_not_fit() -> None:
     pool.shutdown()
 
 
-def test_a_cancelled_cloak_stops_within_a_model_call() -> None:
+def test_a_cancelled_cloak_stops_within_a_model_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    from veil import optimizer
+    from veil.results import Mode
+
+    # The v5 budgets are quick (a 1200 px photo can finish inside the 1.5 s below): give
+    # high enough steps that the cancel surely lands inside the optimiser.
+    slow = optimizer.with_overrides(optimizer.mode_budget(Mode.HIGH), steps=80)
+    monkeypatch.setitem(optimizer._BUDGETS, Mode.HIGH, slow)
     engine = Engine.load()
     photo = face_photo(1200)
     token = CancelToken()
