@@ -229,7 +229,7 @@ def test_large_photo_of_25_mb(form: Page, site: UploadSite, photos: Path, tmp_pa
 
 
 def test_companion_down_asks_and_never_uploads_silently(
-    form: Page, site: UploadSite, companion: Companion, photos: Path
+    form: Page, browser: ExtensionBrowser, site: UploadSite, companion: Companion, photos: Path
 ) -> None:
     original = photo(photos, "Angelina_Jolie", "img5.jpg")
     companion.stop()
@@ -246,7 +246,13 @@ def test_companion_down_asks_and_never_uploads_silently(
         time.sleep(2)
         assert site.batches("single") == [], "something was uploaded before the person answered"
         assert prompt_is_open(form)
-        answer_prompt(form, "original")
+        # "Upload original…" only opens Veil's own window: the choice is made there.
+        with browser.context.expect_page() as opened:
+            answer_prompt(form, "original")
+        window = opened.value
+        window.wait_for_selector("body[data-ready=true]")
+        assert site.batches("single") == [], "released before the person confirmed"
+        window.click("#send")
         [received] = site.wait_for("single", 30)
         assert received.data == original.read_bytes()
         site.clear()

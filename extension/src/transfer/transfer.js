@@ -17,7 +17,7 @@ import { CLIENT_ERRORS, VeilFailure, fixFor } from '../shared/client-errors.js';
 import { SETTINGS_KEY, loadSettings, loadToken, saveToken } from '../shared/settings.js';
 import { TOKEN_CHANGE } from '../shared/secret-store.js';
 import { cloak } from '../background/companion.js';
-import { buildPreview, storePreview } from '../background/previews.js';
+import { PreviewSkipped, buildPreview, storePreview } from '../background/previews.js';
 import { TICKET_TTL_MS, redeemTicket } from '../shared/tickets.js';
 
 const PREVIEW_DELAY_MS = 1500;
@@ -148,7 +148,7 @@ async function handle(reply, request) {
     if (chrome.storage.session) await storePreview(tabId, preview);
     else await chrome.runtime.sendMessage({ type: 'storePreview', payload: { tabId, preview } });
   } catch (error) {
-    console.warn('Veil: could not build the preview', error);
+    if (!(error instanceof PreviewSkipped)) console.warn('Veil: could not build the preview', error);
   }
 }
 
