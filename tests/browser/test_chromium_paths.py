@@ -340,3 +340,32 @@ def test_content_scripts_cannot_reach_secrets_or_settings(
         "async () => (await chrome.storage.local.get('settings')).settings"
     )
     assert settings["port"] != 1
+
+
+def test_what_a_page_can_see_of_veil(form: Page, browser: ExtensionBrowser) -> None:
+    """Veil's wrappers print as the browser's own functions, its shared namespace is gone, and
+    its web-accessible frame cannot be fetched at the extension's fixed id (use_dynamic_url).
+    What a page can still detect is listed in docs/threat-model.md."""
+    printed = form.evaluate(
+        """() => [
+            HTMLElement.prototype.click,
+            Element.prototype.attachShadow,
+            HTMLInputElement.prototype.showPicker,
+            Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, 'files').get,
+            Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, 'files').set,
+            window.FormData,
+            window.showOpenFilePicker,
+            FileSystemFileHandle.prototype.getFile,
+            DataTransferItem.prototype.webkitGetAsEntry,
+            DataTransferItem.prototype.getAsFileSystemHandle,
+            Function.prototype.toString,
+        ].map((f) => Function.prototype.toString.call(f))"""
+    )
+    for text in printed:
+        assert text.endswith("{ [native code] }"), text
+    assert form.evaluate("typeof veilPage") == "undefined"
+    fetched = form.evaluate(
+        """(url) => fetch(url).then((r) => 'fetched ' + r.status, (e) => 'refused: ' + e.name)""",
+        browser.page_url("src/transfer/transfer.html"),
+    )
+    assert fetched.startswith("refused"), fetched

@@ -6,7 +6,7 @@
 //
 // The channel is set up while both sides run at document_start, before any
 // page script exists, so the page can neither see the port nor forge it; each
-// side listens only until it is connected (this one not past its first task).
+// side listens until it is connected (see natives.js for why not shorter).
 'use strict';
 
 (() => {
@@ -55,8 +55,9 @@
       if (data?.kind === 'warm') {
         // The picker is open: get the transfer ready meanwhile.
         if (veilContent.transport.currentSiteState()?.enabled !== false) veilContent.bridge.warm();
-      } else if (data?.kind === 'notice' && typeof data.text === 'string') {
-        veilContent.indicator.notice(data.text);
+      } else if (data?.kind === 'notice' && data.code === 'folder_unreadable') {
+        // Fixed texts only: whoever holds the other end must not write in Veil's name.
+        veilContent.indicator.notice('Veil could not read a dropped folder: nothing was given to the page.');
       } else if (data?.kind === 'files' && Array.isArray(data.files) && data.files.length > 0 && data.files.every(isBlob)) {
         queue.push({
           files: data.files,
@@ -82,6 +83,7 @@
   window.addEventListener(OFFER, onOffer, true);
   // In case the page-world script ran first: it offers again when asked.
   window.dispatchEvent(new Event(ASK));
-  // Never listen once page scripts may run (they could forge an offer).
-  setTimeout(() => window.removeEventListener(OFFER, onOffer, true), 0);
+  // Listening until connected: Firefox may run this script after the page's
+  // own. A page that offers first only keeps Veil's page-world side
+  // unconnected, which then hands the page nothing (it fails closed).
 })();

@@ -246,7 +246,7 @@
         try {
           natives.push(tree, await walk(/** @type {any} */ (top).entry, ''));
         } catch {
-          page.tell({ kind: 'notice', text: `Veil could not read the dropped folder ${top.name}: nothing was given to the page.` });
+          page.tell({ kind: 'notice', code: 'folder_unreadable' });
           return;
         }
       }

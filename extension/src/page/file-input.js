@@ -6,8 +6,9 @@
 //    emptied at once, and after cloaking it is refilled with the cloaks and
 //    fresh `input`/`change` are dispatched.
 // 2. Inputs outside the document (created in script, never inserted) or in
-//    shadow roots: events there never reach window, so click() and
-//    showPicker() put the same listeners on the input itself.
+//    shadow roots: events there may never reach window, so click() and
+//    showPicker() put the same listeners on the input itself, and
+//    attachShadow() on every shadow root, open or closed.
 // 3. Whatever still slips past (a page's listener that was on the input
 //    before Veil's, a label click inside a closed shadow root, polling): the
 //    `files` and `webkitEntries` getters and `new FormData(form)` never give
@@ -148,6 +149,7 @@
 
   const filesDescriptor = natives.getOwnPropertyDescriptor(HTMLInputElement.prototype, 'files');
   const entriesGetter = natives.getOwnPropertyDescriptor(HTMLInputElement.prototype, 'webkitEntries')?.get;
+  const attachShadow = Element.prototype.attachShadow;
   const click = HTMLElement.prototype.click;
   const showPicker = HTMLInputElement.prototype.showPicker;
   const NativeFormData = window.FormData; // window.: the FormData below is the wrapper (hoisted)
@@ -163,6 +165,16 @@
     showPicker(...args) {
       watch(this);
       return natives.apply(showPicker, this, args);
+    },
+    /** @param {unknown[]} args */
+    attachShadow(...args) {
+      const root = natives.apply(attachShadow, this, args);
+      // Every shadow root the page makes, open or closed: events inside may never reach window
+      // (Firefox does not compose a file input's `input` event; `change` is never composed).
+      natives.weakSetAdd(watched, root);
+      natives.addEventListener(root, 'input', onEvent, true);
+      natives.addEventListener(root, 'change', onEvent, true);
+      return root;
     },
     /** @this {HTMLInputElement} */
     get files() {
@@ -220,6 +232,7 @@
 
   const wrapperDescriptors = /** @type {Record<string, PropertyDescriptor>} */ (Object.getOwnPropertyDescriptors(wrappers));
   page.replace(HTMLElement.prototype, 'click', { value: wrappers.click });
+  page.replace(Element.prototype, 'attachShadow', { value: wrappers.attachShadow });
   if (typeof showPicker === 'function') page.replace(HTMLInputElement.prototype, 'showPicker', { value: wrappers.showPicker });
   if (filesDescriptor?.get && filesDescriptor.set) {
     page.replace(HTMLInputElement.prototype, 'files', { get: wrapperDescriptors.files.get, set: wrapperDescriptors.files.set });

@@ -134,24 +134,31 @@
     natives.defineProperty(owner, name, descriptor);
   }
 
-  // The channel to the isolated content script, offered before any page script runs.
+  // The channel to the isolated content script, offered at once. Both sides
+  // normally run before any page script, in either order; Firefox may run the
+  // isolated one later, so each side keeps listening until they are connected
+  // (see src/content/page-channel.js and docs/threat-model.md for what a page
+  // that answers first could do: only keep Veil from working, i.e. get nothing).
   const OFFER = 'veil-page-channel-offer';
   const ASK = 'veil-page-channel-ask';
   const channel = new MessageChannel();
   const port = channel.port1;
   let connected = false;
+  /** @type {Array<() => void>} */
+  let onConnected = [];
   function offer() {
-    connected = !window.dispatchEvent(new MessageEvent(OFFER, { ports: [channel.port2], cancelable: true }));
+    if (connected) return true;
+    connected = !natives.dispatchEvent(window, new MessageEvent(OFFER, { ports: [channel.port2], cancelable: true }));
+    if (connected) {
+      natives.removeEventListener(window, ASK, offer, true);
+      const waiting = onConnected;
+      onConnected = [];
+      for (let index = 0; index < waiting.length; index += 1) waiting[index]();
+    }
     return connected;
   }
-  if (!offer()) {
-    // The isolated script has not run yet: it asks when it does (still before any page script).
-    const onAsk = () => {
-      if (offer()) window.removeEventListener(ASK, onAsk, true);
-    };
-    window.addEventListener(ASK, onAsk, true);
-    setTimeout(() => window.removeEventListener(ASK, onAsk, true), 0);
-  }
+  const connectWait = 3000;
+  if (!offer()) natives.addEventListener(window, ASK, offer, true);
 
   /** @type {Map<number, (files: Array<File | null> | null) => void>} */
   const answers = new Map();
@@ -175,7 +182,16 @@
   function protect(files, path) {
     return new Promise((resolve) => {
       if (!connected) {
-        resolve(null); // Veil's content script is not there: hand out nothing rather than the originals
+        // Veil's content script is not there (yet): wait a little, then hand out
+        // nothing rather than the originals.
+        const timer = natives.setTimeout(() => {
+          console.warn('Veil: no channel to the extension; the page gets nothing.');
+          resolve(null);
+        }, connectWait);
+        natives.push(onConnected, () => {
+          clearTimeout(timer);
+          resolve(protect(files, path));
+        });
         return;
       }
       const id = nextId++;
@@ -193,7 +209,7 @@
     });
   }
 
-  /** @param {{kind: string, text?: string}} message */
+  /** @param {{kind: string, code?: string}} message */
   function tell(message) {
     if (connected) natives.postMessage(port, message);
   }

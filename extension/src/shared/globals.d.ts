@@ -91,7 +91,7 @@ interface VeilPage {
   getter(owner: object, name: string): (self: any) => any;
   replace(owner: object, name: string, replacement: { value?: Function; get?: Function; set?: Function }): void;
   protect(files: File[], path: string): Promise<File[] | null>;
-  tell(message: { kind: string; text?: string }): void;
+  tell(message: { kind: string; code?: string }): void;
   isCloakable(file: File): boolean;
   anyCloakable(files: File[]): boolean;
   filesOf(list: FileList | null): File[];
