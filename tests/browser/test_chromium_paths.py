@@ -369,3 +369,28 @@ def test_what_a_page_can_see_of_veil(form: Page, browser: ExtensionBrowser) -> N
         browser.page_url("src/transfer/transfer.html"),
     )
     assert fetched.startswith("refused"), fetched
+
+
+def test_unpaired_asks_and_uploads_nothing(
+    form: Page, browser: ExtensionBrowser, site: UploadSite, companion: Companion, photos: Path
+) -> None:
+    options = browser.context.new_page()
+    options.goto(browser.page_url("src/options/options.html"))
+    options.wait_for_selector("body[data-ready=true]")
+    options.click("#unpair")
+    options.wait_for_selector("#status[data-state=not_paired]")
+    try:
+        original = photo(photos, "George_Clooney", "img38.jpg")
+        form.set_input_files("#single", str(original))
+        deadline = time.monotonic() + 30
+        while not prompt_is_open(form):
+            assert time.monotonic() < deadline, "no prompt"
+            time.sleep(0.1)
+        assert site.batches("single") == [], "uploaded while unpaired"
+        assert form.evaluate("document.getElementById('single').files.length") == 0
+        answer_prompt(form, "cancel")
+        assert site.batches("single") == []
+        assert seen(form, "single") == []
+    finally:
+        browser.pair(companion).close()
+        options.close()

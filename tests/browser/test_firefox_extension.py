@@ -203,7 +203,9 @@ async def test_firefox_input_in_an_open_shadow_root_and_in_an_iframe(
     record_pick_to_upload("firefox", "open shadow root input", time.monotonic() - started)
     assert_cloaked(original.read_bytes(), received.data)
     assert len(await seen(browser, tab, "shadow")) == 1
-    [frame] = next(c for c in await browser.contexts() if c["context"] == tab)["children"]
+    children = next(c for c in await browser.contexts() if c["context"] == tab)["children"]
+    # Veil's own transfer frame is a child context too.
+    [frame] = [child for child in children if child["url"] == "about:srcdoc"]
     started = time.monotonic()
     await browser.set_files(frame["context"], "document.getElementById('inner')", [original])
     await received_cloak(browser, tab, site, "iframe", original, "srcdoc iframe input", started)

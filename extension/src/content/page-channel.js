@@ -4,9 +4,9 @@
 // here, over a private MessageChannel, for the files to hand out instead: the
 // same cloaking, indicator and failure prompt for every path.
 //
-// The channel is set up while both sides run at document_start, before any
-// page script exists, so the page can neither see the port nor forge it; each
-// side listens until it is connected (see natives.js for why not shorter).
+// The channel is set up while both sides run at document_start, normally
+// before any page script exists, so the page can neither see the port nor
+// forge it; each side listens until it is connected (see natives.js).
 'use strict';
 
 (() => {
