@@ -23,7 +23,8 @@ import numpy as np
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[2]
-EXTENSION_DIR = ROOT / "extension"
+# VEIL_EXTENSION_DIR: run the browser tests against another build (e.g. an older commit's).
+EXTENSION_DIR = Path(os.environ.get("VEIL_EXTENSION_DIR", ROOT / "extension"))
 ARTIFACTS = ROOT / "tests" / "artifacts"
 VEIL = ROOT / ".venv" / "bin" / "veil"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

@@ -6,6 +6,7 @@ for the person, and what content scripts (so a compromised page) cannot ask of t
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +20,7 @@ from upload_site import Received, UploadSite
 
 pytestmark = [pytest.mark.browser, pytest.mark.faces]
 
-UPLOAD_TIMEOUT = 120.0
+UPLOAD_TIMEOUT = float(os.environ.get("VEIL_TEST_UPLOAD_TIMEOUT", "120"))
 
 
 @pytest.fixture
@@ -342,9 +343,8 @@ def test_content_scripts_cannot_reach_secrets_or_settings(
     assert settings["port"] != 1
 
 
-def test_what_a_page_can_see_of_veil(form: Page, browser: ExtensionBrowser) -> None:
-    """Veil's wrappers print as the browser's own functions, its shared namespace is gone, and
-    its web-accessible frame cannot be fetched at the extension's fixed id (use_dynamic_url).
+def test_what_a_page_can_see_of_veil(form: Page) -> None:
+    """Veil's wrappers print as the browser's own functions and its shared namespace is gone.
     What a page can still detect is listed in docs/threat-model.md."""
     printed = form.evaluate(
         """() => [
@@ -364,11 +364,6 @@ def test_what_a_page_can_see_of_veil(form: Page, browser: ExtensionBrowser) -> N
     for text in printed:
         assert text.endswith("{ [native code] }"), text
     assert form.evaluate("typeof veilPage") == "undefined"
-    fetched = form.evaluate(
-        """(url) => fetch(url).then((r) => 'fetched ' + r.status, (e) => 'refused: ' + e.name)""",
-        browser.page_url("src/transfer/transfer.html"),
-    )
-    assert fetched.startswith("refused"), fetched
 
 
 def test_unpaired_asks_and_uploads_nothing(
