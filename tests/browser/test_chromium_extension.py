@@ -23,6 +23,7 @@ from harness import (
     Companion,
     assert_cloaked,
     free_port,
+    record_pick_to_upload,
 )
 from PIL import Image
 from playwright.sync_api import Page
@@ -50,8 +51,10 @@ def test_file_input_gets_the_cloaked_photo_and_the_popup_shows_it(
     browser.worker().evaluate(set_debug, True)
     try:
         form.wait_for_timeout(200)  # the content script hears of the change
+        started = time.monotonic()
         form.set_input_files("#single", str(original))
         [received] = site.wait_for("single", UPLOAD_TIMEOUT)
+        record_pick_to_upload("chromium", "file input in the document", time.monotonic() - started)
     finally:
         browser.worker().evaluate(set_debug, False)
     marks = form.evaluate("performance.getEntriesByType('mark').map((m) => m.name)")
@@ -89,8 +92,10 @@ def test_multiple_keeps_order_and_passes_other_files_untouched(
 
 def test_trusted_drop_delivers_cloaked_files(form: Page, site: UploadSite, photos: Path) -> None:
     original = photo(photos, "George_Clooney", "img38.jpg")
+    started = time.monotonic()
     trusted_drop(form, "#dropzone", [original])
     [received] = site.wait_for("drop", UPLOAD_TIMEOUT)
+    record_pick_to_upload("chromium", "drop (files)", time.monotonic() - started)
     assert received.name == original.name
     assert_cloaked(original.read_bytes(), received.data)
 
@@ -122,24 +127,30 @@ def test_paste_of_an_image_delivers_the_cloak(
             await navigator.clipboard.write([new ClipboardItem({ 'image/png': blob })]);
         }"""
     )
+    started = time.monotonic()
     form.keyboard.press("Control+V")
     [received] = site.wait_for("paste", UPLOAD_TIMEOUT)
+    record_pick_to_upload("chromium", "paste", time.monotonic() - started)
     assert received.type == "image/png"
     assert_cloaked(png.read_bytes(), received.data)
 
 
 def test_input_in_a_srcdoc_iframe(form: Page, site: UploadSite, photos: Path) -> None:
     original = photo(photos, "Angelina_Jolie", "img5.jpg")
+    started = time.monotonic()
     form.frame_locator("#frame").locator("#inner").set_input_files(str(original))
     [received] = site.wait_for("iframe", UPLOAD_TIMEOUT)
+    record_pick_to_upload("chromium", "srcdoc iframe input", time.monotonic() - started)
     assert received.name == original.name
     assert_cloaked(original.read_bytes(), received.data)
 
 
 def test_input_in_an_open_shadow_root(form: Page, site: UploadSite, photos: Path) -> None:
     original = photo(photos, "George_Clooney", "img38.jpg")
+    started = time.monotonic()
     form.locator("#shadowhost #shadowed").set_input_files(str(original))
     [received] = site.wait_for("shadow", UPLOAD_TIMEOUT)
+    record_pick_to_upload("chromium", "open shadow root input", time.monotonic() - started)
     assert received.name == original.name
     assert_cloaked(original.read_bytes(), received.data)
     assert len(seen_by_page(form, "shadow")) == 1, "the page saw the original's change event"
@@ -384,8 +395,11 @@ def test_show_open_file_picker_hands_out_the_cloak(
         finally:
             browser.worker().evaluate(set_port, companion.port)
 
+        started = time.monotonic()
         page.click("#open")
         received = site.wait_for("picker", UPLOAD_TIMEOUT)
+        path = "showOpenFilePicker (2 photos + 1 text)"
+        record_pick_to_upload("chromium", path, time.monotonic() - started)
         assert [item.name for item in received] == names
         assert received[1].data == notes.read_bytes()
         assert_cloaked(first.read_bytes(), received[0].data)
