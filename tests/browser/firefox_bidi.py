@@ -187,9 +187,10 @@ class Firefox:
             },
         )
 
-    async def key(self, context: str, key: str) -> None:
-        """A trusted key press (input.performActions)."""
-        keys = [{"type": "keyDown", "value": key}, {"type": "keyUp", "value": key}]
+    async def key(self, context: str, key: str, *held: str) -> None:
+        """A trusted key press (input.performActions), with modifier keys held."""
+        keys = [{"type": "keyDown", "value": k} for k in (*held, key)]
+        keys += [{"type": "keyUp", "value": k} for k in (key, *reversed(held))]
         actions = [{"type": "key", "id": "keyboard", "actions": keys}]
         await self.send("input.performActions", {"context": context, "actions": actions})
 

@@ -258,5 +258,38 @@ async def test_firefox_companion_down_gives_the_page_nothing(
         await browser.wait_until(tab, "document.activeElement === document.body")
         assert site.batches("single") == []
         assert await seen(browser, tab, "single") == []
+        # Again, and this time "Upload original…" (Shift+Tab from Retry, then Enter): only
+        # Veil's own window releases the original.
+        await browser.set_files(tab, "document.getElementById('single')", [original])
+        await browser.wait_until(
+            tab, "document.activeElement && document.activeElement !== document.body"
+        )
+        await browser.key(tab, "\ue004", "\ue008")  # Shift+Tab
+        await browser.key(tab, "\ue007")  # Enter
+        window = await browser.wait_for_context(r"^moz-extension://[^/]+/src/confirm/confirm\.html")
+        confirm = window["context"]
+        await browser.wait_until(confirm, "document.body.dataset.ready === 'true'")
+        assert "127.0.0.1" in await browser.value(
+            confirm, "document.getElementById('site').textContent"
+        )
+        assert site.batches("single") == [], "released before the person confirmed"
+        await browser.value(confirm, "document.getElementById('send').click(), 1")
+        [received] = await asyncio.to_thread(site.wait_for, "single", 30)
+        assert received.data == original.read_bytes()
     finally:
         await browser.value(ext, f"({set_port})({companion.port})")
+
+
+async def test_firefox_a_later_pick_wins(
+    firefox: tuple[Firefox, str], site: UploadSite, photos: Path
+) -> None:
+    browser, _ = firefox
+    tab = await form_tab(browser, site)
+    first = photo(photos, "Angelina_Jolie", "img5.jpg")
+    second = photo(photos, "George_Clooney", "img38.jpg")
+    await browser.set_files(tab, "document.getElementById('single')", [first])
+    await browser.set_files(tab, "document.getElementById('single')", [second])
+    [received] = await asyncio.to_thread(site.wait_for, "single", UPLOAD_TIMEOUT)
+    assert received.name == second.name
+    assert_cloaked(second.read_bytes(), received.data)
+    assert len(site.batches("single")) == 1, "the earlier pick reached the page too"
