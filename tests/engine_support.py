@@ -3,23 +3,20 @@
 from __future__ import annotations
 
 import io
-import os
 import struct
 from pathlib import Path
 
 import numpy as np
-import pytest
 from PIL import Image
+
+from corpus import require_faces
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def faces_dir() -> Path:
-    """`../shared/faces` (or `VEIL_FACES_DIR`); skips the test when it is absent."""
-    path = Path(os.environ.get("VEIL_FACES_DIR", REPO.parent / "shared" / "faces"))
-    if not (path / "photos").is_dir():
-        pytest.skip(f"shared face photos not found at {path} (set VEIL_FACES_DIR)")
-    return path
+    """The face corpus (corpus.py); skips the test when it is absent, fails it under CI."""
+    return require_faces()
 
 
 def face_photo(max_side: int = 1200) -> bytes:

@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from veil.config import repo_root
 from veil.detector import FaceDetector
-
-
-def faces_dir() -> Path:
-    override = os.environ.get("VEIL_FACES_DIR")
-    return Path(override) if override else repo_root().parent / "shared" / "faces"
 
 
 def load_rgb(path: Path, long_side: int) -> np.ndarray:
@@ -32,11 +25,8 @@ def detector() -> FaceDetector:
 
 
 @pytest.fixture(scope="module")
-def photo() -> Path:
-    path = faces_dir() / "photos" / "Scarlett_Johansson" / "img49.jpg"
-    if not path.exists():
-        pytest.skip(f"{path} is absent (set VEIL_FACES_DIR to the shared faces folder)")
-    return path
+def photo(faces_dir: Path) -> Path:
+    return faces_dir / "photos" / "Scarlett_Johansson" / "img49.jpg"
 
 
 def assert_sane_face(face, width: int, height: int) -> None:
@@ -74,10 +64,8 @@ def test_coordinates_follow_the_image_size(detector: FaceDetector, photo: Path) 
     assert error < 0.15 * eye_distance
 
 
-def test_two_faces_in_the_couple_scene(detector: FaceDetector) -> None:
-    path = faces_dir() / "scenes" / "couple.jpg"
-    if not path.exists():
-        pytest.skip(f"{path} is absent")
+def test_two_faces_in_the_couple_scene(detector: FaceDetector, faces_dir: Path) -> None:
+    path = faces_dir / "scenes" / "couple.jpg"
     rgb = load_rgb(path, 1024)
     faces = detector.detect(rgb)
     assert len(faces) == 2

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+from PIL import Image
 
-from veil import evaluate as ev
 from veil import optimizer
 from veil.errors import CloakFailedError
 from veil.recognizers import Recognizer
@@ -15,13 +17,10 @@ IDENTITIES = ("Barack_Obama", "Tina_Fey")
 
 
 @pytest.fixture(scope="module")
-def crops() -> np.ndarray:
+def crops(faces_dir: Path) -> np.ndarray:
     """One aligned crop of each of two people, RGB float32 in [0, 1]."""
-    faces = ev.default_faces_dir()
-    if not (faces / "aligned").is_dir():
-        pytest.skip(f"{faces}/aligned is absent (set VEIL_FACES_DIR to the shared faces folder)")
-    sets = ev.load_face_set(faces, limit_identities=24, max_uploads=1)
-    return ev.to_float(np.concatenate([sets.uploads[i] for i in IDENTITIES]))
+    first = [sorted((faces_dir / "aligned" / i).glob("*.png"))[0] for i in IDENTITIES]
+    return np.stack([np.asarray(Image.open(p).convert("RGB"), np.float32) / 255 for p in first])
 
 
 @pytest.fixture(scope="module")

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from veil.config import repo_root
 from veil.modelstore import get_store
 from veil.recognizers import Recognizer, load_recognizers
 
@@ -18,17 +16,10 @@ IDENTITIES = ("Barack_Obama", "Halle_Berry", "Keanu_Reeves", "Tina_Fey")
 PER_IDENTITY = 3
 
 
-def faces_dir() -> Path:
-    override = os.environ.get("VEIL_FACES_DIR")
-    return Path(override) if override else repo_root().parent / "shared" / "faces"
-
-
 @pytest.fixture(scope="module")
-def crops() -> np.ndarray:
+def crops(faces_dir: Path) -> np.ndarray:
     """[identities * PER_IDENTITY, 112, 112, 3] aligned crops, RGB in [0, 1]."""
-    aligned = faces_dir() / "aligned"
-    if not aligned.is_dir():
-        pytest.skip(f"{aligned} is absent (set VEIL_FACES_DIR to the shared faces folder)")
+    aligned = faces_dir / "aligned"
     images = []
     for identity in IDENTITIES:
         files = sorted((aligned / identity).glob("*.png"))[:PER_IDENTITY]

@@ -1,4 +1,4 @@
-"""Where Veil keeps its per-user state (decoys, pairing, tokens fallback)."""
+"""Where Veil keeps its per-user state (pairing, tokens fallback) and finds its models."""
 
 from __future__ import annotations
 
@@ -31,6 +31,15 @@ def repo_root() -> Path:
 
 
 def models_dir() -> Path:
-    """The folder holding `manifest.json` and the model files; `VEIL_MODELS_DIR` overrides it."""
+    """The folder holding `manifest.json` and the model files.
+
+    `VEIL_MODELS_DIR` overrides it; in a checkout (editable install) it is the committed
+    `models/`; in an installed wheel, the copy shipped inside the package (`veil/models/`).
+    """
     override = os.environ.get("VEIL_MODELS_DIR")
-    return Path(override) if override else repo_root() / "models"
+    if override:
+        return Path(override)
+    checkout = repo_root() / "models"
+    if (checkout / "manifest.json").is_file() and (repo_root() / "companion").is_dir():
+        return checkout
+    return Path(__file__).resolve().parent / "models"

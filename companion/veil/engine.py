@@ -204,7 +204,7 @@ class Engine:
         """Cloak an already ArcFace-aligned face crop (no detection).
 
         The cloak covers the same feathered face mask as in a photo, so that a crop cloaked
-        here (what `veil eval` measures) carries what the engine pastes into photos.
+        here (what `veil-research eval` measures) carries what the engine pastes into photos.
         """
         mode = Mode(mode)
         start = time.perf_counter()

@@ -23,7 +23,8 @@ from veil.workers import physical_cores
 MANIFEST_NAME = "manifest.json"
 REBUILD_HINT = (
     "restore it with `git checkout -- models/` (the models are committed), or rebuild it with "
-    "`build/work/venv/bin/python build/export_models.py {target}` (see build/README.md)"
+    "`build/work/venv/bin/python build/models/export_models.py {target}` "
+    "(see build/models/README.md)"
 )
 
 

@@ -91,16 +91,9 @@ class ModeBudget:
     min_image_ssim: float = 0.98  # ... and this on the whole photo (matters for close-ups)
     momentum: float = 0.9  # MI-FGSM decay
     smooth_sigma: float = 1.5  # Gaussian smoothing of the gradient, crop pixels (0: off)
-    texture_mask: bool = True  # scale the L-inf budget by local texture
-    targeted: bool = False  # pull toward a decoy instead of only pushing away from oneself
-    identity_copy: bool = True  # copy 0 is the crop itself; False: every copy is transformed
     jpeg_share: float = 1 / 3  # share of transformed copies that go through a real JPEG
-    step_power: float = 0.0  # 0: signed steps; > 0: steps scaled by |gradient| ** power
     colour_low_share: float = 1.0  # cap on low-frequency colour change, share of linf (1: off)
     colour_sigma: float = 4.0  # crop pixels: colour blurred wider than this counts as a blotch
-    colour_scale: float = 1.0  # weight of the colour (non-grey) part of each step (0: luma only)
-    step_decay: float = 0.0  # step size falls linearly from (1 + d) to (1 - d) times the mean
-    surrogate_weights: tuple[float, ...] = ()  # per surrogate, in order (empty: all equal)
     delta_blur: float = 0.0  # crop px: Gaussian blur of the capped perturbation (0: off)
     texture_low: float = 0.5  # texture mask: budget factor on the flattest skin
     texture_high: float = 1.5  # ... and on the most textured parts (hair, brows, edges)
@@ -164,7 +157,6 @@ def cloak_crops(
     *,
     seed: int,
     budget: ModeBudget | None = None,
-    decoys: Sequence[F32] | None = None,
     region: npt.NDArray[np.floating] | None = None,
 ) -> F32:
     """Cloak ArcFace-aligned crops: float32 [N,S,S,3] RGB 0..1 in, same shape out.
@@ -172,46 +164,38 @@ def cloak_crops(
     `region` [S,S] in 0..1 weighs where the cloak may go: the perturbation is multiplied
     by it, inside the loop, so the optimiser spends its budget only where the result will
     be pasted (the engine passes `veil.paste.face_mask`; None: the whole crop). `budget`
-    overrides the mode's budget (research and benchmarks). `decoys`, one [N,dim] array per
-    surrogate, turns on the targeted variant: pull toward the decoy embeddings while pushing
-    away from the crop's own. Deterministic for a given seed.
+    overrides the mode's budget (research and benchmarks). Deterministic for a given seed.
     """
     x0 = _validated(crops)
     if not surrogates:
         raise CloakFailedError("no face-recognition surrogate is loaded")
     plan = budget or mode_budget(mode)
-    if decoys is not None and len(decoys) != len(surrogates):
-        raise CloakFailedError("one decoy array per surrogate is needed")
     n, size = x0.shape[0], x0.shape[1]
     if n == 0:
         return x0.copy()
     rng = np.random.default_rng(seed)
-    targets = _targets(x0, surrogates, decoys)
-    cap = plan.linf * (
-        _texture_mask(x0, plan.texture_low, plan.texture_high)
-        if plan.texture_mask
-        else np.ones_like(x0)
-    )
+    targets = _targets(x0, surrogates)
+    cap = plan.linf * _texture_mask(x0, plan.texture_low, plan.texture_high)
     weight = _region_weight(region, size)
     # Small random start on the grid so the first gradient is not taken exactly at x0.
     coarse = rng.uniform(-0.25, 0.25, (n, plan.grid, plan.grid, 3)).astype(np.float32) * plan.linf
     velocity = np.zeros_like(coarse)
     step = 2.5 * plan.linf / max(plan.steps, 1)
-    for k in range(plan.steps):
+    for _ in range(plan.steps):
         x = np.clip(x0 + weight * _delta(coarse, cap, plan), 0.0, 1.0)
         grad = weight * _ensemble_gradient(x, surrogates, targets, plan, rng)
         if plan.smooth_sigma > 0:
             grad = _blur(grad, plan.smooth_sigma)
-        coarse_grad = _scale_colour(_downsample(grad, plan.grid), plan.colour_scale)
+        coarse_grad = _downsample(grad, plan.grid)
         norm = np.mean(np.abs(coarse_grad), axis=(1, 2, 3), keepdims=True) + 1e-12
         velocity = plan.momentum * velocity + coarse_grad / norm
-        # Descend: the loss is cosine similarity to the crop's own embedding (minus decoy's).
+        # Descend: the loss is cosine similarity to the crop's own embedding.
         coarse = np.clip(
-            coarse - step * _step_scale(k, plan) * _direction(velocity, plan.step_power),
+            coarse - step * np.sign(velocity).astype(np.float32),
             -1.5 * plan.linf,
             1.5 * plan.linf,
         )
-        coarse = _scale_colour(coarse.astype(np.float32), plan.colour_scale)
+        coarse = coarse.astype(np.float32)
         coarse = _limit_colour_blotches(coarse, plan, plan.grid / size)
     out = np.clip(x0 + weight * _delta(coarse, cap, plan), 0.0, 1.0).astype(np.float32)
     return _meet_ssim(x0, out, plan.min_crop_ssim)
@@ -234,34 +218,6 @@ def split_grey_colour(v: npt.NDArray[np.floating]) -> tuple[F32, F32]:
     brightness only; colour part [..., 3]: the rest, which sums to 0 over R, G, B)."""
     grey = np.asarray(np.mean(v, axis=-1, keepdims=True, dtype=np.float32))
     return grey, np.ascontiguousarray(v - grey, dtype=np.float32)
-
-
-def _scale_colour(v: F32, scale: float) -> F32:
-    """Keep the grey part of v and `scale` times its colour part (`split_grey_colour`)."""
-    if scale >= 1.0:
-        return v
-    grey, colour = split_grey_colour(v)
-    return np.asarray(grey + scale * colour, dtype=np.float32)
-
-
-def _step_scale(k: int, plan: ModeBudget) -> float:
-    """Step k's size relative to the mean: big early steps to travel, small late ones to settle."""
-    if plan.steps < 2 or plan.step_decay <= 0:
-        return 1.0
-    return 1.0 + plan.step_decay * (1.0 - 2.0 * k / (plan.steps - 1))
-
-
-def _direction(velocity: F32, power: float) -> F32:
-    """sign(v) * (|v| / max|v|) ** power per crop: power 0 is the signed step of I-FGSM.
-
-    A signed step moves every grid cell by the full step, so after a few steps the whole face
-    sits at +-budget in flat patches; with power > 0 cells move in proportion to how much
-    they matter, and the change gathers where the recognisers look.
-    """
-    if power <= 0:
-        return np.sign(velocity).astype(np.float32)
-    peak = np.max(np.abs(velocity), axis=(1, 2, 3), keepdims=True) + 1e-12
-    return np.asarray(np.sign(velocity) * (np.abs(velocity) / peak) ** power, dtype=np.float32)
 
 
 def _delta(coarse: F32, cap: F32, plan: ModeBudget) -> F32:
@@ -320,19 +276,9 @@ def _unit(v: F32) -> F32:
     return np.asarray(v / norm, dtype=np.float32)
 
 
-def _targets(x0: F32, surrogates: Sequence[Surrogate], decoys: Sequence[F32] | None) -> list[F32]:
-    """Per surrogate, the direction whose cosine the optimiser minimises.
-
-    cos(e, own) - cos(e, decoy) has the same gradient direction as cos(e, own - decoy) up to
-    a positive factor, so the targeted variant costs one gradient call like the untargeted.
-    """
-    out = []
-    for i, model in enumerate(surrogates):
-        own = _unit(model.embed(x0))
-        if decoys is not None:
-            own = _unit(own - _unit(np.asarray(decoys[i], dtype=np.float32)))
-        out.append(own)
-    return out
+def _targets(x0: F32, surrogates: Sequence[Surrogate]) -> list[F32]:
+    """Per surrogate, the direction whose cosine the optimiser minimises: the crop's own."""
+    return [_unit(model.embed(x0)) for model in surrogates]
 
 
 def _ensemble_gradient(
@@ -343,23 +289,20 @@ def _ensemble_gradient(
     rng: np.random.Generator,
 ) -> F32:
     n = x.shape[0]
-    first = [_identity_transform(n)] if plan.identity_copy else []
+    first = [_identity_transform(n)]
     transforms = first + [
         _random_transform(n, x.shape[1], rng, plan.jpeg_share)
         for _ in range(plan.copies - len(first))
     ]
     batch = np.concatenate([t.forward(x) for t in transforms], axis=0)
     tiled = [np.tile(target, (len(transforms), 1)) for target in targets]
-    weights = plan.surrogate_weights or (1.0,) * len(surrogates)
-    if len(weights) != len(surrogates):
-        raise CloakFailedError("one weight per surrogate is needed")
     total = np.zeros_like(x)
-    for weight, grad in zip(weights, _parallel_gradients(surrogates, batch, tiled), strict=True):
+    for grad in _parallel_gradients(surrogates, batch, tiled):
         summed = np.zeros_like(x)
         for k, transform in enumerate(transforms):
             summed += transform.backward(grad[k * n : (k + 1) * n])
         norm = np.mean(np.abs(summed), axis=(1, 2, 3), keepdims=True) + 1e-12
-        total += weight * summed / norm
+        total += summed / norm
     return total
 
 
@@ -550,5 +493,5 @@ def _meet_ssim(x0: F32, out: F32, min_ssim: float) -> F32:
 
 
 def with_overrides(budget: ModeBudget, **changes: float | int | bool) -> ModeBudget:
-    """A copy of `budget` with some fields changed (research scripts, `veil eval`)."""
+    """A copy of `budget` with some fields changed (research scripts, `veil-research eval`)."""
     return replace(budget, **changes)  # type: ignore[arg-type]

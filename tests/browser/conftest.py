@@ -15,7 +15,6 @@ from harness import (
     VEIL,
     Companion,
     chromium_args,
-    faces_dir,
     port_is_listening,
 )
 from playwright.sync_api import Page
@@ -25,11 +24,8 @@ from veil.server.settings import DEFAULT_PORT
 
 
 @pytest.fixture(scope="module")
-def photos() -> Path:
-    folder = faces_dir()
-    if not (folder / "photos").is_dir():
-        pytest.skip(f"face photos not found at {folder} (set VEIL_FACES_DIR)")
-    return folder
+def photos(faces_dir: Path) -> Path:
+    return faces_dir
 
 
 @pytest.fixture(scope="session")

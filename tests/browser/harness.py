@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from corpus import faces_root
+
 ROOT = Path(__file__).resolve().parents[2]
 # VEIL_EXTENSION_DIR: run the browser tests against another build (e.g. an older commit's).
 EXTENSION_DIR = Path(os.environ.get("VEIL_EXTENSION_DIR", ROOT / "extension"))
@@ -31,8 +33,8 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
 def faces_dir() -> Path:
-    """The shared face photos (VEIL_FACES_DIR, default ../shared/faces from the repo root)."""
-    return Path(os.environ.get("VEIL_FACES_DIR", ROOT.parent / "shared" / "faces"))
+    """The face corpus (tests/corpus.py: VEIL_FACES_DIR, default ../shared/faces)."""
+    return faces_root()
 
 
 def free_port() -> int:

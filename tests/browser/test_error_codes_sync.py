@@ -15,7 +15,7 @@ GENERATED = ROOT / "extension" / "src" / "shared" / "error-codes.js"
 
 def _generator() -> ModuleType:
     spec = importlib.util.spec_from_file_location(
-        "gen_error_codes", ROOT / "build" / "gen_error_codes.py"
+        "gen_error_codes", ROOT / "build" / "codegen" / "gen_error_codes.py"
     )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -26,7 +26,7 @@ def _generator() -> ModuleType:
 def test_committed_file_is_what_the_generator_writes() -> None:
     assert GENERATED.read_text(encoding="utf-8") == _generator().render(), (
         "extension/src/shared/error-codes.js drifted from veil.errors: "
-        "run .venv/bin/python build/gen_error_codes.py"
+        "run .venv/bin/python build/codegen/gen_error_codes.py"
     )
 
 

@@ -18,22 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXTENSION_ORIGIN = "chrome-extension://abcdefghijklmnopabcdefghijklmnop"
 START_TIMEOUT_S = 120
-
-
-def faces_dir() -> Path:
-    return Path(os.environ.get("VEIL_FACES_DIR", REPO_ROOT.parent / "shared" / "faces"))
-
-
-def require_faces() -> Path:
-    path = faces_dir()
-    if not (path / "photos").is_dir():
-        pytest.skip(f"face photos not found at {path} (set VEIL_FACES_DIR)")
-    return path
 
 
 def small_jpeg(path: Path, long_side: int = 480, quality: int = 90) -> bytes:

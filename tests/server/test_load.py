@@ -14,7 +14,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from .companion import Companion, Reply, require_faces, small_jpeg
+from corpus import require_faces
+
+from .companion import Companion, Reply, small_jpeg
 
 # Small on purpose: cloaking costs about a second per face on this 2-core machine, so the burst
 # admits few photos (workers + queue) and the rest must be refused with 503 at once.

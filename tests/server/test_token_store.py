@@ -67,7 +67,8 @@ def test_keyring_store_keeps_only_digests(
     stored = next(iter(memory_keyring.items.values()))
     assert token not in stored and record.digest in stored
     assert list(memory_keyring.items) == [(KEYRING_SERVICE, "token-digests")]
-    assert [p.name for p in tmp_path.iterdir()] == ["tokens.stamp"], "no digests on disk"
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["tokens.lock", "tokens.stamp"], "no digests on disk"
     assert find_token(store, token) == record
     assert find_token(store, token + "x") is None
     assert revoke_all(store) == 1

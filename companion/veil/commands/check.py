@@ -27,8 +27,8 @@ def match_threshold(model: object) -> float | None:
     """Cosine above which `model` calls two faces the same person, from the manifest.
 
     Calibrated per model at its equal error rate on real faces by
-    `build/calibrate_thresholds.py` (the published 0.363 for SFace sits at a lower false-match
-    rate; the others have no published operating point on ArcFace crops).
+    `build/models/calibrate_thresholds.py` (the published 0.363 for SFace sits at a lower
+    false-match rate; the others have no published operating point on ArcFace crops).
     """
     store, name = getattr(model, "store", None), getattr(model, "name", "")
     entries = getattr(store, "models", {})

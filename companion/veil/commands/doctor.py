@@ -13,6 +13,7 @@ from importlib import metadata
 
 from veil import __version__
 from veil.config import config_dir, models_dir
+from veil.errors import VeilError
 from veil.server.localprobe import port_in_use, veil_health
 from veil.server.pairing import read_pending
 from veil.server.settings import DEFAULT_PORT
@@ -75,7 +76,7 @@ def check_models() -> bool:
     if not healthy:
         print(
             "  a model file is missing or damaged: `git checkout -- models/` restores the "
-            "committed files (build/README.md explains how to rebuild them)"
+            "committed files (build/models/README.md explains how to rebuild them)"
         )
     return healthy
 
@@ -114,8 +115,12 @@ def _server(port: int) -> None:
 
 def _pairing() -> None:
     store = open_token_store(config_dir())
-    records = store.load()
     print("Pairing:")
+    try:
+        records = store.load()
+    except VeilError as exc:
+        print(f"  {exc.message}")
+        records = []
     print(f"  {len(records)} token(s)")
     for record in records:
         print(

@@ -9,7 +9,7 @@ import sys
 
 from veil.errors import VeilError
 from veil.server.backend import CloakBackend, EngineBackend
-from veil.server.runner import BindError, is_loopback, serve
+from veil.server.runner import BindError, check_bind_address, is_loopback, serve
 from veil.server.settings import (
     DEFAULT_HOST,
     DEFAULT_PORT,
@@ -87,15 +87,12 @@ def run(args: argparse.Namespace) -> int:
     if args.workers < 1 or args.queue < 0 or args.timeout <= 0:
         print("veil serve: --workers must be >= 1, --queue >= 0, --timeout > 0", file=sys.stderr)
         return 2
+    try:
+        check_bind_address(args.host, allow_remote=args.allow_remote)
+    except BindError as exc:  # before the models load: refuse at once
+        print(f"veil serve: {exc}", file=sys.stderr)
+        return 2
     if not is_loopback(args.host):
-        if not args.allow_remote:
-            print(
-                f"veil serve: refusing to listen on {args.host}: not a loopback address. "
-                "Other machines could send photos to this companion. "
-                "Pass --allow-remote if you really mean it.",
-                file=sys.stderr,
-            )
-            return 2
         print(
             "\n" + "!" * 78 + f"\nWARNING: listening on {args.host}, reachable from other "
             "machines. Anyone who can reach this port can try pairing codes and, once paired, "
@@ -118,7 +115,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"veil serve: cannot load models: {exc.message}. Run `veil doctor`.", file=sys.stderr)
         return 1
     store = open_token_store(config.config_dir)
-    paired = len(store.load())
+    try:
+        paired = len(store.load())
+    except VeilError as exc:  # a corrupt store: serve anyway, every token check says why
+        print(f"veil serve: {exc.message}", file=sys.stderr)
+        paired = 0
     print(
         f"veil serve: {paired} extension token(s) in the {store.description}"
         + ("" if paired else "; run `veil pair` to pair the browser extension"),

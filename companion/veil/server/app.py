@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 from aiohttp import web
 
 from veil.server import handlers
@@ -16,11 +19,16 @@ from veil.server.tokens import TokenStore, open_token_store
 
 
 def create_app(
-    config: ServerConfig, backend: CloakBackend, *, token_store: TokenStore | None = None
+    config: ServerConfig,
+    backend: CloakBackend,
+    *,
+    token_store: TokenStore | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> web.Application:
     """The companion's aiohttp application, for `veil serve` and tests.
 
-    `backend` is the loaded engine (loading is the caller's job: once, at start-up).
+    `backend` is the loaded engine (loading is the caller's job: once, at start-up). `clock`
+    (Unix seconds) times pairing codes and the pairing lock; tests pass one they advance.
     """
     app = web.Application(
         # Errors outermost so guard refusals become JSON too.
@@ -36,6 +44,7 @@ def create_app(
         config.config_dir,
         max_failures=config.pairing_max_failures,
         lock_s=config.pairing_lock_s,
+        clock=clock,
     )
     pool = CloakPool(workers=config.workers, queue=config.queue)
     app[POOL_KEY] = pool

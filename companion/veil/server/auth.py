@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 from veil.server.http_errors import ForbiddenOriginError, UnauthorizedError
 from veil.server.tokens import TokenRecord, TokenStore, find_token
 
 
-def authenticate(request: web.Request, store: TokenStore) -> TokenRecord:
-    """The caller's token record; 401 when missing, unknown or revoked, 403 from another origin."""
+async def authenticate(request: web.Request, store: TokenStore) -> TokenRecord:
+    """The caller's token record; 401 when missing, unknown or revoked, 403 from another origin.
+
+    The store is read in a worker thread: a keyring read can block (see veil.server.tokens).
+    """
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         raise UnauthorizedError(
             "Missing token: pair the extension with the companion (`veil pair`)."
         )
-    record = find_token(store, token)
+    record = await asyncio.to_thread(find_token, store, token)
     if record is None:
         raise UnauthorizedError(
             "The token is unknown or was revoked: pair the extension again (`veil pair`)."

@@ -36,7 +36,7 @@ async def health(request: web.Request) -> web.Response:
             "version": __version__,
             "api": API_VERSION,
             "models": list(request.app[BACKEND_KEY].model_names),
-            "paired": bool(request.app[TOKENS_KEY].load()),
+            "paired": bool(await asyncio.to_thread(request.app[TOKENS_KEY].load)),
             "modes": [mode.value for mode in Mode],
             "default_mode": DEFAULT_MODE.value,
             "limits": {"max_body_bytes": config.max_body_bytes, "max_pixels": config.max_pixels},
@@ -71,7 +71,7 @@ async def pair(request: web.Request) -> web.Response:
 
 
 async def token_info(request: web.Request) -> web.Response:
-    record = authenticate(request, request.app[TOKENS_KEY])
+    record = await authenticate(request, request.app[TOKENS_KEY])
     return web.json_response(
         {
             "valid": True,
@@ -85,7 +85,7 @@ async def token_info(request: web.Request) -> web.Response:
 
 async def unpair(request: web.Request) -> web.Response:
     store = request.app[TOKENS_KEY]
-    record = authenticate(request, store)
+    record = await authenticate(request, store)
     await asyncio.to_thread(revoke_token, store, record.token_id)
     return web.json_response({"revoked": True, "token_id": record.token_id})
 
@@ -150,7 +150,7 @@ async def expect_cloak_body(request: web.Request) -> web.StreamResponse | None:
 
 async def cloak(request: web.Request) -> web.Response:
     config = request.app[CONFIG_KEY]
-    authenticate(request, request.app[TOKENS_KEY])  # before reading any of the body
+    await authenticate(request, request.app[TOKENS_KEY])  # before reading any of the body
     mode = _parse_mode(request.query.get("mode"))
     keep_metadata = _parse_flag("keep_metadata", request.query.get("keep_metadata"))
     _check_content_type(request.content_type)

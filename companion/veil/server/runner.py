@@ -33,6 +33,15 @@ def is_loopback(host: str) -> bool:
         return False  # a host name: it may resolve to anything
 
 
+def check_bind_address(host: str, *, allow_remote: bool) -> None:
+    """Refuse a non-loopback address unless `allow_remote` (the one place this is decided)."""
+    if not allow_remote and not is_loopback(host):
+        raise BindError(
+            f"refusing to listen on {host}: it is not a loopback address, so other "
+            "machines could send photos to this companion. Use --allow-remote to do it anyway."
+        )
+
+
 async def serve(
     config: ServerConfig,
     backend: CloakBackend,
@@ -41,11 +50,7 @@ async def serve(
     token_store: TokenStore | None = None,
 ) -> None:
     """Serve until SIGINT/SIGTERM; photos already being cloaked are finished first."""
-    if not config.allow_remote and not is_loopback(config.host):
-        raise BindError(
-            f"refusing to listen on {config.host}: it is not a loopback address, so other "
-            "machines could send photos to this companion. Use --allow-remote to do it anyway."
-        )
+    check_bind_address(config.host, allow_remote=config.allow_remote)
     app = create_app(config, backend, token_store=token_store)
     runner = web.AppRunner(
         app,

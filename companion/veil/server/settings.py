@@ -23,7 +23,7 @@ PAIRING_LOCK_S = 300.0
 def default_workers() -> int:
     """Half the cores, between 2 and 4.
 
-    Even on 2 cores, 2 workers cloak more photos per minute than 1 (build/bench_server.py):
+    Even on 2 cores, 2 workers cloak more photos per minute than 1 (build/bench/bench_server.py):
     one photo leaves cores idle between ONNX Runtime calls. A lone photo still gets every
     core, so the second worker costs no latency.
     """

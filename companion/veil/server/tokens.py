@@ -5,6 +5,12 @@ Only SHA-256 digests of tokens are stored, never the tokens themselves: in the O
 with mode 0600. `VEIL_TOKEN_STORE=file|keyring|auto` picks the store (tests use `file`).
 A running server sees `veil unpair` on its very next request: the file store is re-read on
 every check, the keyring store whenever its stamp file changes.
+
+Every change is a read-modify-write (`issue_token`, `revoke_token`, `revoke_all`) done under
+`store.transaction()`: a lock shared by the threads of this process and, through `flock` on
+`<config dir>/tokens.lock`, by every Veil process, so a `veil unpair` run while the server
+issues a token is never overwritten by the server's stale copy. Stores may block (a keyring
+can prompt): the server calls them only from worker threads (`asyncio.to_thread`).
 """
 
 from __future__ import annotations
@@ -15,16 +21,26 @@ import hmac
 import json
 import os
 import secrets
+import threading
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
+
+from veil.errors import TokenStoreUnreadableError
+
+try:
+    import fcntl
+except ImportError:  # Windows: the in-process lock only
+    fcntl = None  # type: ignore[assignment]
 
 TOKEN_PREFIX = "veil_"
 KEYRING_SERVICE = "veil"
 KEYRING_USERNAME = "token-digests"
 TOKENS_FILE = "tokens.json"
 TOKENS_STAMP_FILE = "tokens.stamp"  # changes whenever the keyring copy changes
+TOKENS_LOCK_FILE = "tokens.lock"  # flock'ed around every read-modify-write
 STORE_ENV = "VEIL_TOKEN_STORE"
 
 
@@ -45,16 +61,50 @@ class TokenStore(Protocol):
 
     def save(self, records: list[TokenRecord]) -> None: ...
 
+    def transaction(self) -> contextlib.AbstractContextManager[None]:
+        """Hold this while reading, changing and saving the records (see the module doc)."""
+        ...
+
+
+_THREAD_LOCKS: dict[Path, threading.RLock] = {}
+_THREAD_LOCKS_GUARD = threading.Lock()
+
+
+@contextlib.contextmanager
+def _store_transaction(lock_path: Path) -> Iterator[None]:
+    """This process's lock for `lock_path`, then an exclusive `flock` on the file itself."""
+    with _THREAD_LOCKS_GUARD:
+        thread_lock = _THREAD_LOCKS.setdefault(lock_path.resolve(), threading.RLock())
+    with thread_lock:
+        if fcntl is None:
+            yield
+            return
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the flock
+
 
 def _encode(records: list[TokenRecord]) -> str:
     return json.dumps({"version": 1, "tokens": [asdict(r) for r in records]}, indent=1)
 
 
-def _decode(text: str | None) -> list[TokenRecord]:
+def _decode(text: str | None, where: str) -> list[TokenRecord]:
     if not text:
         return []
-    raw: Any = json.loads(text)
-    return [TokenRecord(**item) for item in raw.get("tokens", [])]
+    try:
+        raw: Any = json.loads(text)
+        records = [TokenRecord(**item) for item in raw.get("tokens", [])]
+        if not all(isinstance(r.digest, str) for r in records):
+            raise TypeError("a digest is not a string")
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise TokenStoreUnreadableError(
+            f"The paired-extension tokens in {where} are unreadable ({type(exc).__name__}). "
+            "Run `veil unpair` to reset them, then pair again with `veil pair`."
+        ) from exc
+    return records
 
 
 def write_private_file(path: Path, text: str) -> None:
@@ -78,11 +128,19 @@ class FileTokenStore:
     def description(self) -> str:
         return f"file {self.path} (mode 0600)"
 
+    def transaction(self) -> contextlib.AbstractContextManager[None]:
+        return _store_transaction(self.path.with_name(TOKENS_LOCK_FILE))
+
     def load(self) -> list[TokenRecord]:
         try:
-            return _decode(self.path.read_text(encoding="utf-8"))
+            text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
             return []
+        except UnicodeDecodeError as exc:
+            raise TokenStoreUnreadableError(
+                f"{self.path} is not text: run `veil unpair` to reset it, then `veil pair`."
+            ) from exc
+        return _decode(text, str(self.path))
 
     def save(self, records: list[TokenRecord]) -> None:
         write_private_file(self.path, _encode(records))
@@ -105,6 +163,7 @@ class KeyringTokenStore:
         self._stamp_path = stamp_path
         self._cached: list[TokenRecord] | None = None
         self._cached_stamp: tuple[int, int, int] | None = None
+        self._cache_lock = threading.Lock()  # load() runs in several worker threads at once
 
     @property
     def description(self) -> str:
@@ -118,23 +177,29 @@ class KeyringTokenStore:
             return None
         return (st.st_ino, st.st_mtime_ns, st.st_size)
 
+    def transaction(self) -> contextlib.AbstractContextManager[None]:
+        return _store_transaction(self._stamp_path.with_name(TOKENS_LOCK_FILE))
+
     def load(self) -> list[TokenRecord]:
-        stamp = self._stamp()
-        if self._cached is None or stamp != self._cached_stamp:
-            self._cached = _decode(self._keyring.get_password(KEYRING_SERVICE, KEYRING_USERNAME))
-            self._cached_stamp = stamp
-        return list(self._cached)
+        with self._cache_lock:
+            stamp = self._stamp()
+            if self._cached is None or stamp != self._cached_stamp:
+                text = self._keyring.get_password(KEYRING_SERVICE, KEYRING_USERNAME)
+                self._cached = _decode(text, "the OS keyring")
+                self._cached_stamp = stamp
+            return list(self._cached)
 
     def save(self, records: list[TokenRecord]) -> None:
-        if records:
-            self._keyring.set_password(KEYRING_SERVICE, KEYRING_USERNAME, _encode(records))
-        else:
-            # Nothing stored means already unpaired.
-            with contextlib.suppress(self._keyring.errors.PasswordDeleteError):
-                self._keyring.delete_password(KEYRING_SERVICE, KEYRING_USERNAME)
-        write_private_file(self._stamp_path, secrets.token_hex(8))
-        self._cached = list(records)
-        self._cached_stamp = self._stamp()
+        with self._cache_lock:
+            if records:
+                self._keyring.set_password(KEYRING_SERVICE, KEYRING_USERNAME, _encode(records))
+            else:
+                # Nothing stored means already unpaired.
+                with contextlib.suppress(self._keyring.errors.PasswordDeleteError):
+                    self._keyring.delete_password(KEYRING_SERVICE, KEYRING_USERNAME)
+            write_private_file(self._stamp_path, secrets.token_hex(8))
+            self._cached = list(records)
+            self._cached_stamp = self._stamp()
 
 
 def keyring_usable() -> tuple[bool, str]:
@@ -175,7 +240,8 @@ def issue_token(store: TokenStore, *, client: str, origin: str | None) -> tuple[
         origin=origin,
         created=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     )
-    store.save([*store.load(), record])
+    with store.transaction():
+        store.save([*store.load(), record])
     return token, record
 
 
@@ -191,13 +257,19 @@ def find_token(store: TokenStore, presented: str) -> TokenRecord | None:
 
 
 def revoke_token(store: TokenStore, token_id: str) -> bool:
-    records = store.load()
-    kept = [r for r in records if r.token_id != token_id]
-    store.save(kept)
+    with store.transaction():
+        records = store.load()
+        kept = [r for r in records if r.token_id != token_id]
+        store.save(kept)
     return len(kept) != len(records)
 
 
 def revoke_all(store: TokenStore) -> int:
-    count = len(store.load())
-    store.save([])
+    """Revoke every token; a corrupt store is reset too (this is how users repair it)."""
+    with store.transaction():
+        try:
+            count = len(store.load())
+        except TokenStoreUnreadableError:
+            count = 0
+        store.save([])
     return count

@@ -202,7 +202,7 @@ export async function cloak(photo, type, mode, options = {}) {
   }
   mark('frame:response');
   if (!response.ok) throw await failureFrom(response);
-  // A Blob (not an ArrayBuffer): measured faster for 25 MB photos in build/bench_extension.py.
+  // A Blob (not an ArrayBuffer): measured faster for 25 MB photos in build/bench/bench_extension.py.
   const body = await response.blob();
   mark('frame:body');
   if (body.size === 0) {

@@ -1,4 +1,4 @@
-// Debug timing marks for profiling the upload path (build/bench_extension.py
+// Debug timing marks for profiling the upload path (build/bench/bench_extension.py
 // --marks). Off unless chrome.storage.local holds {debug: {timings: true}};
 // when on, each stage of a photo's trip becomes a User Timing mark named
 // `veil:<stage>` on the page's own performance timeline (page scripts can read

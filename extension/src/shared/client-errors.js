@@ -53,6 +53,8 @@ export function fixFor(code, port = 8345) {
       return `Pair: run ${veilCommand('pair', port)} and enter the code on Veil\u2019s pairing page (toolbar button, Pairing)`;
     case 'model_missing':
       return 'Reinstall the models: scripts/install, then .venv/bin/veil doctor';
+    case 'token_store_unreadable':
+      return 'Reset the stored tokens: .venv/bin/veil unpair, then pair again';
     default:
       return '';
   }

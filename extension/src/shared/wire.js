@@ -2,7 +2,7 @@
 // bytes. Chrome serialises extension messages as JSON, so ArrayBuffers do not
 // survive: bytes travel as base64 strings, in chunks on a long-lived Port so
 // a 25 MB photo never becomes one giant message (measured in
-// build/bench_extension.py). This file is a classic script that sets
+// build/bench/bench_extension.py). This file is a classic script that sets
 // `globalThis.veilWire`, so both the content scripts (classic scripts listed
 // in the manifest) and the background module (side-effect import) load it.
 'use strict';

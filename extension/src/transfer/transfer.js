@@ -4,7 +4,7 @@
 // extension's origin and host permissions, streams it to the companion with
 // fetch and posts the response Blob back over a private MessageChannel, again
 // by reference. Runtime messaging would JSON-serialise the bytes: measured ~70
-// ms per MB each way in Chromium 156. build/bench_extension.py --marks shows
+// ms per MB each way in Chromium 156. build/bench/bench_extension.py --marks shows
 // where the remaining milliseconds go.
 //
 // Web pages can post to this frame too, so each request must carry a

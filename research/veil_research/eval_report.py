@@ -1,4 +1,4 @@
-"""Tables and the protection-versus-quality plot that `veil eval` writes.
+"""Tables and the protection-versus-quality plot that `veil-research eval` writes.
 
 matplotlib is an optional benchmark dependency (`pip install matplotlib` in `.venv`); without
 it the plot is skipped with a message and the tables are still written.
@@ -6,7 +6,7 @@ it the plot is skipped with a message and the tables are still written.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +74,7 @@ class Figures:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Figures:
-        """The inverse of `as_json` (for merging several `veil eval` runs into one report)."""
+        """The inverse of `as_json` (to merge several `veil-research eval` runs into one report)."""
 
         def row(item: dict[str, Any]) -> ProtectionRow:
             return ProtectionRow(item["mode"], item["attacker"], item["reencode"], item["scores"])
@@ -84,11 +84,17 @@ class Figures:
             uploads=data["uploads"],
             command=data["command"],
             baseline=data["baseline"],
-            modes=[ModeRow(**{**m, "budget": ModeBudget(**m["budget"])}) for m in data["modes"]],
+            modes=[ModeRow(**{**m, "budget": _budget(m["budget"])}) for m in data["modes"]],
             ensemble=[row(r) for r in data["ensemble"]],
             loo=[LooRow(row(r["row"]), r["surrogates"]) for r in data["loo"]],
             photos=[PhotoRow(**p) for p in data.get("photos", [])],
         )
+
+
+def _budget(saved: dict[str, Any]) -> ModeBudget:
+    """A saved budget; fields ModeBudget no longer has (older runs' research knobs) dropped."""
+    known = {f.name for f in fields(ModeBudget)}
+    return ModeBudget(**{k: v for k, v in saved.items() if k in known})
 
 
 def _pair(scores: dict[str, float]) -> str:

@@ -1,6 +1,6 @@
 """Protection through the whole pipeline a real site and tracker run (prints figures).
 
-`veil eval` follows the Fawkes protocol on 112x112 aligned crops, and its "JPEG q75" and
+`veil-research eval` follows the Fawkes protocol on 112x112 aligned crops, and its "JPEG q75" and
 "0.75 rescale" re-encode those crops. A site re-encodes the whole photo instead, usually
 after shrinking it, and a tracker then finds and aligns the face itself. This benchmark
 runs that chain on `../shared/faces/photos` (8 people, 4-8 full-resolution photos each):
@@ -22,7 +22,7 @@ runs that chain on `../shared/faces/photos` (8 people, 4-8 full-resolution photo
 With 2-4 probes a person the figures move in steps of 0.25-0.5 per person: read them as
 a check that the crop-protocol figures carry over to real photos, not as a finer measure.
 
-    .venv/bin/python build/bench_site_pipeline.py [--mode mid] [--faces DIR]
+    .venv/bin/python build/bench/bench_site_pipeline.py [--mode mid] [--faces DIR]
 """
 
 from __future__ import annotations
@@ -39,12 +39,12 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-from veil import evaluate as ev
 from veil import imageio
 from veil.align import alignment_matrix, warp_crop
 from veil.engine import Engine
 from veil.recognizers import Recognizer
 from veil.results import DEFAULT_MODE, Mode
+from veil_research import evaluate as ev
 
 ATTACKERS = ("sface", "mobilefacenet", "facenet", "faceapi_resnet")
 U8 = npt.NDArray[np.uint8]

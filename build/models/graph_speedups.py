@@ -8,10 +8,10 @@ flipped in space, padded by `k - 1 - p`: that is what `convtranspose_to_conv` wr
 kernel rearrangement is expressed as Reshape/Transpose/Slice nodes on the weight, which ONNX
 Runtime folds into a constant when the session is created, so the weights file is unchanged.
 
-    build/work/venv/bin/python build/graph_speedups.py models/sface.grad.onnx [...]
+    build/work/venv/bin/python build/models/graph_speedups.py models/sface.grad.onnx [...]
 
 rewrites the given graphs in place and checks each against the original on random inputs.
-`build/export_models.py` applies the same rewrite to every graph it exports.
+`build/models/export_models.py` applies the same rewrite to every graph it exports.
 """
 
 from __future__ import annotations
@@ -225,7 +225,7 @@ def _update_manifest(paths: list[Path]) -> None:
             for item in entry["files"]
         ]
         entry.setdefault("produced_by", {})["rewrites"] = (
-            "build/graph_speedups.py (stride-1 ConvTranspose -> Conv)"
+            "build/models/graph_speedups.py (stride-1 ConvTranspose -> Conv)"
         )
         update_manifest(name, entry)
 

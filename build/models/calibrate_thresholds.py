@@ -7,7 +7,7 @@ the false-non-match rate (equal error rate). The threshold, its error rates and 
 came from are written to the model's `match` entry in models/manifest.json (numbers only:
 no face data goes into the project).
 
-    .venv/bin/python build/calibrate_thresholds.py [--faces ../shared/faces] [--dry-run]
+    .venv/bin/python build/models/calibrate_thresholds.py [--faces ../shared/faces] [--dry-run]
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ import numpy as np
 import numpy.typing as npt
 
 from export_models import update_manifest  # the one writer of models/manifest.json
-from veil import evaluate as ev
 from veil.modelstore import get_store
 from veil.recognizers import Recognizer
+from veil_research import evaluate as ev
 
 
 def equal_error_threshold(
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
             "false_non_match_rate": round(fnmr, 4),
             "data": f"{len(people)} people, {len(all_crops)} ArcFace-aligned crops "
             "(the project's shared test faces, aligned/)",
-            "produced_by": "build/calibrate_thresholds.py",
+            "produced_by": "build/models/calibrate_thresholds.py",
         }
     if not args.dry_run:
         for name, entry in entries.items():

@@ -5,7 +5,7 @@ service worker, and from an extension page measures base64 encode/decode and
 a 25 MB round trip of base64 chunks over a runtime Port (the fallback
 transport in src/content/transport.js). Prints the figures.
 
-    .venv/bin/python build/bench_messaging.py
+    .venv/bin/python build/bench/bench_messaging.py
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "browser"))
+sys.path.insert(0, str(ROOT / "tests"))  # corpus.py, which harness imports
 
 from harness import CHROMIUM, EXTENSION_DIR, chromium_args  # noqa: E402
 

@@ -1,6 +1,6 @@
 """Print what each shipped model does on the shared face photos: accuracy and speed.
 
-Usage: .venv/bin/python build/bench_models.py [--faces DIR] [--per-identity N]
+Usage: .venv/bin/python build/bench/bench_models.py [--faces DIR] [--per-identity N]
 
 Runs with the companion's own code (veil.recognizers, veil.detector) on ONNX Runtime.
 For each recogniser: leave-one-out rank-1 identification and the mean cosine of
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "companion"))
 
 from veil.detector import FaceDetector  # noqa: E402

@@ -1,4 +1,4 @@
-"""`veil eval`: the protection benchmark (Fawkes protocol, leave-one-out transfer, re-encodes).
+"""`veil-research eval`: the protection benchmark (Fawkes protocol, leave-one-out, re-encodes).
 
 Prints, per mode: crop quality (SSIM, DSSIM) and seconds per face; protection of the full
 ensemble against every attacker; with `--loo`, the honest transfer figure (cloak with every
@@ -16,10 +16,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from veil import evaluate as ev
 from veil import optimizer
-from veil.config import repo_root
-from veil.eval_report import (
+from veil.paste import face_mask
+from veil.results import Mode
+from veil_research import evaluate as ev
+from veil_research.eval_report import (
     Figures,
     LooRow,
     ModeRow,
@@ -28,8 +29,6 @@ from veil.eval_report import (
     render_markdown,
     write_plot,
 )
-from veil.paste import face_mask
-from veil.results import Mode
 
 if TYPE_CHECKING:
     from veil.recognizers import Recognizer
@@ -85,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         faces = ev.load_face_set(faces_dir, limit_identities=limit, max_uploads=max_uploads)
     except FileNotFoundError as exc:
-        print(f"veil eval: {exc} (set --faces or VEIL_FACES_DIR)", file=sys.stderr)
+        print(f"veil-research eval: {exc} (set --faces or VEIL_FACES_DIR)", file=sys.stderr)
         return 2
     store = get_store()
     recognisers = {r.name: r for r in load_recognizers(store.names(role="recogniser"), store)}
@@ -95,9 +94,9 @@ def run(args: argparse.Namespace) -> int:
     surrogate_names = args.surrogates or [r.name for r in load_recognizers(None, store)]
     unknown = sorted(set(attackers + surrogate_names) - set(recognisers))
     if unknown:
-        print(f"veil eval: unknown recogniser(s) {unknown}; have {sorted(recognisers)}")
+        print(f"veil-research eval: unknown recogniser(s) {unknown}; have {sorted(recognisers)}")
         return 2
-    out: Path = args.out or repo_root() / "bench-out"
+    out: Path = args.out or ev.REPO / "bench-out"
     cache = ev.EmbeddingCache(out / "embeddings")
     print(
         f"faces: {faces_dir} ({len(faces.identities)} identities, "
@@ -108,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     figures = Figures(
         identities=len(faces.identities),
         uploads=faces.upload_count,
-        command=" ".join(["veil", "eval", *sys.argv[2:]]) if len(sys.argv) > 1 else "veil eval",
+        command=" ".join(["veil-research", "eval", *sys.argv[2:]]),
     )
     print("\nuncloaked baseline (must be near 0):")
     for name in attackers:

@@ -7,17 +7,18 @@ M, the cloak computed with the ensemble WITHOUT M attacked by M; attackers that 
 the ensemble are held out by construction. Crop SSIM/DSSIM and the optimiser's seconds per
 face (wall time of `cloak_crops`, one crop at a time like the engine) are printed beside.
 
-    .venv/bin/python build/tune_cloak.py --surrogates sface mobilefacenet faceapi_resnet \\
-        --steps 10 --copies 1 --no-identity-copy [--ids 16 --uploads 3]
+    .venv/bin/veil-research tune --surrogates sface mobilefacenet faceapi_resnet \\
+        --steps 10 --copies 2 [--ids 16 --uploads 3]
 
-Nothing is asserted: this prints figures for docs/protection.md. Cloaked crops are cached
-under bench-out/tune/ keyed by every setting.
+Nothing is asserted: this prints figures for the research log (docs/CHANGELOG.md). Cloaked
+crops are cached under bench-out/tune/ keyed by every setting. Only what `ModeBudget` holds
+can be varied; the variants tried and dropped (decoy-targeted, no identity copy, step power,
+step decay, colour scale, surrogate weights) are in the research log, not in the product.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import hashlib
 import statistics
 import sys
@@ -26,11 +27,11 @@ from pathlib import Path
 
 import numpy as np
 
-from veil import evaluate as ev
 from veil import optimizer
 from veil.paste import face_mask
 from veil.recognizers import Recognizer
 from veil.results import Mode
+from veil_research import evaluate as ev
 
 ATTACKERS = ("sface", "mobilefacenet", "facenet", "faceapi_resnet")
 
@@ -72,31 +73,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-crop-ssim", type=float)
     parser.add_argument("--momentum", type=float)
     parser.add_argument("--smooth-sigma", type=float)
-    parser.add_argument("--no-identity-copy", action="store_true")
     parser.add_argument("--jpeg-share", type=float)
     parser.add_argument("--colour-low-share", type=float)
     parser.add_argument("--colour-sigma", type=float)
-    parser.add_argument("--step-power", type=float)
-    parser.add_argument("--step-decay", type=float)
-    parser.add_argument("--colour-scale", type=float)
     parser.add_argument("--delta-blur", type=float)
     parser.add_argument("--texture-low", type=float)
     parser.add_argument("--texture-high", type=float)
-    parser.add_argument(
-        "--weights", type=float, nargs="+", help="one per surrogate, in --surrogates order"
-    )
     parser.add_argument("--no-loo", action="store_true")
     parser.add_argument(
         "--region",
         default="face",
         choices=["face", "none"],
         help="face: the engine's feathered face mask (what reaches a photo); none: whole crop",
-    )
-    parser.add_argument(
-        "--targeted",
-        action="store_true",
-        help="pull each person toward a decoy: the next person's (alphabetical) clean upload "
-        "centroid, fixed per person (benchmark only: no decoy faces ship with Veil)",
     )
     parser.add_argument("--ids", type=int, default=16, help="first N identities (tuning split)")
     parser.add_argument("--uploads", type=int, default=3, help="uploads per identity")
@@ -117,9 +105,6 @@ def main(argv: list[str] | None = None) -> int:
         "jpeg_share",
         "colour_low_share",
         "colour_sigma",
-        "step_power",
-        "step_decay",
-        "colour_scale",
         "delta_blur",
         "texture_low",
         "texture_high",
@@ -130,11 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             changes[field] = value
     if args.linf is not None:
         changes["linf"] = args.linf / 255
-    if args.no_identity_copy:
-        changes["identity_copy"] = False
     budget = optimizer.with_overrides(budget, **changes)
-    if args.weights:  # a tuple, which with_overrides' scalar signature does not take
-        budget = dataclasses.replace(budget, surrogate_weights=tuple(args.weights))
     print(f"budget: {budget}")
 
     faces_dir = args.faces or ev.default_faces_dir()
@@ -158,16 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     for label, names in sets:
         chosen: list[optimizer.Surrogate] = [models[n] for n in names]
         set_budget = budget
-        if budget.surrogate_weights:  # keep the weights of the surrogates in this set
-            weight_of = dict(zip(args.surrogates, budget.surrogate_weights, strict=True))
-            set_budget = dataclasses.replace(
-                budget, surrogate_weights=tuple(weight_of[n] for n in names)
-            )
         surrogate_files = ",".join(f"{n}@{models[n].fingerprint}" for n in names)
-        blob = (
-            f"{set_budget!r}|{surrogate_files}|{optimizer.ALGORITHM_VERSION}|{args.targeted}"
-            f"|{args.region}"
-        )
+        blob = f"{set_budget!r}|{surrogate_files}|{optimizer.ALGORITHM_VERSION}|{args.region}"
         tag = f"{args.mode}-{'+'.join(names)}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
         times: list[float] = []
 
@@ -179,14 +152,6 @@ def main(argv: list[str] | None = None) -> int:
             set_budget: optimizer.ModeBudget = set_budget,
         ) -> ev.F32:
             out = []
-            person = seed // 1000  # ev.cloak_uploads seeds with 1000 * identity index + i
-            decoy_person = faces.identities[(person + 1) % len(faces.identities)]
-            decoys = None
-            if args.targeted:  # the same decoy for all of this person's crops
-                clean = ev.to_float(faces.uploads[decoy_person])
-                decoys = [
-                    ev.l2_normalise(m.embed(clean).mean(axis=0, keepdims=True)) for m in chosen
-                ]
             for i in range(len(crops)):  # one face at a time, as the engine runs them
                 started = time.perf_counter()
                 out.append(
@@ -196,7 +161,6 @@ def main(argv: list[str] | None = None) -> int:
                         chosen,
                         seed=seed + i,
                         budget=set_budget,
-                        decoys=decoys,
                         region=region,
                     )
                 )

@@ -9,7 +9,7 @@ Starts real `veil serve` subprocesses on loopback (real models), pairs with them
 2. throughput: photos per minute for a batch of real photos at full resolution, with
    `--workers 2` (and `--workers 1` for comparison), the client keeping the queue full.
 
-Usage:  nice -n 10 .venv/bin/python build/bench_server.py [--faces-dir DIR] [--repeats 5]
+Usage:  nice -n 10 .venv/bin/python build/bench/bench_server.py [--faces-dir DIR] [--repeats 5]
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 BIG_PHOTO = ("George_Clooney", "img40.jpg")  # 3061x4600, 14 MP
 TARGET_BYTES = 5 * 1024 * 1024
 

@@ -14,7 +14,7 @@ back, File rebuild, events).
   (the session ignores file pickers), then `input.setFiles` a second later
   (trusted input/change events).
 
-    .venv/bin/python build/bench_extension.py [--browser chromium|firefox|both] [--runs 2]
+    .venv/bin/python build/bench/bench_extension.py [--browser chromium|firefox|both] [--runs 2]
         [--marks] [--extension DIR] [--faces DIR]
 
 `--marks` switches on the extension's debug timing marks (chrome.storage.local
@@ -44,8 +44,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "browser"))
+sys.path.insert(0, str(ROOT / "tests"))  # corpus.py, which harness imports
 
 from chromium_driver import ExtensionBrowser  # noqa: E402
 from harness import CHROMIUM, EXTENSION_DIR, Companion, chromium_args, faces_dir  # noqa: E402

@@ -4,7 +4,8 @@ Wall time depends on what else the machine runs, so this also prints the process
 seconds per face and the load average before and after: on a shared machine, CPU seconds
 divided by the cores ONNX Runtime uses is the better estimate of the idle-machine figure.
 
-    .venv/bin/python build/bench_cloak_speed.py [--faces DIR] [--crops 4] [--modes low mid high]
+    .venv/bin/python build/bench/bench_cloak_speed.py [--faces DIR] [--crops 4] \
+        [--modes low mid high]
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from veil import evaluate as ev
 from veil import optimizer
 from veil.recognizers import load_recognizers
 from veil.results import Mode
+from veil_research import evaluate as ev
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,5 @@
+import sys
+
+from veil_research.cli import main
+
+sys.exit(main())

@@ -1,0 +1,39 @@
+"""`veil-research` (or `python -m veil_research`): the research commands, one module each.
+
+- `veil-research eval [--quick] [--loo] ...`: protection benchmark (Fawkes protocol)
+- `veil-research report RESULTS.json ...`: docs/protection.md and .png from eval JSON
+- `veil-research tune [--steps N ...]`: one optimiser budget: protection, LOO, speed
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in {"-h", "--help"}:
+        print(__doc__)
+        return 0 if args else 2
+    command, rest = args[0], args[1:]
+    if command == "eval":
+        from veil.memory import share_one_malloc_arena
+        from veil_research import eval as eval_command
+
+        share_one_malloc_arena()  # before any worker thread exists (see veil.memory)
+        parser = argparse.ArgumentParser(prog="veil-research")
+        sub = parser.add_subparsers(dest="command", required=True)
+        eval_command.add_parser(sub)
+        return eval_command.run(parser.parse_args(["eval", *rest]))
+    if command == "report":
+        from veil_research import report
+
+        return report.main(rest)
+    if command == "tune":
+        from veil_research import tune_cloak
+
+        return tune_cloak.main(rest)
+    print(f"veil-research: unknown command {command!r}\n{__doc__}", file=sys.stderr)
+    return 2

@@ -1,0 +1,44 @@
+"""The published protection figures are what the committed benchmark JSON says.
+
+docs/protection.md and the README's modes table are rendered from docs/data/*.json by
+`veil-research report`; this renders them again and compares, so a hand edit or a new run
+without a new report fails here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from veil_research import report
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_protection_doc_is_rendered_from_the_committed_json() -> None:
+    sources = report.default_inputs()
+    assert sources, "docs/data/ holds at least one eval run"
+    expected = report.render_report(report.load_runs(sources), sources)
+    assert (REPO / "docs" / "protection.md").read_text() == expected, (
+        "docs/protection.md differs from docs/data: run .venv/bin/veil-research report"
+    )
+
+
+def test_readme_modes_table_is_rendered_from_the_committed_json() -> None:
+    runs = report.load_runs(report.default_inputs())
+    readme = (REPO / "README.md").read_text()
+    assert report.replace_table(readme, report.modes_table(runs)) == readme, (
+        "README's modes table differs from docs/data: run .venv/bin/veil-research report"
+    )
+    assert "| **mid** (default) |" in readme
+
+
+def test_modes_table_reads_each_column_from_the_run() -> None:
+    (run,) = report.load_runs(report.default_inputs()[:1])
+    table = report.modes_table([run])
+    mid = next(line for line in table.splitlines() if "**mid**" in line)
+    mode_row = next(m for m in run.modes if m.mode == "mid")
+    assert f"| {mode_row.crop_dssim:.3f} |" in mid
+    held_out = [r for r in run.ensemble if r.mode == "mid" and r.reencode == "none"]
+    unseen = [r for r in held_out if r.attacker not in mode_row.surrogates]
+    lowest = min(r.scores["centroid"] for r in unseen)
+    assert f"| {lowest:.2f}" in mid
