@@ -189,18 +189,32 @@ def test_site_switched_off_gets_the_original(
     popup.wait_for_selector("body[data-ready=true]")
     assert popup.is_checked("#site-enabled")
     popup.uncheck("#site-enabled")
-    settings = browser.worker().evaluate(
-        "async () => (await chrome.storage.local.get('settings')).settings"
-    )
-    assert settings["sites"] == {"127.0.0.1": False}
     try:
+        assert sites_setting(browser) == {"127.0.0.1": False}
         original = photo(photos, "Angelina_Jolie", "img5.jpg")
         form.set_input_files("#single", str(original))
         [received] = site.wait_for("single", 30)
         assert received.data == original.read_bytes()
     finally:
         popup.check("#site-enabled")
+        # The next tests need the site on again: wait until the background stored it.
+        assert sites_setting(browser, {"127.0.0.1": True}) == {"127.0.0.1": True}
         popup.close()
+
+
+def sites_setting(
+    browser: ExtensionBrowser, expected: dict[str, bool] | None = None
+) -> dict[str, bool]:
+    """The stored per-site switches once they changed from {} (or equal `expected`): the popup
+    saves through a message to the background, which may take a moment on a loaded machine."""
+    read = "async () => (await chrome.storage.local.get('settings')).settings?.sites ?? {}"
+    deadline = time.monotonic() + 15
+    while True:
+        sites: dict[str, bool] = browser.worker().evaluate(read)
+        done = sites == expected if expected is not None else sites != {}
+        if done or time.monotonic() > deadline:
+            return sites
+        time.sleep(0.1)
 
 
 def test_service_worker_killed_then_next_upload_works(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -22,7 +23,7 @@ from upload_site import UploadSite
 
 pytestmark = [pytest.mark.browser, pytest.mark.faces, pytest.mark.asyncio(loop_scope="module")]
 
-UPLOAD_TIMEOUT = 180.0
+UPLOAD_TIMEOUT = float(os.environ.get("VEIL_TEST_UPLOAD_TIMEOUT", "180"))
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
