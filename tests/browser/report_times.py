@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from pathlib import Path
 
-from harness import ARTIFACTS
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"  # as in harness.py
 
 
 def main() -> None:
