@@ -16,8 +16,6 @@ deterministic: the optimiser's seed is derived from the input bytes and the mode
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -30,7 +28,9 @@ import numpy.typing as npt
 
 from veil import imageio, optimizer
 from veil.align import Box, alignment_matrix, merge_boxes, warp_crop
-from veil.errors import CloakFailedError, UnsupportedFormatError
+from veil.cancel import checkpoint, guard_surrogates
+from veil.errors import CloakFailedError, TooManyFacesError, UnsupportedFormatError
+from veil.fileio import write_atomically
 from veil.imageio import DEFAULT_MAX_PIXELS, DecodedImage, MetadataReport
 from veil.paste import face_mask, paste, ssim_box
 from veil.quality import ssim, ssim_sum
@@ -38,6 +38,39 @@ from veil.results import DEFAULT_MODE, CloakResult, FaceReport, Mode
 
 DETECT_LONG_SIDE = 1024
 """Long side of the copy faces are detected on (12 MP photos are detected at ~1 MP)."""
+
+MAX_FACES = 64
+"""Most faces cloaked in one photo. The optimiser's time and memory grow with the number of
+faces (a 16x16 mosaic of faces found 255 and ran 455 s at +1.9 GB); a photo with more is
+refused whole with `too_many_faces` (422), never cloaked in part: an uncloaked face would
+leave the machine while the user believes the photo is protected. 64 faces take about a
+minute at `mid` on 2 cores, within the server's default 180 s time-out."""
+
+
+GAIN_MAP_COSINE_MARGIN = 0.05
+"""How much closer to the original face (recogniser cosine) the HDR rendition's face may be
+than the SDR primary's, for the gain map to be kept (see `Engine.gain_map_check`)."""
+
+
+@dataclass(frozen=True)
+class GainMapCheck:
+    """Worst-face cosines (original vs cloaked) per surrogate: the SDR faces shown at the
+    HDR view's exposure, and the HDR rendition's faces."""
+
+    keep: bool
+    exposed_sdr: dict[str, float]
+    hdr: dict[str, float]
+    faces_in_gain_map: int = 0
+    gain_map: bytes | None = None  # the flattened gain map to write, when kept
+
+
+def _gain_map_pixels(gain_map: bytes, stored: tuple[int, int], orientation: int) -> Any:
+    """The gain map as an upright RGB picture at the primary's size (for the detector)."""
+    gain = cv2.imdecode(np.frombuffer(gain_map, np.uint8), cv2.IMREAD_COLOR)
+    if gain is None:
+        raise ValueError("the gain map is damaged")
+    gain = cv2.resize(gain, stored, interpolation=cv2.INTER_LINEAR)
+    return imageio.orient(cv2.cvtColor(gain, cv2.COLOR_BGR2RGB), orientation)
 
 
 class Detector(Protocol):
@@ -84,6 +117,7 @@ class Engine:
         *,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         detect_long_side: int = DETECT_LONG_SIDE,
+        max_faces: int = MAX_FACES,
     ) -> None:
         if not surrogates:
             raise CloakFailedError("the engine needs at least one face-recognition surrogate")
@@ -91,6 +125,7 @@ class Engine:
         self.surrogates = tuple(surrogates)
         self.max_pixels = max_pixels
         self.detect_long_side = detect_long_side
+        self.max_faces = max_faces
 
     @classmethod
     def load(
@@ -146,6 +181,7 @@ class Engine:
         mode = Mode(mode)
         start = time.perf_counter()
         timer = timer or StageTimer()
+        checkpoint()  # cancelled while queued: do nothing at all
         info = imageio.probe(data, max_pixels=self.max_pixels)
         decoded: DecodedImage | None = None
         if info.format == "JPEG" and not info.progressive:
@@ -160,8 +196,15 @@ class Engine:
             timer.lap("decode")
             preview, scale = shrink_for_detection(decoded.pixels, self.detect_long_side)
         timer.lap("decode_preview")
+        checkpoint()
         faces = self.detect_faces(preview, scale)
         timer.lap("detect")
+        if len(faces) > self.max_faces:
+            raise TooManyFacesError(
+                f"{len(faces)} faces found; Veil cloaks at most {self.max_faces} in one photo "
+                "and never only some of them: crop the photo into smaller parts"
+            )
+        checkpoint()
         report = MetadataReport()
         if not faces:
             out = imageio.rewrite_metadata(
@@ -170,7 +213,11 @@ class Engine:
             if out is None:  # HEIC: no in-place rewrite, re-encode the untouched pixels
                 decoded = decoded or imageio.decode(data, max_pixels=self.max_pixels)
                 out = imageio.encode(
-                    decoded, decoded.pixels, keep_metadata=keep_metadata, report=report
+                    decoded,
+                    decoded.pixels,
+                    keep_metadata=keep_metadata,
+                    report=report,
+                    cloaked=False,
                 )
             timer.lap("metadata")
             return CloakResult(
@@ -186,7 +233,17 @@ class Engine:
         if decoded is None:
             decoded = imageio.decode(data, max_pixels=self.max_pixels)
         timer.lap("decode")
+        gain_map = imageio.gain_map_of(data) if info.format == "JPEG" else None
+        original = decoded.pixels.copy() if gain_map is not None else None
+        checkpoint()
         reports, whole_ssim = self._cloak_faces(decoded, faces, mode, seed_for(data, mode), timer)
+        checkpoint()
+        if gain_map is not None and original is not None:
+            check = self.gain_map_check(original, decoded, faces, gain_map)
+            decoded.keep_gain_map = check.keep
+            decoded.gain_map = check.gain_map
+            timer.lap("gain_map")
+            checkpoint()
         out = imageio.encode(decoded, decoded.pixels, keep_metadata=keep_metadata, report=report)
         timer.lap("encode")
         return CloakResult(
@@ -255,14 +312,96 @@ class Engine:
         keep_metadata: bool = False,
         aligned: bool = False,
     ) -> CloakResult:
-        """Cloak `src` into `dst`, atomically: `dst` is either the old file or the whole new one."""
+        """Cloak `src` into `dst`, atomically: `dst` is either the old file or the whole new one,
+        with `src`'s permission bits."""
         data = Path(src).read_bytes()
         if aligned:
             result = self.cloak_aligned_bytes(data, mode=mode)
         else:
             result = self.cloak_bytes(data, mode=mode, keep_metadata=keep_metadata)
-        write_atomically(Path(dst), result.data)
+        # The output keeps the input's permission bits (in place or in another folder).
+        write_atomically(Path(dst), result.data, like=Path(src))
         return result
+
+    def gain_map_check(
+        self,
+        original: npt.NDArray[Any],
+        cloaked: DecodedImage,
+        faces: Sequence[ImageFace],
+        gain_map: bytes,
+    ) -> GainMapCheck:
+        """Whether the gain map may stay after a cloak, and in what form.
+
+        A gain map is a smaller picture of the same scene (grey or colour): seen alone it
+        shows the uncloaked face. So the face regions of the gain map are first flattened
+        to their mean gain (`gainmap.flatten_regions`); then the flattened gain map is kept
+        only when (a) the detector finds no face in it and (b) the HDR rendition (cloaked
+        primary x flattened gain map) carries the cloak as the primary does: for every
+        surrogate and face, the cosine between the original's and the cloaked photo's HDR
+        faces is at most `GAIN_MAP_COSINE_MARGIN` above the cosine of the two SDR faces
+        shown at the same exposure (one constant gain, the face's mean). Rendered over the
+        faces' region only, with one exposure for the whole photo. Without the flattening
+        the original gain map re-adds the original's shading; figures in docs/metadata.md."""
+        from veil.align import footprint
+        from veil.imaging.gainmap import HdrRendition, flatten_regions
+        from veil.paste import face_mask
+
+        size = optimizer.CROP_SIZE
+        height, width = original.shape[:2]
+        matrices = [alignment_matrix(face.landmarks, size) for face in faces]
+        face_boxes = [footprint(m, size, width, height).grow(8, width, height) for m in matrices]
+        boxes = [b for b in face_boxes if not b.empty]
+        if not boxes:
+            return GainMapCheck(False, {}, {})
+        x0, y0 = min(b.x0 for b in boxes), min(b.y0 for b in boxes)
+        x1, y1 = max(b.x1 for b in boxes), max(b.y1 for b in boxes)
+        stored = (cloaked.info.width, cloaked.info.height)
+        # Where the gain map is flattened: each face's aligned-crop square (wider than the
+        # pasted cloak), grown, so the whole head is covered.
+        mask = np.zeros((height, width), np.float32)
+        square = cv2.dilate(face_mask(size), np.ones((9, 9), np.uint8))
+        square = np.maximum(square, cv2.GaussianBlur(np.ones((size, size), np.float32), (0, 0), 8))
+        for matrix in matrices:
+            inverse = cv2.invertAffineTransform(matrix)
+            region = cv2.warpAffine(
+                square, inverse, (width, height), flags=cv2.INTER_LINEAR, borderValue=0
+            )
+            np.maximum(mask, region, out=mask)
+        try:
+            flattened = flatten_regions(gain_map, mask, cloaked.orientation)
+            rendition = HdrRendition(flattened, stored, cloaked.orientation, (x0, y0, x1, y1))
+            gain_faces = self.find_faces(_gain_map_pixels(flattened, stored, cloaked.orientation))
+        except Exception:  # an unreadable gain map is dropped, never trusted
+            return GainMapCheck(False, {}, {})
+        rendition.fix_scale(original)
+        hdr_before = rendition.render(original)
+        hdr_after = rendition.render(cloaked.pixels)
+        shift = np.array([x0, y0], np.float64)
+        exposed: dict[str, float] = {}
+        hdr: dict[str, float] = {}
+        for matrix, box in zip(matrices, face_boxes, strict=True):
+            if box.empty:
+                continue
+            local = matrix.copy()
+            local[:, 2] += matrix[:, :2] @ shift  # the crop of the region, not the photo
+            boost = rendition.mean_boost((box.x0, box.y0, box.x1, box.y1))
+            sdr_before = warp_crop(original, matrix, size)
+            sdr_after = warp_crop(cloaked.pixels, matrix, size)
+            crops = np.stack(
+                [
+                    rendition.expose(sdr_before, boost),
+                    rendition.expose(sdr_after, boost),
+                    warp_crop(hdr_before, local, size),
+                    warp_crop(hdr_after, local, size),
+                ]
+            )
+            for surrogate in self.surrogates:
+                e = surrogate.embed(crops)
+                name = surrogate.name
+                exposed[name] = max(exposed.get(name, -1.0), float(e[0] @ e[1]))
+                hdr[name] = max(hdr.get(name, -1.0), float(e[2] @ e[3]))
+        keep = not gain_faces and all(hdr[n] <= exposed[n] + GAIN_MAP_COSINE_MARGIN for n in hdr)
+        return GainMapCheck(keep, exposed, hdr, len(gain_faces), flattened if keep else None)
 
     # -- stages -------------------------------------------------------------------------
 
@@ -306,7 +445,7 @@ class Engine:
         # mask): budget spent on hair or background corners of the crop would never reach
         # the photo.
         cloaked = optimizer.cloak_crops(
-            crops, mode, self.surrogates, seed=seed, region=face_mask(size)
+            crops, mode, guard_surrogates(self.surrogates), seed=seed, region=face_mask(size)
         )
         if cloaked.shape != crops.shape or not np.all(np.isfinite(cloaked)):
             raise CloakFailedError("the optimiser returned crops of the wrong shape or NaNs")
@@ -373,18 +512,3 @@ def shrink_for_detection(
         size = (max(1, round(width * factor)), max(1, round(height * factor)))
         rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
     return np.ascontiguousarray(rgb), (rgb.shape[1] / width, rgb.shape[0] / height)
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

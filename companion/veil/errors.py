@@ -19,6 +19,7 @@ class ErrorCode(StrEnum):
     IMAGE_TOO_LARGE = "image_too_large"
     PAYLOAD_TOO_LARGE = "payload_too_large"
     BAD_REQUEST = "bad_request"
+    TOO_MANY_FACES = "too_many_faces"
     # Who gets in.
     FORBIDDEN_HOST = "forbidden_host"
     FORBIDDEN_ORIGIN = "forbidden_origin"
@@ -35,6 +36,9 @@ class ErrorCode(StrEnum):
     TOKEN_STORE_UNREADABLE = "token_store_unreadable"
     CLOAK_FAILED = "cloak_failed"
     INTERNAL = "internal_error"
+    # The command line's outputs (`veil cloak`; never sent by the HTTP API).
+    DISK_FULL = "disk_full"
+    OUTPUT_NOT_WRITABLE = "output_not_writable"
 
 
 HTTP_STATUS: dict[ErrorCode, int] = {
@@ -43,6 +47,7 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.IMAGE_TOO_LARGE: 413,
     ErrorCode.PAYLOAD_TOO_LARGE: 413,
     ErrorCode.BAD_REQUEST: 400,
+    ErrorCode.TOO_MANY_FACES: 422,
     ErrorCode.FORBIDDEN_HOST: 403,
     ErrorCode.FORBIDDEN_ORIGIN: 403,
     ErrorCode.UNAUTHORIZED: 401,
@@ -56,6 +61,8 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.TOKEN_STORE_UNREADABLE: 503,
     ErrorCode.CLOAK_FAILED: 500,
     ErrorCode.INTERNAL: 500,
+    ErrorCode.DISK_FULL: 507,
+    ErrorCode.OUTPUT_NOT_WRITABLE: 500,
 }
 
 
@@ -91,6 +98,13 @@ class ImageTooLargeError(VeilError):
     """The image header announces more pixels than Veil will decode."""
 
     code = ErrorCode.IMAGE_TOO_LARGE
+
+
+class TooManyFacesError(VeilError):
+    """More faces than Veil cloaks in one photo: refused whole (fail closed), never cloaked
+    in part, because an uncloaked face would leave as if protected."""
+
+    code = ErrorCode.TOO_MANY_FACES
 
 
 class ModelMissingError(VeilError):

@@ -28,6 +28,8 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from veil.fileio import write_atomically
+
 F32 = npt.NDArray[np.float32]
 U8 = npt.NDArray[np.uint8]
 I64 = npt.NDArray[np.int64]
@@ -319,10 +321,7 @@ class EmbeddingCache:
 
 def _atomic_save(path: Path, write: Callable[[BinaryIO], None]) -> None:
     # Several eval processes may share the cache: never expose a half-written file.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("wb") as handle:
-        write(handle)
-    os.replace(tmp, path)
+    write_atomically(path, write)
 
 
 def _npz_writer(cloaked: U8, seconds: float) -> Callable[[BinaryIO], None]:

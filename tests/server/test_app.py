@@ -223,9 +223,10 @@ async def test_wrong_codes_lock_pairing_until_the_lock_ends(
     results = [await pair(client, tmp_path, wrong) for _ in range(5)]
     assert [(s, code_of(b)) for s, b in results[:4]] == [(403, "pairing_code_invalid")] * 4
     assert (results[4][0], code_of(results[4][1])) == (429, "pairing_locked")
-    # Locked: even a fresh, correct code is refused, with the time left in Retry-After.
+    # Locked: the discarded code (and any guess) is refused, with the time left in
+    # Retry-After. (A fresh `veil pair` code ends the lock at once: test_hardening_server.)
     clock.advance(LOCK_S - 10)
-    reply = await client.post("/v1/pair", json={"code": issue_code(tmp_path)[0]})
+    reply = await client.post("/v1/pair", json={"code": good})
     assert reply.status == 429 and reply.headers["Retry-After"] == "10"
     clock.advance(11)
     # `veil pair` stamps codes with the real time; this one must outlive the fake lock.

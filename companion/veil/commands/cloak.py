@@ -10,6 +10,7 @@ status is 1 when some file failed, 2 when the models cannot be loaded.
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -17,10 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from veil.commands.tmpfiles import remove_stale_temporaries
 from veil.errors import ErrorCode, VeilError
 from veil.results import DEFAULT_MODE, CloakResult, Mode
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".heic", ".heif"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".mpo", ".png", ".webp", ".heic", ".heif", ".avif"}
 CLOAKED_TAG = ".cloaked"
 
 
@@ -142,6 +144,23 @@ def run(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+_DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+_NOT_WRITABLE = {errno.EROFS, errno.EACCES, errno.EPERM, errno.EISDIR, errno.ENOTDIR}
+
+
+def os_error_code(exc: OSError, job: Job) -> ErrorCode:
+    """What a failed read or write means for the user: the input is unreadable (bad_request),
+    or the output cannot be written (disk_full, output_not_writable)."""
+    if exc.errno in _DISK_FULL:
+        return ErrorCode.DISK_FULL
+    reading = exc.filename is not None and Path(exc.filename).resolve() == job.src.resolve()
+    if reading and job.src.resolve() != job.dst.resolve():
+        return ErrorCode.BAD_REQUEST  # reading the input failed
+    if exc.errno in _NOT_WRITABLE:
+        return ErrorCode.OUTPUT_NOT_WRITABLE
+    return ErrorCode.BAD_REQUEST
+
+
 def cloak_one(engine: object, job: Job, args: argparse.Namespace, written: set[Path]) -> str:
     from veil.engine import Engine
 
@@ -150,9 +169,14 @@ def cloak_one(engine: object, job: Job, args: argparse.Namespace, written: set[P
     target = job.dst.resolve()
     try:
         if target == job.src.resolve() and not args.in_place:
-            raise VeilError("refusing to overwrite the input (use --in-place)")
+            raise VeilError(
+                "refusing to overwrite the input (use --in-place)", code=ErrorCode.BAD_REQUEST
+            )
         if target in written:
-            raise VeilError(f"two inputs would both be written to {job.dst}")
+            raise VeilError(
+                f"two inputs would both be written to {job.dst}", code=ErrorCode.BAD_REQUEST
+            )
+        remove_stale_temporaries(job.dst)
         result = engine.cloak_file(
             job.src,
             job.dst,
@@ -165,7 +189,7 @@ def cloak_one(engine: object, job: Job, args: argparse.Namespace, written: set[P
     except VeilError as exc:
         return f"FAIL  {job.src}: {exc.code}: {exc.message}"
     except OSError as exc:
-        return f"FAIL  {job.src}: {ErrorCode.BAD_REQUEST}: {exc.strerror or exc}"
+        return f"FAIL  {job.src}: {os_error_code(exc, job)}: {exc.strerror or exc}"
     except Exception as exc:  # a bug must not stop the batch; it is still reported as a failure
         seconds = time.perf_counter() - started
         return (

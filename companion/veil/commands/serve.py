@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 
 from veil.errors import VeilError
 from veil.server.backend import CloakBackend, EngineBackend
+from veil.server.logs import configure_logging
 from veil.server.runner import BindError, check_bind_address, is_loopback, serve
 from veil.server.settings import (
+    BODY_TIMEOUT_S,
     DEFAULT_HOST,
     DEFAULT_PORT,
     DEFAULT_QUEUE,
@@ -55,6 +56,19 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="seconds a cloak request may take, queueing included (default %(default)g)",
     )
     parser.add_argument(
+        "--body-timeout",
+        type=float,
+        default=BODY_TIMEOUT_S,
+        help="seconds a photo's bytes may take to arrive (default %(default)g)",
+    )
+    parser.add_argument(
+        "--memory-budget-mb",
+        type=int,
+        default=None,
+        help="memory the photos being cloaked may use together, estimated from their headers "
+        "(default: a quarter of RAM, at most 4096, at least what one 100 MP photo needs)",
+    )
+    parser.add_argument(
         "--pairing-lock-seconds",
         type=float,
         default=PAIRING_LOCK_S,
@@ -71,7 +85,7 @@ def load_backend() -> CloakBackend:
     """
     import onnxruntime
 
-    # Nothing about the user's photos should leave the machine, usage statistics included.
+    # Kept as a second switch; the one that works is ORT_DISABLE_TELEMETRY (veil/__init__.py).
     onnxruntime.disable_telemetry_events()
     from veil.engine import Engine
 
@@ -79,12 +93,8 @@ def load_backend() -> CloakBackend:
 
 
 def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
-    if args.workers < 1 or args.queue < 0 or args.timeout <= 0:
+    configure_logging(sys.stderr)  # redacted, line- and rate-bounded (veil.server.logs)
+    if args.workers < 1 or args.queue < 0 or args.timeout <= 0 or args.body_timeout <= 0:
         print("veil serve: --workers must be >= 1, --queue >= 0, --timeout > 0", file=sys.stderr)
         return 2
     try:
@@ -107,6 +117,12 @@ def run(args: argparse.Namespace) -> int:
         queue=args.queue,
         request_timeout_s=args.timeout,
         pairing_lock_s=args.pairing_lock_seconds,
+        body_timeout_s=args.body_timeout,
+        **(
+            {"memory_budget_bytes": args.memory_budget_mb * 1024 * 1024}
+            if args.memory_budget_mb
+            else {}
+        ),
     )
     print(f"veil serve: loading models ({config.workers} worker(s))...", file=sys.stderr)
     try:

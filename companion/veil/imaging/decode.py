@@ -1,13 +1,14 @@
 """Decode: bytes -> upright RGB pixels (+ alpha) and everything needed to encode them back.
 
-Pixels are RGB, uint8 (uint16 for 16-bit PNGs, so their depth survives), EXIF orientation
-applied. Palette, 1-bit, grayscale and CMYK images are expanded to RGB for the cloak; `encode`
-turns them back into the stored mode where that mode can carry a cloak (see `encode`).
+Pixels are RGB, uint8 (uint16 for 16-bit PNGs and 10/12-bit HEICs, so their depth
+survives), EXIF orientation applied. Palette, 1-bit, grayscale and CMYK images are expanded
+to RGB for the cloak; `encode` turns them back into the stored mode where that mode can
+carry a cloak (see `encode`).
 """
 
 from __future__ import annotations
 
-import warnings
+import io
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +18,7 @@ import numpy.typing as npt
 from PIL import Image, JpegImagePlugin
 
 from veil.errors import CorruptImageError, ImageTooLargeError
-from veil.imaging import jpeg
+from veil.imaging import bounds, jpeg
 from veil.imaging.probe import DEFAULT_MAX_PIXELS, ImageInfo, open_image
 
 # uint8, or uint16 for 16-bit PNGs (numpy's typing cannot say "one of two dtypes" usefully).
@@ -49,6 +50,10 @@ class DecodedImage:
     icc_profile: bytes | None
     jpeg: JpegParams | None
     cmyk: npt.NDArray[Any] | None  # the original CMYK planes (upright) for CMYK JPEGs
+    # Set by the engine after a cloak: whether the HDR rendition (cloaked primary x the
+    # original gain map) still carries the cloak, so the gain map may stay (see `gainmap`).
+    keep_gain_map: bool = False
+    gain_map: bytes | None = None  # the gain map to write instead of the original's
 
     @property
     def width(self) -> int:
@@ -98,23 +103,35 @@ def _png_bit_depth(data: bytes) -> int:
 
 def _load(image: Image.Image) -> None:
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image.load()
+        image.load()
     except Image.DecompressionBombError as exc:
         raise ImageTooLargeError(f"image too large to decode: {exc}") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise CorruptImageError(f"the image data is damaged or truncated: {exc}") from exc
 
 
+def _load_unless_decoded_elsewhere(image: Image.Image, info: ImageInfo, data: bytes) -> None:
+    """Decode the pixels now, before `getexif()` can: for a PNG whose eXIf comes after the
+    image data, `getexif()` loads the pixels itself and swallows a decoding error, leaving
+    a half-decoded image that was then cloaked or passed on as if whole. JPEGs (decoded by
+    OpenCV or with draft scaling) and 16-bit PNGs (OpenCV) are decoded later, strictly."""
+    if info.format == "JPEG" or (info.format == "PNG" and _png_bit_depth(data) == 16):
+        return
+    _load(image)
+
+
 def decode(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
     """Decode a whole photo at full resolution (see the module docstring for the layout)."""
     image, info = open_image(data, max_pixels=max_pixels)
     with image:
+        _load_unless_decoded_elsewhere(image, info, data)
         orientation = _orientation_of(image)
         exif = image.info.get("exif")
         xmp = image.info.get("xmp")
         icc = image.info.get("icc_profile")
+        bounds.check_metadata_size(
+            sum(len(v) for v in (exif, xmp, icc) if isinstance(v, bytes | str)), "metadata"
+        )
         params = None
         if info.format == "JPEG":
             jpeg.split(data)  # structural check: a truncated JPEG is refused, not half-cloaked
@@ -127,10 +144,12 @@ def decode(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage
         alpha: Pixels | None = None
         if info.format == "PNG" and _png_bit_depth(data) == 16:
             pixels, alpha = _decode_png16(data)
+        elif info.format == "HEIF" and _heif_bit_depth(image) > 8:
+            pixels, alpha = _decode_heif16(data)
         elif info.format == "JPEG" and image.mode == "RGB":
             pixels = _decode_jpeg_rgb(data)
         else:
-            _load(image)
+            _load(image)  # a no-op when already loaded above
             pixels, alpha, cmyk = _to_rgb(image)
     pixels = orient(pixels, orientation)
     alpha = None if alpha is None else orient(alpha, orientation)
@@ -165,6 +184,28 @@ def _to_rgb(image: Image.Image) -> tuple[Pixels, Pixels | None, npt.NDArray[Any]
         rgb = np.ascontiguousarray(rgba[:, :, :3])
         return rgb, (None if bool(np.all(alpha == 255)) else np.ascontiguousarray(alpha)), None
     return np.asarray(image.convert("RGB")), None, None
+
+
+def _heif_bit_depth(image: Image.Image) -> int:
+    depth = image.info.get("bit_depth", 8)
+    return depth if isinstance(depth, int) else 8
+
+
+def _decode_heif16(data: bytes) -> tuple[Pixels, Pixels | None]:
+    """10/12-bit HEIC (iPhones write 10-bit) as uint16, so the depth survives a cloak;
+    libheif has applied the file's rotation and mirroring already, as for 8-bit files."""
+    import pillow_heif
+
+    try:
+        heif = pillow_heif.open_heif(io.BytesIO(data), convert_hdr_to_8bit=False)
+        array = np.asarray(heif)
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise CorruptImageError(f"the HEIC data is damaged: {exc}") from exc
+    if array.dtype != np.uint16 or array.ndim != 3 or array.shape[2] not in (3, 4):
+        raise CorruptImageError("unexpected HEIC pixel layout")
+    if array.shape[2] == 4:
+        return np.ascontiguousarray(array[:, :, :3]), np.ascontiguousarray(array[:, :, 3])
+    return np.ascontiguousarray(array), None
 
 
 def _decode_jpeg_rgb(data: bytes) -> Pixels:
@@ -207,6 +248,7 @@ def decode_preview(
     """
     image, info = open_image(data, max_pixels=max_pixels)
     with image:
+        _load_unless_decoded_elsewhere(image, info, data)
         orientation = _orientation_of(image)
         width, height = info.width, info.height
         if info.format == "JPEG":
@@ -215,9 +257,7 @@ def decode_preview(
             # decoding alone; take the smallest scale whose long side still covers ~75% of
             # `long_side` (a 4000 px photo is decoded at 1000 px, not at 2000 and resized).
             scale = next((s for s in (8, 4, 2) if max(width, height) / s >= 0.75 * long_side), 1)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                image.draft("RGB", (max(1, width // scale), max(1, height // scale)))
+            image.draft("RGB", (max(1, width // scale), max(1, height // scale)))
         if info.format == "PNG" and _png_bit_depth(data) == 16:
             pixels16, _ = _decode_png16(data)
             rgb: npt.NDArray[Any] = (pixels16 >> 8).astype(np.uint8)

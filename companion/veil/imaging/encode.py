@@ -9,7 +9,9 @@
 - PNG: same mode and bit depth (16-bit stays 16-bit); palette and 1-bit PNGs are written as
   RGB/RGBA, because re-quantising to a palette would erase the cloak.
 - WebP: lossless if the input was lossless, else quality 95 (WebP has no quality to read back).
-- HEIC: quality 95 through pillow-heif.
+- HEIC: quality 95 through pillow-heif, at the input's bit depth (10-bit stays 10-bit);
+  the primary image only (thumbnails, depth and auxiliary images are not written).
+- AVIF: quality 95 through Pillow's own AVIF support.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from PIL import Image
 
 from veil.imaging import jpeg, png, webp
 from veil.imaging.decode import DecodedImage, Pixels
-from veil.imaging.metadata import MetadataReport, scrub_exif, xmp_is_identifying
+from veil.imaging.metadata import MetadataReport, Policy, filter_exif, filter_xmp
 
 MIN_JPEG_QUALITY = 90
 LOSSY_QUALITY = 95
@@ -36,9 +38,15 @@ def encode(
     *,
     keep_metadata: bool,
     report: MetadataReport,
+    cloaked: bool = True,
 ) -> bytes:
-    """Encode `pixels` (same layout as `decoded.pixels`) like the original file."""
+    """Encode `pixels` (same layout as `decoded.pixels`) like the original file.
+
+    `cloaked=False`: the pixels are the original's (HEIC/AVIF without a face are re-encoded
+    when their metadata must change), so what labels or copies them may stay on request."""
     fmt = decoded.info.format
+    if pixels.dtype == np.uint16 and fmt == "HEIF":
+        return _encode_heif16(decoded, pixels, keep_metadata, report, cloaked)
     if pixels.dtype == np.uint16:
         return _encode_png16(decoded, pixels, keep_metadata=keep_metadata, report=report)
     if fmt == "JPEG" and decoded.info.mode == "RGB":
@@ -56,7 +64,12 @@ def encode(
         buffer = io.BytesIO()
         image.save(buffer, "JPEG", **options)
         return jpeg.splice_metadata(
-            buffer.getvalue(), decoded.data, keep_metadata=keep_metadata, report=report
+            buffer.getvalue(),
+            decoded.data,
+            keep_metadata=keep_metadata,
+            report=report,
+            keep_gain_map=decoded.keep_gain_map,
+            gain_map=decoded.gain_map,
         )
     if fmt == "PNG":
         buffer = io.BytesIO()
@@ -64,7 +77,8 @@ def encode(
         return png.splice_metadata(
             buffer.getvalue(), decoded.data, keep_metadata=keep_metadata, report=report
         )
-    exif, xmp = _scrubbed_exif_xmp(decoded, keep_metadata=keep_metadata, report=report)
+    policy = Policy(keep_metadata=keep_metadata, cloaked=cloaked)
+    exif, xmp = _filtered_exif_xmp(decoded.exif, decoded.xmp, policy, report)
     extra: dict[str, object] = {}
     if decoded.icc_profile:
         extra["icc_profile"] = decoded.icc_profile
@@ -78,7 +92,11 @@ def encode(
             image.save(buffer, "WEBP", lossless=True, exact=True, **extra)
         else:
             image.save(buffer, "WEBP", quality=LOSSY_QUALITY, **extra)
-    else:  # HEIF
+    elif fmt == "AVIF":
+        image.save(buffer, "AVIF", quality=LOSSY_QUALITY, **extra)
+    else:  # HEIF: the primary image only; thumbnails, depth and auxiliary images are not
+        # written (see `heif_extras`: they are copies of the uncloaked picture)
+        heif_extras(decoded.data, report)
         image.save(buffer, "HEIF", quality=LOSSY_QUALITY, **extra)
     return buffer.getvalue()
 
@@ -112,7 +130,12 @@ def _encode_jpeg_rgb(
     if not ok:  # pragma: no cover - OpenCV fails only on impossible shapes
         raise ValueError("JPEG encoding failed")
     return jpeg.splice_metadata(
-        buffer.tobytes(), decoded.data, keep_metadata=keep_metadata, report=report
+        buffer.tobytes(),
+        decoded.data,
+        keep_metadata=keep_metadata,
+        report=report,
+        keep_gain_map=decoded.keep_gain_map,
+        gain_map=decoded.gain_map,
     )
 
 
@@ -170,49 +193,117 @@ def _encode_png16(
     )
 
 
-def _scrubbed_exif_xmp(
-    decoded: DecodedImage, *, keep_metadata: bool, report: MetadataReport
+def _encode_heif16(
+    decoded: DecodedImage,
+    pixels: Pixels,
+    keep_metadata: bool,
+    report: MetadataReport,
+    cloaked: bool,
+) -> bytes:
+    """A 10-bit HEIC back as 10-bit (pillow-heif writes 16-bit input at the input's depth)."""
+    import pillow_heif
+
+    policy = Policy(keep_metadata=keep_metadata, cloaked=cloaked)
+    exif, xmp = _filtered_exif_xmp(decoded.exif, decoded.xmp, policy, report)
+    heif_extras(decoded.data, report)
+    if decoded.alpha is not None:
+        data, mode = np.dstack([pixels, decoded.alpha]), "RGBA;16"
+    else:
+        data, mode = pixels, "RGB;16"
+    height, width = pixels.shape[:2]
+    heif = pillow_heif.from_bytes(mode=mode, size=(width, height), data=data.tobytes())
+    options: dict[str, object] = {"quality": LOSSY_QUALITY}
+    if decoded.icc_profile:
+        options["icc_profile"] = decoded.icc_profile
+    if exif:
+        options["exif"] = exif
+    if xmp:
+        options["xmp"] = xmp
+    buffer = io.BytesIO()
+    heif.save(buffer, **options)
+    return buffer.getvalue()
+
+
+def _filtered_exif_xmp(
+    exif: bytes | None, xmp: bytes | None, policy: Policy, report: MetadataReport
 ) -> tuple[bytes | None, bytes | None]:
-    exif = None
-    if decoded.exif:
-        exif = scrub_exif(
-            decoded.exif,
-            keep_identifying=keep_metadata,
-            reset_orientation=True,
-            drop_thumbnail=True,
-            report=report,
-        )
-    xmp = decoded.xmp
-    if xmp and not keep_metadata and xmp_is_identifying(xmp):
-        report.add("XMP")
-        xmp = None
-    return exif, xmp
+    # Pixels are always stored upright after a decode, so orientation is always reset.
+    out_exif = filter_exif(exif, policy, report, reset_orientation=True) if exif else None
+    out_xmp = filter_xmp(xmp, policy, report) if xmp else None
+    return out_exif, out_xmp
+
+
+def heif_extras(data: bytes, report: MetadataReport) -> None:
+    """Report the HEIC thumbnails, depth and auxiliary images the output will not carry
+    (the encoder writes the primary image only) and any metadata block not listed."""
+    with Image.open(io.BytesIO(data)) as image:
+        info = dict(image.info)
+    for key, item in (
+        ("thumbnails", "HEIC thumbnails"),
+        ("depth_images", "HEIC depth images"),
+        ("aux", "HEIC auxiliary images (gain maps, mattes)"),
+    ):
+        if info.get(key):
+            report.add(item)  # never written back, even where the rule would allow it
+    for block in info.get("metadata") or ():
+        kind = block.get("type", "?") if isinstance(block, dict) else "?"
+        report.add(f"HEIC metadata {kind}")
 
 
 def rewrite_metadata(
     data: bytes, fmt: str, *, keep_metadata: bool, report: MetadataReport
 ) -> bytes | None:
     """Apply the metadata policy without touching pixel data; None where the container
-    cannot be rewritten in place (HEIC), so the caller re-encodes."""
+    cannot be rewritten in place (HEIC, AVIF) and the policy removes something, so the caller
+    re-encodes."""
     if fmt == "JPEG":
         return jpeg.rewrite_metadata(data, keep_metadata=keep_metadata, report=report)
     if fmt == "PNG":
         return png.rewrite_metadata(data, keep_metadata=keep_metadata, report=report)
     if fmt == "WEBP":
         return webp.rewrite_metadata(data, keep_metadata=keep_metadata, report=report)
-    # HEIC: the container cannot be edited here; if the policy removes nothing, the file
-    # comes back untouched, else the caller re-encodes.
+    # HEIC / AVIF: the container cannot be edited here. A file whose EXIF and XMP are wholly
+    # allowed, with no secondary images, other metadata blocks or appended data, comes back
+    # untouched; any other is re-encoded by the caller (what would go is in `report`).
+    policy = Policy(keep_metadata=keep_metadata, cloaked=False)
     with Image.open(io.BytesIO(data)) as image:
         exif, xmp = image.info.get("exif"), image.info.get("xmp")
     probe = MetadataReport()
     if isinstance(exif, bytes):
-        scrub_exif(
-            exif,
-            keep_identifying=keep_metadata,
-            reset_orientation=False,
-            drop_thumbnail=not keep_metadata,
-            report=probe,
-        )
-    if isinstance(xmp, bytes) and not keep_metadata and xmp_is_identifying(xmp):
-        probe.add("XMP")
+        filter_exif(exif, policy, probe, reset_orientation=False)
+    if isinstance(xmp, bytes):
+        filter_xmp(xmp, policy, probe)
+    if fmt == "HEIF":
+        heif_extras(data, probe)
+    for name in _foreign_boxes(data):
+        probe.add(name)
+    for name in probe.removed:
+        report.add(name)
     return data if not probe.removed else None
+
+
+_HEIF_BOXES = {b"ftyp", b"meta", b"mdat", b"free", b"skip"}
+
+
+def _foreign_boxes(data: bytes) -> list[str]:
+    """Top-level ISO-BMFF boxes a still HEIC/AVIF does not need: a second `ftyp` / `moov`
+    (a motion-photo video appended to the picture), unknown boxes, bytes after the last box.
+    Only a file without any of them may come back untouched."""
+    found: list[str] = []
+    seen: set[bytes] = set()
+    pos = 0
+    while pos + 8 <= len(data):
+        size, kind = int.from_bytes(data[pos : pos + 4], "big"), data[pos + 4 : pos + 8]
+        if size == 1 and pos + 16 <= len(data):
+            size = int.from_bytes(data[pos + 8 : pos + 16], "big")
+        elif size == 0:
+            size = len(data) - pos
+        if size < 8 or pos + size > len(data):
+            break
+        if kind not in _HEIF_BOXES or (kind in seen and kind != b"free"):
+            found.append("motion-photo video" if kind in (b"ftyp", b"moov") else "trailing data")
+        seen.add(kind)
+        pos += size
+    if pos < len(data):
+        found.append("trailing data")
+    return found

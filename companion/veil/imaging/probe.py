@@ -10,7 +10,7 @@ import io
 import warnings
 from dataclasses import dataclass
 
-from PIL import Image
+from PIL import Image, features
 
 from veil.errors import CorruptImageError, ImageTooLargeError, UnsupportedFormatError
 
@@ -21,6 +21,13 @@ DEFAULT_MAX_PIXELS = 100_000_000
 # sizes ourselves against `max_pixels`; Pillow's guard stays as a backstop for code paths that
 # open images without us (it raises DecompressionBombError, which we map to a typed error).
 Image.MAX_IMAGE_PIXELS = DEFAULT_MAX_PIXELS
+
+# Pillow's warnings (bomb warnings, "Corrupt EXIF data", "Truncated File Read"...) are about
+# input Veil judges itself: silence them once, process-wide. A `catch_warnings` block per
+# call reset Python's "print once" registry, so every call printed them again (4 MB of log
+# for one JPEG with a broken EXIF block), and it is not thread-safe either.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+warnings.filterwarnings("ignore", module="PIL")
 
 try:  # HEIC/HEIF where pillow-heif is installed (optional dependency `veil[heic]`).
     import pillow_heif
@@ -38,6 +45,9 @@ MEDIA_TYPES: dict[str, str] = {
 }
 if HEIF_AVAILABLE:
     MEDIA_TYPES["HEIF"] = "image/heic"
+AVIF_AVAILABLE = bool(features.check("avif"))  # Pillow >= 11.2 built with libavif
+if AVIF_AVAILABLE:
+    MEDIA_TYPES["AVIF"] = "image/avif"
 
 # File signatures of formats we cloak: bytes that start like this but fail to parse are
 # corrupt, not "some other format".
@@ -49,6 +59,8 @@ _SIGNATURES: tuple[tuple[int, bytes], ...] = (
     (4, b"ftypheix"),
     (4, b"ftypmif1"),
     (4, b"ftyphevc"),
+    (4, b"ftypavif"),
+    (4, b"ftypavis"),
 )
 
 # Why these are refused: GIF (and other palette-only or animated formats) would re-quantise
@@ -81,6 +93,21 @@ def looks_supported(data: bytes) -> bool:
     return any(data[offset : offset + len(sig)] == sig for offset, sig in _SIGNATURES)
 
 
+def check_container(data: bytes) -> None:
+    """Walk the container within the work bounds of `veil.imaging.bounds` before Pillow
+    parses it: marker and chunk structure, segment/chunk counts, inflated metadata sizes.
+    HEIC is left to libheif, which has its own limits; its metadata sizes are checked
+    after opening."""
+    from veil.imaging import jpeg, png, webp  # they import metadata, which imports Pillow
+
+    if data.startswith(b"\xff\xd8"):
+        jpeg.split(data, header_only=True)  # decode walks the scans (and counts them)
+    elif data.startswith(b"\x89PNG\r\n\x1a\n"):
+        png.check_structure(data)
+    elif data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        webp.chunks(data)
+
+
 def open_image(
     data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS
 ) -> tuple[Image.Image, ImageInfo]:
@@ -89,25 +116,29 @@ def open_image(
         raise CorruptImageError("the file is empty (zero bytes)")
     if data.startswith((b"GIF87a", b"GIF89a")):  # refused before Pillow parses it at all
         raise UnsupportedFormatError(_REFUSED_REASON["GIF"])
+    check_container(data)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
+        image = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError as exc:
         raise ImageTooLargeError(f"image too large to decode: {exc}") from exc
     except (OSError, SyntaxError, ValueError) as exc:
         if looks_supported(data):
             raise CorruptImageError(f"the image header is damaged: {exc}") from exc
         raise UnsupportedFormatError(
-            "not a supported image (JPEG, PNG, WebP" + (", HEIC" if HEIF_AVAILABLE else "") + ")"
+            f"not a supported image ({', '.join(_supported_names())}); {_what_it_is(data)}"
         ) from exc
     fmt = image.format or ""
+    multi_picture = fmt == "MPO"
+    if multi_picture:
+        # A JPEG whose MPF index lists secondary images (stereo views, previews, gain maps):
+        # the primary image is an ordinary JPEG; the others are decided on in `jpeg.rebuild`.
+        fmt = "JPEG"
     if fmt not in MEDIA_TYPES:
         image.close()
         reason = _REFUSED_REASON.get(fmt, f"{fmt or 'this'} images are not cloaked")
         raise UnsupportedFormatError(reason)
     width, height = image.size
-    animated = bool(getattr(image, "is_animated", False))
+    animated = not multi_picture and bool(getattr(image, "is_animated", False))
     progressive = fmt == "JPEG" and bool(
         image.info.get("progressive") or image.info.get("progression")
     )
@@ -125,6 +156,37 @@ def open_image(
         image.close()
         raise UnsupportedFormatError("animated images are not cloaked (only still photos)")
     return image, info
+
+
+def _supported_names() -> list[str]:
+    names = {"JPEG": "JPEG", "PNG": "PNG", "WEBP": "WebP", "HEIF": "HEIC", "AVIF": "AVIF"}
+    return [names[f] for f in MEDIA_TYPES]
+
+
+# Signatures of formats Veil does not cloak, so the refusal names what the file is.
+_KNOWN_OTHERS: tuple[tuple[int, bytes, str], ...] = (
+    (0, b"II*\x00", "a TIFF or camera raw file"),
+    (0, b"MM\x00*", "a TIFF or camera raw file"),
+    (0, b"BM", "a BMP image"),
+    (0, b"\xff\x0a", "a JPEG XL image"),
+    (0, b"\x00\x00\x00\x0cJXL ", "a JPEG XL image"),
+    (0, b"%PDF", "a PDF document"),
+    (0, b"<svg", "an SVG drawing"),
+    (0, b"<?xml", "an XML document (SVG?)"),
+    (4, b"ftypavif", "an AVIF image (this Pillow has no AVIF support)"),
+    (4, b"ftypheic", "a HEIC image (install veil[heic] for HEIC support)"),
+    (4, b"ftypqt", "a QuickTime video"),
+    (4, b"ftypisom", "an MP4 video"),
+    (4, b"ftypmp4", "an MP4 video"),
+    (4, b"ftypcrx", "a Canon CR3 raw file"),
+)
+
+
+def _what_it_is(data: bytes) -> str:
+    for offset, signature, name in _KNOWN_OTHERS:
+        if data[offset : offset + len(signature)] == signature:
+            return f"this is {name}"
+    return "the file type was not recognised"
 
 
 def probe(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInfo:

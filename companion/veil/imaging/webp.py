@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from veil.errors import CorruptImageError
-from veil.imaging.metadata import MetadataReport, scrub_exif, xmp_is_identifying
+from veil.imaging import bounds
+from veil.imaging.metadata import MetadataReport, Policy, filter_exif, filter_xmp
 
 _FLAG_EXIF = 0x08
 _FLAG_XMP = 0x04
@@ -21,6 +22,10 @@ def chunks(data: bytes) -> list[tuple[bytes, bytes]]:
         if end > len(data):
             raise CorruptImageError("the WebP is truncated")
         out.append((kind, data[pos + 8 : end]))
+        if len(out) > bounds.MAX_WEBP_CHUNKS:
+            raise bounds.too_many("WebP chunks", bounds.MAX_WEBP_CHUNKS)
+        if kind in (b"EXIF", b"XMP ", b"ICCP"):
+            bounds.check_metadata_size(length, f"WebP {kind.decode('latin-1').strip()} chunk")
         pos = end + (length & 1)
     return out
 
@@ -37,36 +42,44 @@ def is_lossless(data: bytes) -> bool:
     return any(kind == b"VP8L" for kind, _ in chunks(data))
 
 
-def rewrite_metadata(data: bytes, *, keep_metadata: bool, report: MetadataReport) -> bytes:
-    """The same WebP with the metadata policy applied; the bitstream byte-identical."""
-    parts = chunks(data)
+_KEPT = {b"VP8X", b"VP8 ", b"VP8L", b"ALPH", b"ICCP"}
+
+
+def filter_chunks(
+    parts: list[tuple[bytes, bytes]], policy: Policy, report: MetadataReport
+) -> list[tuple[bytes, bytes]]:
+    """Bitstream and ICC chunks as they are, EXIF and XMP after the allow-list, nothing else;
+    the VP8X flags follow what is left."""
     kept: list[tuple[bytes, bytes]] = []
     flags_off = 0
     for kind, payload in parts:
         if kind == b"EXIF":
-            scrubbed = scrub_exif(
-                payload,
-                keep_identifying=keep_metadata,
-                reset_orientation=False,
-                drop_thumbnail=not keep_metadata,
-                report=report,
-            )
+            scrubbed = filter_exif(payload, policy, report, reset_orientation=policy.cloaked)
             if scrubbed is None:
                 flags_off |= _FLAG_EXIF
                 continue
             payload = scrubbed
-        elif kind == b"XMP " and not keep_metadata and xmp_is_identifying(payload):
-            report.add("XMP")
-            flags_off |= _FLAG_XMP
+        elif kind == b"XMP ":
+            packet = filter_xmp(payload, policy, report)
+            if packet is None:
+                flags_off |= _FLAG_XMP
+                continue
+            payload = packet
+        elif kind not in _KEPT:
+            report.add(f"WebP chunk {kind.decode('latin-1').strip()}")
             continue
         kept.append((kind, payload))
-    if not report.removed:
-        return data
     if flags_off and kept and kept[0][0] == b"VP8X":
         header = bytearray(kept[0][1])
         header[0] &= ~flags_off & 0xFF
         kept[0] = (b"VP8X", bytes(header))
-    return _riff(kept)
+    return kept
+
+
+def rewrite_metadata(data: bytes, *, keep_metadata: bool, report: MetadataReport) -> bytes:
+    """The same WebP with the allow-list applied; the bitstream byte-identical."""
+    policy = Policy(keep_metadata=keep_metadata, cloaked=False)
+    return _riff(filter_chunks(chunks(data), policy, report))
 
 
 def metadata_of(data: bytes) -> tuple[bytes | None, bytes | None]:

@@ -37,5 +37,9 @@ class EngineBackend:
     def model_names(self) -> tuple[str, ...]:
         return self._names
 
+    @property
+    def max_faces(self) -> int:
+        return self._engine.max_faces
+
     def cloak_bytes(self, data: bytes, *, mode: Mode, keep_metadata: bool) -> CloakResult:
         return self._engine.cloak_bytes(data, mode=mode, keep_metadata=keep_metadata)

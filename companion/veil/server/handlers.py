@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from functools import partial
 from typing import Any
 
@@ -15,9 +16,17 @@ from veil.errors import CloakFailedError, ErrorCode, UnsupportedFormatError
 from veil.results import DEFAULT_MODE, CloakResult, Mode
 from veil.server.auth import authenticate
 from veil.server.error_responses import error_response
-from veil.server.http_errors import BadRequestError, RequestTimeoutError
+from veil.server.http_errors import BadRequestError, BusyError, RequestTimeoutError
 from veil.server.limits import check_image, read_body, too_large_message
-from veil.server.state import BACKEND_KEY, CONFIG_KEY, GATE_KEY, POOL_KEY, TOKENS_KEY
+from veil.server.pool import estimate_job_bytes
+from veil.server.state import (
+    BACKEND_KEY,
+    BODIES_KEY,
+    CONFIG_KEY,
+    GATE_KEY,
+    POOL_KEY,
+    TOKENS_KEY,
+)
 from veil.server.tokens import issue_token, revoke_token
 
 API_VERSION = 1
@@ -39,7 +48,12 @@ async def health(request: web.Request) -> web.Response:
             "paired": bool(await asyncio.to_thread(request.app[TOKENS_KEY].load)),
             "modes": [mode.value for mode in Mode],
             "default_mode": DEFAULT_MODE.value,
-            "limits": {"max_body_bytes": config.max_body_bytes, "max_pixels": config.max_pixels},
+            "limits": {
+                "max_body_bytes": config.max_body_bytes,
+                "max_pixels": config.max_pixels,
+                # The engine's face cap (a backend without one reports null).
+                "max_faces": getattr(request.app[BACKEND_KEY], "max_faces", None),
+            },
         }
     )
 
@@ -150,15 +164,19 @@ async def expect_cloak_body(request: web.Request) -> web.StreamResponse | None:
 
 async def cloak(request: web.Request) -> web.Response:
     config = request.app[CONFIG_KEY]
-    await authenticate(request, request.app[TOKENS_KEY])  # before reading any of the body
+    pool = request.app[POOL_KEY]
+    record = await authenticate(request, request.app[TOKENS_KEY])  # before reading the body
     mode = _parse_mode(request.query.get("mode"))
     keep_metadata = _parse_flag("keep_metadata", request.query.get("keep_metadata"))
     _check_content_type(request.content_type)
-    slot = request.app[POOL_KEY].admit()  # 503 busy before reading the body, too
+    slot = pool.admit()  # 503 busy before reading the body, too
     try:
         async with asyncio.timeout(config.request_timeout_s) as deadline:
-            data = await read_body(request, config.max_body_bytes)
-            check_image(data, config.max_pixels)
+            data = await _read_cloak_body(request, record.token_id)
+            # The header probe walks the container within its work bounds, in the probe
+            # pool: nothing that parses a photo runs on the event loop.
+            info = await pool.probe(partial(check_image, data, config.max_pixels))
+            slot.reserve_memory(estimate_job_bytes(info, len(data)))
             work = partial(
                 request.app[BACKEND_KEY].cloak_bytes, data, mode=mode, keep_metadata=keep_metadata
             )
@@ -171,8 +189,37 @@ async def cloak(request: web.Request) -> web.Response:
             "or a lower mode."
         ) from exc
     finally:
+        # Timed out, client gone (task cancelled) or finished: running work stops at its
+        # next check instead of computing for nobody; the slot is freed when it has.
+        slot.cancel()
         slot.close()
     if result.face_count and result.data == data:
         # A safety net under the engine's own checks: never pass the original off as cloaked.
         raise CloakFailedError("The engine returned the photo unchanged although it found faces.")
     return _cloak_response(result)
+
+
+async def _read_cloak_body(request: web.Request, token_id: str) -> bytes:
+    """The body, within `body_timeout_s`, with at most `max_bodies_per_token` bodies of one
+    token in flight: slow bodies cannot hold every worker slot for the whole time-out."""
+    config = request.app[CONFIG_KEY]
+    bodies = request.app[BODIES_KEY]
+    if bodies.get(token_id, 0) >= config.max_bodies_per_token:
+        raise BusyError(
+            "Too many uploads from this extension are still arriving; retry shortly.",
+            retry_after=max(1, math.ceil(config.body_timeout_s / 10)),
+        )
+    bodies[token_id] = bodies.get(token_id, 0) + 1
+    try:
+        async with asyncio.timeout(config.body_timeout_s) as body_deadline:
+            return await read_body(request, config.max_body_bytes)
+    except TimeoutError as exc:
+        if not body_deadline.expired():
+            raise
+        raise RequestTimeoutError(
+            f"The photo did not arrive within {config.body_timeout_s:g} s."
+        ) from exc
+    finally:
+        bodies[token_id] -= 1
+        if not bodies[token_id]:
+            del bodies[token_id]

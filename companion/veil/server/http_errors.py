@@ -63,3 +63,7 @@ class PayloadTooLargeError(HttpVeilError):
 
 class RequestTimeoutError(HttpVeilError):
     code = ErrorCode.TIMEOUT
+
+
+class ClientGoneError(BadRequestError):
+    """The client disconnected mid-request; logged as one line, never as a 500."""

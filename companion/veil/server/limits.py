@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from veil.errors import CorruptImageError
 from veil.imageio import ImageInfo, probe
-from veil.server.http_errors import PayloadTooLargeError
+from veil.server.http_errors import ClientGoneError, PayloadTooLargeError
 
 
 def too_large_message(limit: int) -> str:
@@ -23,10 +24,17 @@ async def read_body(request: web.Request, limit: int) -> bytes:
     if declared is not None and declared > limit:
         raise _too_large(limit)
     body = bytearray()
-    async for chunk in request.content.iter_any():
-        body += chunk
-        if len(body) > limit:
-            raise _too_large(limit)
+    try:
+        async for chunk in request.content.iter_any():
+            body += chunk
+            if len(body) > limit:
+                raise _too_large(limit)
+    except (ConnectionError, HttpProcessingError) as exc:
+        # The client went away mid-body (closed tab, cancelled upload): nobody is left to
+        # answer, and it is not the companion's fault, so no 500 and no traceback.
+        raise ClientGoneError("The client closed the connection before the body arrived.") from exc
+    if declared is not None and len(body) < declared:
+        raise ClientGoneError("The client closed the connection before the body arrived.")
     return bytes(body)
 
 

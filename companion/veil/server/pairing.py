@@ -5,7 +5,9 @@ holding a salted SHA-256 digest of the code and its expiry, never the code itsel
 server reads that file on every attempt, so a server started before `veil pair` accepts it.
 Wrong attempts are counted in the server: after `max_failures` in a row pairing is locked
 for `lock_s` seconds and the pending code is discarded, so a code shown once can be guessed
-at most `max_failures` times.
+at most `max_failures` times. A fresh code from `veil pair` (which only the user who owns the
+config dir can run) ends the lock at once: any local process can send wrong codes, so a
+lock that outlived the user's next code would let it keep pairing locked forever.
 """
 
 from __future__ import annotations
@@ -86,16 +88,19 @@ class PairingGate:
         self._clock = clock
         self._failures = 0
         self._locked_until = 0.0
+        self._locked_salt: str | None = None  # the code that was pending when the lock began
 
     def redeem(self, code: str) -> None:
         """Use up the pending code if `code` matches it; raise a typed error otherwise."""
         now = self._clock()
-        if now < self._locked_until:
-            raise self._locked(now)
-        if self._locked_until:  # a lock just ended: start counting afresh
-            self._locked_until = 0.0
-            self._failures = 0
         pending = read_pending(self._config_dir)
+        fresh_code = pending is not None and pending.salt != self._locked_salt
+        if now < self._locked_until and not fresh_code:
+            raise self._locked(now)
+        if self._locked_until:  # a lock ended, or the user made a new code: count afresh
+            self._locked_until = 0.0
+            self._locked_salt = None
+            self._failures = 0
         candidate = normalize_code(code)
         valid = (
             pending is not None
@@ -111,6 +116,7 @@ class PairingGate:
         self._failures += 1
         if self._failures >= self._max_failures:
             self._locked_until = now + self._lock_s
+            self._locked_salt = pending.salt if pending is not None else None
             discard_pending(self._config_dir)
             raise self._locked(now)
         raise PairingCodeInvalidError(

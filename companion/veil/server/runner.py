@@ -14,6 +14,7 @@ from aiohttp import web
 from veil.server.accesslog import PrivateAccessLogger
 from veil.server.app import create_app
 from veil.server.backend import CloakBackend
+from veil.server.connections import GUARD_KEY
 from veil.server.settings import ServerConfig
 from veil.server.tokens import TokenStore
 
@@ -57,8 +58,13 @@ async def serve(
         access_log_class=PrivateAccessLogger,
         access_log=logging.getLogger("veil.access"),
         handle_signals=False,
+        # Also the time a new connection has to send its request head (aiohttp starts
+        # this timer when the connection opens): idle and slow-head sockets are closed.
+        keepalive_timeout=config.idle_timeout_s,
     )
     await runner.setup()
+    assert runner.server is not None
+    app[GUARD_KEY].install(runner.server)
     try:
         site = web.TCPSite(runner, config.host, config.port)
         try:

@@ -18,6 +18,29 @@ DEFAULT_TIMEOUT_S = 180.0
 DEFAULT_QUEUE = 8
 PAIRING_MAX_FAILURES = 5
 PAIRING_LOCK_S = 300.0
+# Connections (docs/api.md, "Limits, queue and time-outs"). A connection that has not sent
+# a whole request head within IDLE_TIMEOUT_S of opening (or of its last response) is
+# closed; past MAX_CONNECTIONS the oldest idle connection is closed to make room.
+IDLE_TIMEOUT_S = 10.0
+MAX_CONNECTIONS = 256
+# A cloak body must arrive within BODY_TIMEOUT_S of the request head (50 MB over loopback
+# takes well under a second); one token may have MAX_BODIES_PER_TOKEN bodies in flight.
+BODY_TIMEOUT_S = 30.0
+MAX_BODIES_PER_TOKEN = 4
+MEMORY_BUDGET_CAP = 4 * 1024**3
+
+
+def default_memory_budget(max_pixels: int = MAX_PIXELS) -> int:
+    """A quarter of the machine's memory, at most 4 GB, but never less than one photo of
+    `max_pixels` needs (else the pixel limit would be a lie)."""
+    from veil.server.pool import BYTES_PER_PIXEL, JOB_OVERHEAD_BYTES
+
+    try:
+        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        total = 8 * 1024**3
+    largest = max_pixels * BYTES_PER_PIXEL + JOB_OVERHEAD_BYTES + MAX_BODY_BYTES
+    return max(largest, min(MEMORY_BUDGET_CAP, total // 4))
 
 
 def default_workers() -> int:
@@ -42,4 +65,9 @@ class ServerConfig:
     max_pixels: int = MAX_PIXELS
     pairing_max_failures: int = PAIRING_MAX_FAILURES
     pairing_lock_s: float = PAIRING_LOCK_S
+    memory_budget_bytes: int = field(default_factory=default_memory_budget)
+    body_timeout_s: float = BODY_TIMEOUT_S
+    max_bodies_per_token: int = MAX_BODIES_PER_TOKEN
+    idle_timeout_s: float = IDLE_TIMEOUT_S
+    max_connections: int = MAX_CONNECTIONS
     config_dir: Path = field(default_factory=config_dir)

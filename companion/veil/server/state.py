@@ -15,3 +15,5 @@ BACKEND_KEY = web.AppKey("backend", CloakBackend)
 POOL_KEY = web.AppKey("pool", CloakPool)
 GATE_KEY = web.AppKey("pairing_gate", PairingGate)
 TOKENS_KEY = web.AppKey("token_store", TokenStore)
+# token_id -> cloak bodies being read right now for that token (event loop only).
+BODIES_KEY = web.AppKey("bodies_in_flight", dict[str, int])

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from veil.errors import TokenStoreUnreadableError
+from veil.fileio import write_atomically
 
 try:
     import fcntl
@@ -109,15 +110,7 @@ def _decode(text: str | None, where: str) -> list[TokenRecord]:
 
 def write_private_file(path: Path, text: str) -> None:
     """Write atomically with mode 0600, so no reader ever sees a partial or world-readable file."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_atomically(path, text.encode("utf-8"), mode=0o600)
 
 
 class FileTokenStore:

@@ -3,9 +3,11 @@
 'use strict';
 
 (() => {
-  const CLOAKABLE_TYPES = new Set(['image/jpeg', 'image/jpg', 'image/pjpeg', 'image/png', 'image/webp', 'image/heic', 'image/heif']);
+  // AVIF: the companion cloaks it where its Pillow has AVIF support, and refuses it (the
+  // failure prompt, never the original) where not.
+  const CLOAKABLE_TYPES = new Set(['image/jpeg', 'image/jpg', 'image/pjpeg', 'image/png', 'image/webp', 'image/heic', 'image/heif', 'image/avif']);
   // Some pickers hand over files with an empty type: fall back to the extension.
-  const CLOAKABLE_NAME = /\.(jpe?g|jfif|png|webp|heic|heif)$/i;
+  const CLOAKABLE_NAME = /\.(jpe?g|jfif|mpo|png|webp|heic|heif|avif)$/i;
 
   /** @param {File} file */
   function isCloakable(file) {
