@@ -33,7 +33,7 @@ export default [
   {
     // Runs in the page's own world: a classic script with no extension API.
     files: ['src/page/**/*.js'],
-    languageOptions: { sourceType: 'script', globals: { ...globals.browser } },
+    languageOptions: { sourceType: 'script', globals: { ...globals.browser, veilPage: 'readonly' } },
   },
   {
     files: ['eslint.config.js', 'lint-ext.mjs'],

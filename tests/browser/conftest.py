@@ -4,12 +4,23 @@ whole run, one browser per test module (starting them is the slow part)."""
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness import VEIL, Companion
+from chromium_driver import ExtensionBrowser, screenshot
+from harness import (
+    EXTENSION_DIR,
+    VEIL,
+    Companion,
+    chromium_args,
+    port_is_listening,
+)
+from playwright.sync_api import Page
 from upload_site import UploadSite
+
+from veil.server.settings import DEFAULT_PORT
 
 
 @pytest.fixture(scope="module")
@@ -53,3 +64,66 @@ def chromium_binary() -> str:
 @pytest.fixture(scope="module")
 def firefox_binary() -> str:
     return need("firefox-esr")
+
+
+@pytest.fixture(scope="module")
+def browser(
+    chromium_binary: str, tmp_path_factory: pytest.TempPathFactory, companion: Companion
+) -> Iterator[ExtensionBrowser]:
+    from playwright.sync_api import sync_playwright
+
+    playwright = sync_playwright().start()
+    context = playwright.chromium.launch_persistent_context(
+        str(tmp_path_factory.mktemp("chromium-profile")),
+        executable_path=chromium_binary,
+        headless=True,
+        args=chromium_args(EXTENSION_DIR),
+        viewport={"width": 900, "height": 800},
+    )
+    try:
+        worker = (
+            context.service_workers[0]
+            if context.service_workers
+            else context.wait_for_event("serviceworker", timeout=30_000)
+        )
+        extension = ExtensionBrowser(context, worker.url.split("/")[2])
+        # First run opens the pairing page by itself (a tab opened while the browser starts,
+        # before Playwright attaches, so it is checked through chrome.tabs).
+        pairing_url = extension.page_url("src/pairing/pairing.html")
+        deadline = time.monotonic() + 15
+        while extension.tab_count(pairing_url) == 0:
+            assert time.monotonic() < deadline, "the pairing page did not open on install"
+            time.sleep(0.2)
+        first_run = context.new_page()
+        first_run.goto(pairing_url)
+        first_run.wait_for_selector("body[data-ready=true]")
+        # The default port has no companion: the page must say so, with the command to run.
+        # A companion the person runs themselves may hold the default port on a developer's
+        # machine; the test companion has its own port, so only this check depends on it.
+        if port_is_listening(DEFAULT_PORT):
+            first_run.wait_for_selector("#status[data-state]")
+        else:
+            first_run.wait_for_selector("#status[data-state=not_running]")
+            assert "veil serve" in first_run.inner_text("#status")
+        screenshot(first_run, "pairing-first-run.png")
+        extension.set_port(companion.port)
+        first_run.click("#check")
+        first_run.wait_for_selector("#status[data-state=not_paired]")
+        assert "veil pair" in first_run.inner_text("#status")
+        extension.pair(companion, first_run)
+        first_run.wait_for_selector("#status[data-state=ready]")
+        screenshot(first_run, "pairing-paired.png")
+        first_run.close()
+        yield extension
+    finally:
+        context.close()
+        playwright.stop()
+
+
+@pytest.fixture
+def form(browser: ExtensionBrowser, site: UploadSite) -> Iterator[Page]:
+    site.clear()
+    page = browser.context.new_page()
+    page.goto(f"{site.url}/form")
+    yield page
+    page.close()

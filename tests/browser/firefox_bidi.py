@@ -47,6 +47,7 @@ class Firefox:
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._reader: asyncio.Task[None] | None = None
+        self.events: list[dict[str, Any]] = []
 
     async def start(self) -> Firefox:
         self.profile.mkdir(parents=True, exist_ok=True)
@@ -89,6 +90,9 @@ class Firefox:
         assert self._ws is not None
         async for message in self._ws:
             data = message.json()
+            if "method" in data and "id" not in data:
+                self.events.append(data)
+                continue
             future = self._pending.pop(data.get("id", -1), None)
             if future is not None and not future.done():
                 future.set_result(data)
@@ -139,6 +143,20 @@ class Firefox:
                 raise AssertionError(f"timed out waiting for {expression}")
             await asyncio.sleep(0.2)
 
+    async def subscribe(self, *events: str) -> None:
+        await self.send("session.subscribe", {"events": list(events)})
+
+    async def wait_for_event(self, method: str, timeout: float = 30) -> dict[str, Any]:
+        """The first event of this kind not taken yet (subscribe() first)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for index, event in enumerate(self.events):
+                if event["method"] == method:
+                    return dict(self.events.pop(index)["params"])
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no {method} event within {timeout:.0f} s")
+            await asyncio.sleep(0.05)
+
     async def navigate(self, context: str, url: str) -> None:
         await self.send(
             "browsingContext.navigate", {"context": context, "url": url, "wait": "complete"}
@@ -158,12 +176,30 @@ class Firefox:
             },
         )
 
-    async def click(self, context: str, element_expression: str) -> None:
-        """A trusted mouse click in the middle of an element (input.performActions)."""
+    async def set_files_on(self, context: str, shared_id: str, files: list[Path]) -> None:
+        """input.setFiles on an element known by its shared id (from input.fileDialogOpened)."""
+        await self.send(
+            "input.setFiles",
+            {
+                "context": context,
+                "element": {"sharedId": shared_id},
+                "files": [str(f) for f in files],
+            },
+        )
+
+    async def key(self, context: str, key: str, *held: str) -> None:
+        """A trusted key press (input.performActions), with modifier keys held."""
+        keys = [{"type": "keyDown", "value": k} for k in (*held, key)]
+        keys += [{"type": "keyUp", "value": k} for k in (key, *reversed(held))]
+        actions = [{"type": "key", "id": "keyboard", "actions": keys}]
+        await self.send("input.performActions", {"context": context, "actions": actions})
+
+    async def click(self, context: str, element_expression: str, dx: int = 0) -> None:
+        """A trusted mouse click in the middle of an element, or dx pixels right of it."""
         element = await self.evaluate(context, element_expression)
         origin = {"type": "element", "element": {"sharedId": element["sharedId"]}}
         pointer = [
-            {"type": "pointerMove", "x": 0, "y": 0, "origin": origin},
+            {"type": "pointerMove", "x": dx, "y": 0, "origin": origin},
             {"type": "pointerDown", "button": 0},
             {"type": "pointerUp", "button": 0},
         ]

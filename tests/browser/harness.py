@@ -25,7 +25,8 @@ from PIL import Image
 from corpus import faces_root
 
 ROOT = Path(__file__).resolve().parents[2]
-EXTENSION_DIR = ROOT / "extension"
+# VEIL_EXTENSION_DIR: run the browser tests against another build (e.g. an older commit's).
+EXTENSION_DIR = Path(os.environ.get("VEIL_EXTENSION_DIR", ROOT / "extension"))
 ARTIFACTS = ROOT / "tests" / "artifacts"
 VEIL = ROOT / ".venv" / "bin" / "veil"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -194,3 +195,12 @@ def assert_cloaked(original: bytes, received: bytes) -> None:
     outside = float(diff[~mask].mean()) if (~mask).any() else 0.0
     assert inside > 0.5, f"the face region is unchanged (mean |diff| {inside:.3f})"
     assert inside > 2 * outside, f"change not concentrated on faces: {inside:.3f} vs {outside:.3f}"
+
+
+def record_pick_to_upload(browser: str, path: str, seconds: float) -> None:
+    """Appends one measured time from the pick to the site receiving the upload
+    (tests/artifacts/pick-to-upload.jsonl; the report's table of paths x browsers)."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    line = json.dumps({"browser": browser, "path": path, "seconds": round(seconds, 2)})
+    with (ARTIFACTS / "pick-to-upload.jsonl").open("a", encoding="utf-8") as log:
+        log.write(line + "\n")

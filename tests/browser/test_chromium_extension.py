@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import io
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,85 +20,18 @@ from chromium_driver import (
     trusted_drop,
 )
 from harness import (
-    EXTENSION_DIR,
     Companion,
     assert_cloaked,
-    chromium_args,
     free_port,
-    port_is_listening,
+    record_pick_to_upload,
 )
 from PIL import Image
 from playwright.sync_api import Page
 from upload_site import UploadSite
 
-from veil.server.settings import DEFAULT_PORT
-
 pytestmark = [pytest.mark.browser, pytest.mark.faces]
 
 UPLOAD_TIMEOUT = 120.0
-
-
-@pytest.fixture(scope="module")
-def browser(
-    chromium_binary: str, tmp_path_factory: pytest.TempPathFactory, companion: Companion
-) -> Iterator[ExtensionBrowser]:
-    from playwright.sync_api import sync_playwright
-
-    playwright = sync_playwright().start()
-    context = playwright.chromium.launch_persistent_context(
-        str(tmp_path_factory.mktemp("chromium-profile")),
-        executable_path=chromium_binary,
-        headless=True,
-        args=chromium_args(EXTENSION_DIR),
-        viewport={"width": 900, "height": 800},
-    )
-    try:
-        worker = (
-            context.service_workers[0]
-            if context.service_workers
-            else context.wait_for_event("serviceworker", timeout=30_000)
-        )
-        extension = ExtensionBrowser(context, worker.url.split("/")[2])
-        # First run opens the pairing page by itself (a tab opened while the browser starts,
-        # before Playwright attaches, so it is checked through chrome.tabs).
-        pairing_url = extension.page_url("src/pairing/pairing.html")
-        deadline = time.monotonic() + 15
-        while extension.tab_count(pairing_url) == 0:
-            assert time.monotonic() < deadline, "the pairing page did not open on install"
-            time.sleep(0.2)
-        first_run = context.new_page()
-        first_run.goto(pairing_url)
-        first_run.wait_for_selector("body[data-ready=true]")
-        # The default port has no companion: the page must say so, with the command to run.
-        # A companion the person runs themselves may hold the default port on a developer's
-        # machine; the test companion has its own port, so only this check depends on it.
-        if port_is_listening(DEFAULT_PORT):
-            first_run.wait_for_selector("#status[data-state]")
-        else:
-            first_run.wait_for_selector("#status[data-state=not_running]")
-            assert "veil serve" in first_run.inner_text("#status")
-        screenshot(first_run, "pairing-first-run.png")
-        extension.set_port(companion.port)
-        first_run.click("#check")
-        first_run.wait_for_selector("#status[data-state=not_paired]")
-        assert "veil pair" in first_run.inner_text("#status")
-        extension.pair(companion, first_run)
-        first_run.wait_for_selector("#status[data-state=ready]")
-        screenshot(first_run, "pairing-paired.png")
-        first_run.close()
-        yield extension
-    finally:
-        context.close()
-        playwright.stop()
-
-
-@pytest.fixture
-def form(browser: ExtensionBrowser, site: UploadSite) -> Iterator[Page]:
-    site.clear()
-    page = browser.context.new_page()
-    page.goto(f"{site.url}/form")
-    yield page
-    page.close()
 
 
 def photo(photos: Path, identity: str, name: str) -> Path:
@@ -119,8 +51,10 @@ def test_file_input_gets_the_cloaked_photo_and_the_popup_shows_it(
     browser.worker().evaluate(set_debug, True)
     try:
         form.wait_for_timeout(200)  # the content script hears of the change
+        started = time.monotonic()
         form.set_input_files("#single", str(original))
         [received] = site.wait_for("single", UPLOAD_TIMEOUT)
+        record_pick_to_upload("chromium", "file input in the document", time.monotonic() - started)
     finally:
         browser.worker().evaluate(set_debug, False)
     marks = form.evaluate("performance.getEntriesByType('mark').map((m) => m.name)")
@@ -158,8 +92,10 @@ def test_multiple_keeps_order_and_passes_other_files_untouched(
 
 def test_trusted_drop_delivers_cloaked_files(form: Page, site: UploadSite, photos: Path) -> None:
     original = photo(photos, "George_Clooney", "img38.jpg")
+    started = time.monotonic()
     trusted_drop(form, "#dropzone", [original])
     [received] = site.wait_for("drop", UPLOAD_TIMEOUT)
+    record_pick_to_upload("chromium", "drop (files)", time.monotonic() - started)
     assert received.name == original.name
     assert_cloaked(original.read_bytes(), received.data)
 
@@ -191,24 +127,30 @@ def test_paste_of_an_image_delivers_the_cloak(
             await navigator.clipboard.write([new ClipboardItem({ 'image/png': blob })]);
         }"""
     )
+    started = time.monotonic()
     form.keyboard.press("Control+V")
     [received] = site.wait_for("paste", UPLOAD_TIMEOUT)
+    record_pick_to_upload("chromium", "paste", time.monotonic() - started)
     assert received.type == "image/png"
     assert_cloaked(png.read_bytes(), received.data)
 
 
 def test_input_in_a_srcdoc_iframe(form: Page, site: UploadSite, photos: Path) -> None:
     original = photo(photos, "Angelina_Jolie", "img5.jpg")
+    started = time.monotonic()
     form.frame_locator("#frame").locator("#inner").set_input_files(str(original))
     [received] = site.wait_for("iframe", UPLOAD_TIMEOUT)
+    record_pick_to_upload("chromium", "srcdoc iframe input", time.monotonic() - started)
     assert received.name == original.name
     assert_cloaked(original.read_bytes(), received.data)
 
 
 def test_input_in_an_open_shadow_root(form: Page, site: UploadSite, photos: Path) -> None:
     original = photo(photos, "George_Clooney", "img38.jpg")
+    started = time.monotonic()
     form.locator("#shadowhost #shadowed").set_input_files(str(original))
     [received] = site.wait_for("shadow", UPLOAD_TIMEOUT)
+    record_pick_to_upload("chromium", "open shadow root input", time.monotonic() - started)
     assert received.name == original.name
     assert_cloaked(original.read_bytes(), received.data)
     assert len(seen_by_page(form, "shadow")) == 1, "the page saw the original's change event"
@@ -247,18 +189,32 @@ def test_site_switched_off_gets_the_original(
     popup.wait_for_selector("body[data-ready=true]")
     assert popup.is_checked("#site-enabled")
     popup.uncheck("#site-enabled")
-    settings = browser.worker().evaluate(
-        "async () => (await chrome.storage.local.get('settings')).settings"
-    )
-    assert settings["sites"] == {"127.0.0.1": False}
     try:
+        assert sites_setting(browser) == {"127.0.0.1": False}
         original = photo(photos, "Angelina_Jolie", "img5.jpg")
         form.set_input_files("#single", str(original))
         [received] = site.wait_for("single", 30)
         assert received.data == original.read_bytes()
     finally:
         popup.check("#site-enabled")
+        # The next tests need the site on again: wait until the background stored it.
+        assert sites_setting(browser, {"127.0.0.1": True}) == {"127.0.0.1": True}
         popup.close()
+
+
+def sites_setting(
+    browser: ExtensionBrowser, expected: dict[str, bool] | None = None
+) -> dict[str, bool]:
+    """The stored per-site switches once they changed from {} (or equal `expected`): the popup
+    saves through a message to the background, which may take a moment on a loaded machine."""
+    read = "async () => (await chrome.storage.local.get('settings')).settings?.sites ?? {}"
+    deadline = time.monotonic() + 15
+    while True:
+        sites: dict[str, bool] = browser.worker().evaluate(read)
+        done = sites == expected if expected is not None else sites != {}
+        if done or time.monotonic() > deadline:
+            return sites
+        time.sleep(0.1)
 
 
 def test_service_worker_killed_then_next_upload_works(
@@ -298,7 +254,7 @@ def test_large_photo_of_25_mb(form: Page, site: UploadSite, photos: Path, tmp_pa
 
 
 def test_companion_down_asks_and_never_uploads_silently(
-    form: Page, site: UploadSite, companion: Companion, photos: Path
+    form: Page, browser: ExtensionBrowser, site: UploadSite, companion: Companion, photos: Path
 ) -> None:
     original = photo(photos, "Angelina_Jolie", "img5.jpg")
     companion.stop()
@@ -315,7 +271,13 @@ def test_companion_down_asks_and_never_uploads_silently(
         time.sleep(2)
         assert site.batches("single") == [], "something was uploaded before the person answered"
         assert prompt_is_open(form)
-        answer_prompt(form, "original")
+        # "Upload original…" only opens Veil's own window: the choice is made there.
+        with browser.context.expect_page() as opened:
+            answer_prompt(form, "original")
+        window = opened.value
+        window.wait_for_selector("body[data-ready=true]")
+        assert site.batches("single") == [], "released before the person confirmed"
+        window.click("#send")
         [received] = site.wait_for("single", 30)
         assert received.data == original.read_bytes()
         site.clear()
@@ -447,8 +409,11 @@ def test_show_open_file_picker_hands_out_the_cloak(
         finally:
             browser.worker().evaluate(set_port, companion.port)
 
+        started = time.monotonic()
         page.click("#open")
         received = site.wait_for("picker", UPLOAD_TIMEOUT)
+        path = "showOpenFilePicker (2 photos + 1 text)"
+        record_pick_to_upload("chromium", path, time.monotonic() - started)
         assert [item.name for item in received] == names
         assert received[1].data == notes.read_bytes()
         assert_cloaked(first.read_bytes(), received[0].data)

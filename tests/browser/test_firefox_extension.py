@@ -1,25 +1,39 @@
-"""The same unpacked extension in Firefox ESR (WebDriver BiDi): pairing through
-its own pages, then a photo picked in a file input reaches the site cloaked
-(through the transfer frame), and its preview is stored for the popup."""
+"""The same unpacked extension in Firefox ESR (WebDriver BiDi): pairing through its own pages,
+then every upload path that Firefox has and BiDi can drive (file inputs in the document, never
+in it, in a detached form read with FormData, in open and closed shadow roots, in a srcdoc
+iframe; the Port fallback; the companion down) reaches the site cloaked, or not at all until
+the person answers. Firefox has no showOpenFilePicker() or getAsFileSystemHandle(), and BiDi
+cannot drop files or paste images, so those paths are tested in Chromium only."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import time
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import pytest_asyncio
 from firefox_bidi import Firefox, submit_pairing_code
-from harness import EXTENSION_DIR, Companion, assert_cloaked
+from harness import EXTENSION_DIR, Companion, assert_cloaked, free_port, record_pick_to_upload
 from upload_site import UploadSite
 
-pytestmark = [pytest.mark.browser, pytest.mark.faces]
+pytestmark = [pytest.mark.browser, pytest.mark.faces, pytest.mark.asyncio(loop_scope="module")]
+
+UPLOAD_TIMEOUT = float(os.environ.get("VEIL_TEST_UPLOAD_TIMEOUT", "180"))
 
 
-async def test_firefox_file_input_gets_the_cloaked_photo(
-    firefox_binary: str, tmp_path: Path, companion: Companion, site: UploadSite, photos: Path
-) -> None:
-    firefox = await Firefox(firefox_binary, tmp_path / "profile").start()
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def firefox(
+    firefox_binary: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    companion: Companion,
+) -> AsyncIterator[tuple[Firefox, str]]:
+    """Firefox with Veil installed and paired; also the id of a tab on Veil's own pages."""
+    firefox = await Firefox(firefox_binary, tmp_path_factory.mktemp("firefox") / "profile").start()
     try:
         installed = await firefox.send(
             "webExtension.install", {"extensionData": {"type": "path", "path": str(EXTENSION_DIR)}}
@@ -38,7 +52,7 @@ async def test_firefox_file_input_gets_the_cloaked_photo(
         await firefox.value(
             tab,
             f"""document.getElementById('port').value = '{companion.port}';
-                document.querySelector('#port-form button[type=submit]').click();""",
+                    document.querySelector('#port-form button[type=submit]').click();""",
         )
         await firefox.wait_until(tab, "!document.getElementById('port-saved').hidden")
         await firefox.value(tab, "location.assign('/src/pairing/pairing.html')")
@@ -47,37 +61,236 @@ async def test_firefox_file_input_gets_the_cloaked_photo(
         code = await asyncio.to_thread(companion.pairing_code)
         result = await submit_pairing_code(firefox, tab, code)
         assert "Paired" in result, result
-
-        # Debug timing marks on (content/timing.js): they tell which path the photo took.
-        await firefox.value(tab, "chrome.storage.local.set({debug: {timings: true}}).then(() => 1)")
-        form = await firefox.new_tab()
-        await firefox.navigate(form, f"{site.url}/form")
-        original = photos / "photos" / "Angelina_Jolie" / "img6.jpg"
-        await firefox.set_files(form, "document.getElementById('single')", [original])
-        [received] = await asyncio.to_thread(site.wait_for, "single", 180)
-        marks = json.loads(
-            await firefox.value(
-                form,
-                "JSON.stringify(performance.getEntriesByType('mark').map((m) => m.name))",
-            )
-        )
-        assert "veil:frame:received" in marks, f"the photo did not go through the frame: {marks}"
-        assert not any("port-fallback" in mark for mark in marks), marks
-        assert received.name == original.name
-        assert received.type == "image/jpeg"
-        assert_cloaked(original.read_bytes(), received.data)
-        seen = await firefox.value(form, "JSON.stringify(window.seen)")
-        assert len(json.loads(seen)) == 1, f"the page saw more than the cloak: {seen}"
-        # The transfer frame has no storage.session in Firefox: the background stores its
-        # preview for the popup (read here from the extension's own page).
-        previews = await firefox.wait_until(
-            tab,
-            """chrome.storage.session.get(null).then((all) => JSON.stringify(
-                Object.values(all).filter(Array.isArray).flat()))
-              .then((text) => text === '[]' ? '' : text)""",
-        )
-        [preview] = json.loads(previews)
-        assert preview["name"] == original.name and preview["faces"] >= 1
-        assert preview["before"].startswith("data:image/png;base64,")
+        await firefox.subscribe("input.fileDialogOpened")
+        yield firefox, tab
     finally:
         await firefox.stop()
+
+
+async def form_tab(firefox: Firefox, site: UploadSite, page: str = "form") -> str:
+    site.clear()
+    tab = await firefox.new_tab()
+    await firefox.navigate(tab, f"{site.url}/{page}")
+    return tab
+
+
+async def seen(firefox: Firefox, tab: str, slot: str) -> list[dict[str, Any]]:
+    entries = json.loads(await firefox.value(tab, "JSON.stringify(window.seen)"))
+    return [entry for entry in entries if entry["slot"] == slot]
+
+
+async def received_cloak(
+    firefox: Firefox,
+    tab: str,
+    site: UploadSite,
+    slot: str,
+    original: Path,
+    path: str,
+    started: float,
+) -> None:
+    [received] = await asyncio.to_thread(site.wait_for, slot, UPLOAD_TIMEOUT)
+    record_pick_to_upload("firefox", path, time.monotonic() - started)
+    assert received.name == original.name
+    assert_cloaked(original.read_bytes(), received.data)
+    size = original.stat().st_size
+    for entry in await seen(firefox, tab, slot):
+        assert size not in [item["size"] for item in entry["files"]], (
+            f"page saw the original: {entry}"
+        )
+    await firefox.send("browsingContext.close", {"context": tab})
+
+
+def photo(photos: Path, identity: str, name: str) -> Path:
+    return photos / "photos" / identity / name
+
+
+async def pick_through_dialog(
+    firefox: Firefox, tab: str, click: str, original: Path, dx: int = 0
+) -> float:
+    """Clicks something that opens a file dialog, then answers the dialog; returns when it did."""
+    firefox.events.clear()
+    await firefox.click(tab, click, dx)
+    opened = await firefox.wait_for_event("input.fileDialogOpened")
+    started = time.monotonic()
+    await firefox.set_files_on(tab, opened["element"]["sharedId"], [original])
+    return started
+
+
+async def test_firefox_file_input_gets_the_cloaked_photo(
+    firefox: tuple[Firefox, str], site: UploadSite, photos: Path
+) -> None:
+    browser, tab = firefox
+    # Debug timing marks on (content/timing.js): they tell which path the photo took.
+    await browser.value(tab, "chrome.storage.local.set({debug: {timings: true}}).then(() => 1)")
+    form = await form_tab(browser, site)
+    original = photo(photos, "Angelina_Jolie", "img6.jpg")
+    started = time.monotonic()
+    await browser.set_files(form, "document.getElementById('single')", [original])
+    [received] = await asyncio.to_thread(site.wait_for, "single", UPLOAD_TIMEOUT)
+    record_pick_to_upload("firefox", "file input in the document", time.monotonic() - started)
+    marks = json.loads(
+        await browser.value(
+            form, "JSON.stringify(performance.getEntriesByType('mark').map((m) => m.name))"
+        )
+    )
+    await browser.value(tab, "chrome.storage.local.set({debug: {}}).then(() => 1)")
+    assert "veil:frame:received" in marks, f"the photo did not go through the frame: {marks}"
+    assert not any("port-fallback" in mark for mark in marks), marks
+    assert received.name == original.name
+    assert received.type == "image/jpeg"
+    assert_cloaked(original.read_bytes(), received.data)
+    assert len(await seen(browser, form, "single")) == 1, "the page saw more than the cloak"
+    # The transfer frame has no storage.session in Firefox: the background stores its
+    # preview for the popup (read here from the extension's own page).
+    previews = await browser.wait_until(
+        tab,
+        """chrome.storage.session.get(null).then((all) => JSON.stringify(
+            Object.values(all).filter(Array.isArray).flat()))
+          .then((text) => text === '[]' ? '' : text)""",
+    )
+    [preview] = json.loads(previews)
+    assert preview["name"] == original.name and preview["faces"] >= 1
+    assert preview["before"].startswith("data:image/png;base64,")
+
+
+async def test_firefox_input_never_in_the_document(
+    firefox: tuple[Firefox, str], site: UploadSite, photos: Path
+) -> None:
+    browser, _ = firefox
+    tab = await form_tab(browser, site, "paths")
+    original = photo(photos, "George_Clooney", "img38.jpg")
+    started = await pick_through_dialog(
+        browser, tab, "document.getElementById('detached')", original
+    )
+    await received_cloak(browser, tab, site, "detached", original, "detached input", started)
+
+
+async def test_firefox_detached_form_read_with_formdata(
+    firefox: tuple[Firefox, str], site: UploadSite, photos: Path
+) -> None:
+    browser, _ = firefox
+    tab = await form_tab(browser, site, "paths")
+    original = photo(photos, "Angelina_Jolie", "img5.jpg")
+    button = "document.getElementById('detached-form')"
+    started = await pick_through_dialog(browser, tab, button, original)
+    path = "detached form + FormData"
+    await received_cloak(browser, tab, site, "detached-form", original, path, started)
+
+
+async def test_firefox_input_in_a_closed_shadow_root(
+    firefox: tuple[Firefox, str], site: UploadSite, photos: Path
+) -> None:
+    browser, _ = firefox
+    tab = await form_tab(browser, site, "paths")
+    original = photo(photos, "Angelina_Jolie", "img6.jpg")
+    # The input is the host's first 320 px: click 40 px in from the host's left edge.
+    width = await browser.value(tab, "document.getElementById('closedhost').offsetWidth")
+    host = "document.getElementById('closedhost')"
+    started = await pick_through_dialog(browser, tab, host, original, dx=40 - int(width) // 2)
+    path = "closed shadow root input"
+    await received_cloak(browser, tab, site, "closed", original, path, started)
+
+
+async def test_firefox_input_in_an_open_shadow_root_and_in_an_iframe(
+    firefox: tuple[Firefox, str], site: UploadSite, photos: Path
+) -> None:
+    browser, _ = firefox
+    tab = await form_tab(browser, site)
+    original = photo(photos, "George_Clooney", "img38.jpg")
+    shadowed = "document.getElementById('shadowhost').shadowRoot.getElementById('shadowed')"
+    started = time.monotonic()
+    await browser.set_files(tab, shadowed, [original])
+    [received] = await asyncio.to_thread(site.wait_for, "shadow", UPLOAD_TIMEOUT)
+    record_pick_to_upload("firefox", "open shadow root input", time.monotonic() - started)
+    assert_cloaked(original.read_bytes(), received.data)
+    assert len(await seen(browser, tab, "shadow")) == 1
+    children = next(c for c in await browser.contexts() if c["context"] == tab)["children"]
+    # Veil's own transfer frame is a child context too.
+    [frame] = [child for child in children if child["url"] == "about:srcdoc"]
+    started = time.monotonic()
+    await browser.set_files(frame["context"], "document.getElementById('inner')", [original])
+    await received_cloak(browser, tab, site, "iframe", original, "srcdoc iframe input", started)
+
+
+async def test_firefox_port_fallback(
+    firefox: tuple[Firefox, str], site: UploadSite, photos: Path
+) -> None:
+    browser, ext = firefox
+    debug = "chrome.storage.local.set({debug: {transport: 'port', timings: true}}).then(() => 1)"
+    await browser.value(ext, debug)
+    try:
+        tab = await form_tab(browser, site)
+        original = photo(photos, "Angelina_Jolie", "img5.jpg")
+        started = time.monotonic()
+        await browser.set_files(tab, "document.getElementById('single')", [original])
+        [received] = await asyncio.to_thread(site.wait_for, "single", UPLOAD_TIMEOUT)
+        record_pick_to_upload("firefox", "file input, Port fallback", time.monotonic() - started)
+        marks = json.loads(
+            await browser.value(
+                tab, "JSON.stringify(performance.getEntriesByType('mark').map((m) => m.name))"
+            )
+        )
+    finally:
+        await browser.value(ext, "chrome.storage.local.set({debug: {}}).then(() => 1)")
+    assert any("port-fallback" in mark for mark in marks), marks
+    assert "veil:frame:received" not in marks
+    assert_cloaked(original.read_bytes(), received.data)
+
+
+async def test_firefox_companion_down_gives_the_page_nothing(
+    firefox: tuple[Firefox, str], site: UploadSite, companion: Companion, photos: Path
+) -> None:
+    browser, ext = firefox
+    set_port = """(port) => chrome.storage.local.get('settings').then(({settings}) =>
+        chrome.storage.local.set({settings: {...settings, port}})).then(() => 1)"""
+    await browser.value(ext, f"({set_port})({free_port()})")
+    try:
+        tab = await form_tab(browser, site)
+        original = photo(photos, "Angelina_Jolie", "img6.jpg")
+        await browser.set_files(tab, "document.getElementById('single')", [original])
+        # Veil's prompt (closed shadow root) takes the focus: the page sees only its host.
+        await browser.wait_until(
+            tab, "document.activeElement && document.activeElement !== document.body"
+        )
+        assert site.batches("single") == [], "uploaded before the person answered"
+        assert await seen(browser, tab, "single") == []
+        assert await browser.value(tab, "document.getElementById('single').files.length") == 0
+        await browser.key(tab, "\ue00c")  # Escape: Cancel
+        await browser.wait_until(tab, "document.activeElement === document.body")
+        assert site.batches("single") == []
+        assert await seen(browser, tab, "single") == []
+        # Again, and this time "Upload original…" (Shift+Tab from Retry, then Enter): only
+        # Veil's own window releases the original.
+        await browser.set_files(tab, "document.getElementById('single')", [original])
+        await browser.wait_until(
+            tab, "document.activeElement && document.activeElement !== document.body"
+        )
+        await browser.key(tab, "\ue004", "\ue008")  # Shift+Tab
+        await browser.key(tab, "\ue007")  # Enter
+        window = await browser.wait_for_context(r"^moz-extension://[^/]+/src/confirm/confirm\.html")
+        confirm = window["context"]
+        await browser.wait_until(confirm, "document.body.dataset.ready === 'true'")
+        assert "127.0.0.1" in await browser.value(
+            confirm, "document.getElementById('site').textContent"
+        )
+        assert site.batches("single") == [], "released before the person confirmed"
+        await browser.value(confirm, "document.getElementById('send').click(), 1")
+        [received] = await asyncio.to_thread(site.wait_for, "single", 30)
+        assert received.data == original.read_bytes()
+    finally:
+        await browser.value(ext, f"({set_port})({companion.port})")
+
+
+async def test_firefox_a_later_pick_wins(
+    firefox: tuple[Firefox, str], site: UploadSite, photos: Path
+) -> None:
+    browser, _ = firefox
+    tab = await form_tab(browser, site)
+    first = photo(photos, "Angelina_Jolie", "img5.jpg")
+    second = photo(photos, "George_Clooney", "img38.jpg")
+    await browser.set_files(tab, "document.getElementById('single')", [first])
+    await browser.set_files(tab, "document.getElementById('single')", [second])
+    [received] = await asyncio.to_thread(site.wait_for, "single", UPLOAD_TIMEOUT)
+    assert received.name == second.name
+    assert_cloaked(second.read_bytes(), received.data)
+    assert len(site.batches("single")) == 1, "the earlier pick reached the page too"

@@ -4,7 +4,10 @@ which records exactly the bytes it received.
 
 Upload paths on the form page: a plain file input, a `multiple` input, a drop
 zone, a paste zone, an input in a srcdoc iframe and an input in an open shadow
-root. A second page (/picker) picks with `showOpenFilePicker()` instead.
+root. A second page (/picker) picks with `showOpenFilePicker()` instead; a third (/paths)
+has an input never inserted into the document, one in a detached form read with FormData, one
+in a closed shadow root, and drop zones that read webkitGetAsEntry() and
+getAsFileSystemHandle().
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from aiohttp import web
 PAGES = Path(__file__).parent / "pages"
 FORM_PAGE = (PAGES / "form.html").read_text(encoding="utf-8")
 PICKER_PAGE = (PAGES / "picker.html").read_text(encoding="utf-8")
+PATHS_PAGE = (PAGES / "paths.html").read_text(encoding="utf-8")
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,9 @@ class UploadSite:
     async def _picker(self, _request: web.Request) -> web.Response:
         return web.Response(text=PICKER_PAGE, content_type="text/html")
 
+    async def _paths(self, _request: web.Request) -> web.Response:
+        return web.Response(text=PATHS_PAGE, content_type="text/html")
+
     async def _upload(self, request: web.Request) -> web.Response:
         slot = request.query.get("slot", "")
         post = await request.post()
@@ -85,6 +92,7 @@ class UploadSite:
         app = web.Application(client_max_size=200 * 1024 * 1024)
         app.router.add_get("/form", self._form)
         app.router.add_get("/picker", self._picker)
+        app.router.add_get("/paths", self._paths)
         app.router.add_post("/upload", self._upload)
         app.router.add_get("/photo/{name}", self._photo)
         self._thread.start()

@@ -3,7 +3,7 @@
 // browser may stop this worker between any two events.
 
 import '../shared/wire.js';
-import { dispatch } from './handlers.js';
+import { dispatch, senderKind } from './handlers.js';
 import { serveCloakPort } from './cloak-port.js';
 import { forgetTab } from './previews.js';
 
@@ -13,8 +13,12 @@ chrome.runtime.onMessage.addListener((message, sender, sendResponse) => {
 });
 
 chrome.runtime.onConnect.addListener((port) => {
-  if (port.name === veilWire.PORT_NAME) serveCloakPort(port);
+  // The Port path is for content scripts in tabs (and Veil's own pages).
+  if (port.name === veilWire.PORT_NAME && port.sender && senderKind(port.sender) !== 'other') serveCloakPort(port);
 });
+
+// The default, said explicitly: the token and tickets there are for Veil's own pages only.
+void chrome.storage.session.setAccessLevel?.({ accessLevel: 'TRUSTED_CONTEXTS' }).catch(() => {});
 
 chrome.runtime.onInstalled.addListener(({ reason }) => {
   if (reason === 'install') void chrome.tabs.create({ url: chrome.runtime.getURL('src/pairing/pairing.html') });

@@ -6,7 +6,7 @@
 import { CLIENT_ERRORS, VeilFailure, fixFor } from '../shared/client-errors.js';
 import { loadSettings, saveToken } from '../shared/settings.js';
 import { cloak } from './companion.js';
-import { recordPreview } from './previews.js';
+import { PreviewSkipped, recordPreview } from './previews.js';
 
 /**
  * @param {chrome.runtime.Port} port
@@ -112,6 +112,6 @@ async function finish(port, header, original, startedAt, isClosed) {
     });
   } catch (error) {
     // A preview is a nicety: the upload itself already succeeded.
-    console.warn('Veil: could not build the preview', error);
+    if (!(error instanceof PreviewSkipped)) console.warn('Veil: could not build the preview', error);
   }
 }

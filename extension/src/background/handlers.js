@@ -1,7 +1,12 @@
-// The one table of runtime messages the background answers (content
-// scripts, popup, options and pairing pages all go through it). Each handler
+// The one table of runtime messages the background answers. Each handler
 // gets the typed payload and the sender, and returns a JSON-able value;
 // failures travel as {error: {code, message, fix}}.
+//
+// Who may ask what is checked on the sender the browser reports, not on
+// anything in the message: content scripts (which run in web pages, so a
+// page that compromised its renderer could speak for them) may only ask what
+// CONTENT_SCRIPT_MESSAGES lists; everything else is for Veil's own extension
+// pages (popup, options, pairing, the confirmation window, the transfer frame).
 
 import { CLIENT_ERRORS, VeilFailure, fixFor, veilCommand } from '../shared/client-errors.js';
 import {
@@ -15,6 +20,7 @@ import {
 import { health, pair, tokenIsValid, unpair } from './companion.js';
 import { listPreviews, storePreview } from './previews.js';
 import { issueTicket, redeemTicket } from '../shared/tickets.js';
+import { answerOriginal, confirmOriginal, originalRequest } from './original-requests.js';
 
 /** @typedef {import('../shared/settings.js').Settings} Settings */
 
@@ -41,9 +47,42 @@ import { issueTicket, redeemTicket } from '../shared/tickets.js';
  * @property {{payload: {patch: Partial<Pick<Settings, 'port' | 'mode' | 'policy'>>}, answer: Settings}} setSettings
  * @property {{payload: {code: string}, answer: CompanionStatus}} pair
  * @property {{payload: {}, answer: CompanionStatus}} unpair
+ * @property {{payload: {names: string[], reason: string}, answer: {confirmed: boolean}}} confirmOriginal
+ * @property {{payload: {id: string}, answer: {names: string[], site: string, reason: string}}} originalRequest
+ * @property {{payload: {id: string, confirmed: boolean}, answer: {settled: boolean}}} answerOriginal
+ * @property {{payload: {}, answer: {token: string}}} frameToken
+ * @property {{payload: {}, answer: {}}} forgetToken
  */
 
 /** @typedef {keyof Messages} MessageType */
+
+/**
+ * What content scripts may ask: their own site's switch, a transfer ticket for
+ * their own tab, and to open the confirmation window (whose answer only the
+ * person gives, in that window).
+ * @type {ReadonlySet<MessageType>}
+ */
+export const CONTENT_SCRIPT_MESSAGES = new Set(['siteState', 'transferTicket', 'confirmOriginal']);
+
+/**
+ * Who sent a message: one of Veil's own extension pages, one of its content
+ * scripts, or something else (refused).
+ * @param {chrome.runtime.MessageSender} sender
+ * @returns {'extension-page' | 'content-script' | 'other'}
+ */
+export function senderKind(sender) {
+  if (sender.id !== chrome.runtime.id) return 'other';
+  let protocol = '';
+  try {
+    protocol = new URL(sender.url ?? '').protocol;
+  } catch {
+    // no URL: not one of ours
+  }
+  // Only Veil's own pages have an extension URL with Veil's id as sender.id
+  // (other extensions' messages arrive on onMessageExternal, not here).
+  if (protocol === 'chrome-extension:' || protocol === 'moz-extension:') return 'extension-page';
+  return sender.tab ? 'content-script' : 'other';
+}
 
 /**
  * @template {MessageType} K
@@ -83,6 +122,20 @@ export const handlers = {
   async transferTicket(_payload, sender) {
     // Only content scripts get here (pages cannot message the extension).
     return { ticket: await issueTicket(sender.tab?.id ?? -1) };
+  },
+
+  confirmOriginal: (payload, sender) => confirmOriginal(payload, sender),
+
+  originalRequest: async ({ id }) => originalRequest(String(id)),
+
+  answerOriginal: async ({ id, confirmed }) => answerOriginal(String(id), confirmed === true),
+
+  // The transfer frame in Firefox has no storage.session (secret-store.js).
+  frameToken: async () => ({ token: await loadToken() }),
+
+  async forgetToken() {
+    await saveToken('');
+    return {};
   },
 
   // For the transfer frame where it has no storage.session (Firefox). Runtime
@@ -154,6 +207,10 @@ export async function dispatch(message, sender) {
   const { type, payload } = /** @type {{type?: unknown, payload?: unknown}} */ (message ?? {});
   if (typeof type !== 'string' || !Object.hasOwn(handlers, type)) {
     return { error: { code: CLIENT_ERRORS.BAD_RESPONSE, message: `Unknown message ${String(type)}`, fix: '' } };
+  }
+  const kind = senderKind(sender);
+  if (kind === 'other' || (kind === 'content-script' && !CONTENT_SCRIPT_MESSAGES.has(/** @type {MessageType} */ (type)))) {
+    return { error: { code: CLIENT_ERRORS.FORBIDDEN_SENDER, message: `Veil does not answer ${type} from there.`, fix: '' } };
   }
   const handler = /** @type {Handler<MessageType>} */ (handlers[/** @type {MessageType} */ (type)]);
   try {

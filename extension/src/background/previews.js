@@ -141,6 +141,24 @@ function padBox(box, width, height) {
 }
 
 /**
+ * A photo the browser cannot show (HEIC in Chromium and Firefox): the preview
+ * is skipped, quietly; the upload itself is not affected.
+ */
+export class PreviewSkipped extends Error {}
+
+/**
+ * @param {Blob} photo
+ * @returns {Promise<ImageBitmap>}
+ */
+async function decode(photo) {
+  try {
+    return await createImageBitmap(photo);
+  } catch (error) {
+    throw new PreviewSkipped(`this browser cannot decode ${photo.type || 'this format'}: ${String(error)}`);
+  }
+}
+
+/**
  * Builds and stores the preview of one cloaked photo.
  * @param {number} tabId
  * @param {PreviewSource} item
@@ -161,8 +179,8 @@ export async function recordPreview(tabId, item) {
  * @returns {Promise<Preview>}
  */
 export async function buildPreview(item) {
-  const before = await createImageBitmap(item.original);
-  const after = await createImageBitmap(item.cloaked);
+  const before = await decode(item.original);
+  const after = await decode(item.cloaked);
   try {
     const full = /** @type {[number, number, number, number]} */ ([0, 0, before.width, before.height]);
     const largestBox = [...item.boxes].sort((p, q) => q[2] * q[3] - p[2] * p[3])[0];

@@ -16,10 +16,24 @@
   const FRAME_URL = chrome.runtime.getURL('src/transfer/transfer.html');
   const FRAME_ORIGIN = new URL(FRAME_URL).origin;
 
-  /** @type {Promise<Window> | null} */
-  let ready = null;
+  // The frame answers each photo at once with 'accepted': past this, it is gone or stuck.
+  const ACCEPT_TIMEOUT_MS = 1000;
+  // How often a photo in flight checks that its frame is still in the document.
+  const ALIVE_CHECK_MS = 250;
+
+  /** @type {{host: HTMLElement, iframe: HTMLIFrameElement, ready: Promise<Window>} | null} */
+  let current = null;
   // Set once the frame proved unusable in this browser: no point paying for it again.
   let unusable = false;
+  // Developer switch {debug: {transport: 'port'}} in chrome.storage.local: always use the Port path.
+  let forcePort = false;
+  chrome.storage.local.get('debug').then(
+    (stored) => (forcePort = /** @type {{transport?: string} | undefined} */ (stored.debug)?.transport === 'port'),
+    () => {},
+  );
+  chrome.storage.onChanged.addListener((changes, area) => {
+    if (area === 'local' && 'debug' in changes) forcePort = /** @type {{transport?: string} | undefined} */ (changes.debug.newValue)?.transport === 'port';
+  });
 
   /** @param {unknown} value */
   const isBlob = (value) => /^\[object (Blob|File)\]$/.test(Object.prototype.toString.call(value));
@@ -30,27 +44,34 @@
    */
   const bridgeFailure = (message) => Object.assign(new Error(message), { code: 'bridge_failed', fix: '' });
 
+  /** Whether the frame built earlier is still in the document (a page may replace body or more). */
+  const alive = () => Boolean(current && current.host.isConnected && current.iframe.isConnected && current.iframe.contentWindow);
+
   /** @returns {Promise<Window>} */
   function frame() {
-    if (ready) return ready;
-    ready = new Promise((resolve, reject) => {
-      const host = document.createElement('div');
-      host.setAttribute('style', 'all: initial !important; display: none !important');
-      const root = host.attachShadow({ mode: 'closed' });
-      const iframe = document.createElement('iframe');
+    if (current && alive()) return current.ready;
+    current?.host.remove();
+    const host = document.createElement('div');
+    host.setAttribute('style', 'all: initial !important; display: none !important');
+    const root = host.attachShadow({ mode: 'closed' });
+    const iframe = document.createElement('iframe');
+    const ready = new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(bridgeFailure('the transfer frame did not load')), LOAD_TIMEOUT_MS);
       iframe.addEventListener('load', () => {
         clearTimeout(timer);
         if (iframe.contentWindow) resolve(iframe.contentWindow);
         else reject(bridgeFailure('the transfer frame has no window'));
       });
-      iframe.src = FRAME_URL;
-      root.append(iframe);
-      (document.body ?? document.documentElement).append(host);
     });
-    // A frame that failed (or that the page removed) is rebuilt on the next photo.
+    iframe.src = FRAME_URL;
+    root.append(iframe);
+    // On the root element, not in body: single-page apps replace body wholesale.
+    document.documentElement.append(host);
+    const built = { host, iframe, ready };
+    current = built;
+    // A frame that failed is rebuilt on the next photo.
     ready.catch(() => {
-      ready = null;
+      if (current === built) current = null;
     });
     return ready;
   }
@@ -89,7 +110,7 @@
    * not wait for them; the frame redeems the ticket meanwhile.
    */
   function warm() {
-    if (unusable) return;
+    if (unusable || forcePort) return;
     const target = frame();
     target.catch(() => {});
     if (spareTicket && spareTicket.frame === target && Date.now() - spareTicket.at < SPARE_MS) return;
@@ -109,21 +130,45 @@
    */
   async function cloakBlob(file) {
     if (unusable) throw bridgeFailure('the transfer frame is not usable here');
+    if (forcePort) throw bridgeFailure('the Port path is forced by the debug setting');
     const { timing } = veilContent;
     timing.mark('bridge-start');
     const target = frame();
+    const used = current;
     const [frameWindow, ticket] = await Promise.all([target, takeTicket(target)]);
     timing.mark('frame-ready');
     const channel = new MessageChannel();
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        channel.port1.close();
-        reject(Object.assign(new Error('The companion did not answer in time.'), { code: 'client_timeout', fix: '' }));
-      }, ANSWER_TIMEOUT_MS);
-      channel.port1.onmessage = (event) => {
+      /** @param {Error} error */
+      const fail = (error) => {
+        stop();
+        reject(error);
+      };
+      const timer = setTimeout(
+        () => fail(Object.assign(new Error('The companion did not answer in time.'), { code: 'client_timeout', fix: '' })),
+        ANSWER_TIMEOUT_MS,
+      );
+      let accepted = false;
+      const acceptTimer = setTimeout(() => {
+        if (!accepted) fail(bridgeFailure('the transfer frame did not take the photo'));
+      }, ACCEPT_TIMEOUT_MS);
+      // The page may remove the frame while the companion works: fall back at once, not after minutes.
+      const aliveTimer = setInterval(() => {
+        if (current !== used || !alive()) fail(bridgeFailure('the transfer frame was removed'));
+      }, ALIVE_CHECK_MS);
+      function stop() {
         clearTimeout(timer);
+        clearTimeout(acceptTimer);
+        clearInterval(aliveTimer);
         channel.port1.close();
+      }
+      channel.port1.onmessage = (event) => {
         const data = event.data;
+        if (data?.kind === 'accepted') {
+          accepted = true;
+          return;
+        }
+        stop();
         timing.mark('answer');
         timing.markAll(data?.marks);
         // Firefox hands content scripts cross-compartment objects: check the brand, not instanceof.

@@ -19,9 +19,10 @@
 
   /**
    * @param {File[]} files
+   * @param {string} [path]  Which interception path asks (see prompt.js).
    * @returns {Promise<File[] | null>}  The files for the page, or null: give it nothing.
    */
-  async function protect(files) {
+  async function protect(files, path = '') {
     const site = await transport.siteState();
     if (!site.enabled) return files;
     const output = [...files];
@@ -62,7 +63,8 @@
         }
         return output;
       }
-      const choice = await veilContent.prompt.ask(failed[0].failure, failed.length);
+      const names = failed.map((item) => files[item.index].name);
+      const choice = await veilContent.prompt.ask(failed[0].failure, names, path);
       if (choice === 'cancel') return null;
       // 'original': the failed photos go out unprotected, by the person's explicit choice.
       if (choice === 'original') return output;

@@ -1,8 +1,23 @@
 // Asked when a photo could not be cloaked: the page has received nothing, and
 // only the person decides whether the original goes out. Escape = cancel.
+//
+// The prompt lives in a closed shadow root, but a page can still hide it or
+// lay it under its own buttons and have the person click it unawares. So the
+// one choice that releases an original is never taken here: "Upload
+// original…" opens a Veil window (an extension page the page cannot reach,
+// see src/confirm/), and only "Send the original" there releases it. A click
+// the page synthesises is not trusted and does nothing.
+//
+// One prompt at a time per document: a request that comes while one is open
+// is answered "cancel" at once, and so is a showOpenFilePicker() read (which
+// a page can repeat without the person doing anything) soon after the person
+// said Cancel; both with a short notice instead of another prompt.
 'use strict';
 
 (() => {
+  const QUIET_AFTER_CANCEL_MS = 15_000;
+  let open = false;
+  let cancelledAt = -Infinity;
   const CSS = `
     .backdrop { position: fixed; inset: 0; background: rgba(10,14,25,.45); display: flex;
       align-items: center; justify-content: center; }
@@ -17,14 +32,39 @@
       background: #f6f8fc; color: #1d2330; cursor: pointer; }
     button.primary { background: #2f5fd0; border-color: #2f5fd0; color: #fff; }
     button.risky { color: #9b2c1c; }
+    .waiting { color: #5b6477; font-size: 13px; margin-top: 8px; }
   `;
 
   /**
+   * Asks the background to open Veil's confirmation window; true when the
+   * person chose to send the original there.
+   * @param {string[]} names
    * @param {FailureInfo} failure
-   * @param {number} fileCount
+   * @returns {Promise<boolean>}
+   */
+  async function confirmOriginal(names, failure) {
+    try {
+      const answer = await chrome.runtime.sendMessage({ type: 'confirmOriginal', payload: { names, reason: failure.message } });
+      return answer?.confirmed === true;
+    } catch {
+      return false; // the background went away: nothing is released
+    }
+  }
+
+  /**
+   * @param {FailureInfo} failure
+   * @param {string[]} names  The photos that could not be protected.
+   * @param {string} [path]  Which interception path asks ('picker' reads may repeat on their own).
    * @returns {Promise<PromptChoice>}
    */
-  function ask(failure, fileCount) {
+  function ask(failure, names, path = '') {
+    const fileCount = names.length;
+    const recentlyCancelled = performance.now() - cancelledAt < QUIET_AFTER_CANCEL_MS;
+    if (open || (path === 'picker' && recentlyCancelled)) {
+      veilContent.indicator.notice('Veil could not protect the photo the page asked for again; nothing was given to the page.');
+      return Promise.resolve(/** @type {PromptChoice} */ ('cancel'));
+    }
+    open = true;
     return new Promise((resolve) => {
       const { host, root } = veilContent.uiHost.createHost('inset: 0 !important', CSS);
       const backdrop = document.createElement('div');
@@ -49,13 +89,31 @@
       /** @type {Array<[PromptChoice, string, string]>} */
       const choices = [
         ['cancel', 'Cancel', ''],
-        ['original', 'Upload original this once', 'risky'],
+        ['original', 'Upload original\u2026', 'risky'],
         ['retry', 'Retry', 'primary'],
       ];
+      const waiting = document.createElement('p');
+      waiting.className = 'waiting';
+      waiting.hidden = true;
+      waiting.textContent = 'Confirm in the Veil window that opened, or close it to keep the photo back.';
+      let confirming = false;
       /** @param {PromptChoice} choice */
       const choose = (choice) => {
         host.remove();
+        open = false;
+        if (choice === 'cancel') cancelledAt = performance.now();
         resolve(choice);
+      };
+      /** @param {PromptChoice} choice */
+      const onChoice = async (choice) => {
+        if (confirming) return;
+        if (choice !== 'original') return choose(choice);
+        confirming = true;
+        waiting.hidden = false;
+        const confirmed = await confirmOriginal(names, failure);
+        confirming = false;
+        waiting.hidden = true;
+        if (confirmed) choose('original');
       };
       for (const [choice, label, className] of choices) {
         const button = document.createElement('button');
@@ -63,12 +121,15 @@
         button.textContent = label;
         button.className = className;
         button.dataset.veilChoice = choice;
-        button.addEventListener('click', () => choose(choice));
+        button.addEventListener('click', (event) => {
+          // Only the person's own clicks count (a page cannot reach in here, but be sure).
+          if (event.isTrusted) void onChoice(choice);
+        });
         buttons.append(button);
       }
-      dialog.append(buttons);
+      dialog.append(buttons, waiting);
       dialog.addEventListener('keydown', (event) => {
-        if (event.key === 'Escape') choose('cancel');
+        if (event.key === 'Escape' && event.isTrusted && !confirming) choose('cancel');
       });
       backdrop.append(dialog);
       root.append(backdrop);

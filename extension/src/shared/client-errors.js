@@ -9,6 +9,8 @@ export const CLIENT_ERRORS = Object.freeze(/** @type {const} */ ({
   CLIENT_TIMEOUT: 'client_timeout',
   TRANSFER_FAILED: 'transfer_failed',
   BAD_RESPONSE: 'bad_response',
+  // A runtime message from a sender that may not ask it (handlers.js).
+  FORBIDDEN_SENDER: 'forbidden_sender',
 }));
 
 /** @typedef {typeof CLIENT_ERRORS[keyof typeof CLIENT_ERRORS]} ClientErrorCode */

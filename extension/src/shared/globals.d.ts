@@ -73,16 +73,35 @@ interface VeilContent {
     notice(text: string, ms?: number): void;
   };
   prompt: {
-    ask(failure: FailureInfo, fileCount: number): Promise<PromptChoice>;
+    ask(failure: FailureInfo, names: string[], path?: string): Promise<PromptChoice>;
   };
   cloakFiles: {
     /** Resolves to the files to hand the page, or null when the page must get nothing. */
-    protect(files: File[]): Promise<File[] | null>;
+    protect(files: File[], path?: string): Promise<File[] | null>;
     shouldIntercept(files: ArrayLike<File> | null | undefined): boolean;
     toDataTransfer(files: File[]): DataTransfer;
     targetOf(event: Event): EventTarget | null;
   };
 }
 
+/** What Veil's page-world scripts (src/page/) share; src/page/seal.js deletes it. */
+interface VeilPage {
+  natives: Record<string, any>;
+  uncurry<F extends Function>(fn: F): (self: any, ...args: any[]) => any;
+  getter(owner: object, name: string): (self: any) => any;
+  replace(owner: object, name: string, replacement: { value?: Function; get?: Function; set?: Function }): void;
+  protect(files: File[], path: string): Promise<File[] | null>;
+  tell(message: { kind: string; code?: string }): void;
+  isCloakable(file: File): boolean;
+  anyCloakable(files: File[]): boolean;
+  filesOf(list: FileList | null): File[];
+  toDataTransfer(files: File[]): DataTransfer;
+  fileInput?: {
+    deliver(input: HTMLInputElement, files: File[]): void;
+    isFileInput(node: unknown): boolean;
+  };
+}
+
 declare var veilWire: VeilWire;
+declare var veilPage: VeilPage;
 declare var veilContent: VeilContent;

@@ -14,7 +14,6 @@
  */
 
 export const SETTINGS_KEY = 'settings';
-export const TOKEN_KEY = 'token';
 export const DEFAULT_PORT = 8345;
 /** @type {readonly Mode[]} */
 export const MODES = ['low', 'mid', 'high'];
@@ -86,15 +85,5 @@ export function siteOf(url) {
   }
 }
 
-/** @returns {Promise<string>} */
-export async function loadToken() {
-  const stored = await chrome.storage.local.get(TOKEN_KEY);
-  const token = stored[TOKEN_KEY];
-  return typeof token === 'string' ? token : '';
-}
-
-/** @param {string} token */
-export async function saveToken(token) {
-  if (token) await chrome.storage.local.set({ [TOKEN_KEY]: token });
-  else await chrome.storage.local.remove(TOKEN_KEY);
-}
+// The token is kept apart from settings, out of content scripts' reach: see secret-store.js.
+export { loadToken, saveToken } from './secret-store.js';

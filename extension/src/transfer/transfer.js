@@ -14,9 +14,10 @@
 
 import '../shared/wire.js';
 import { CLIENT_ERRORS, VeilFailure, fixFor } from '../shared/client-errors.js';
-import { SETTINGS_KEY, TOKEN_KEY, loadSettings, loadToken, saveToken } from '../shared/settings.js';
+import { SETTINGS_KEY, loadSettings, loadToken, saveToken } from '../shared/settings.js';
+import { TOKEN_CHANGE } from '../shared/secret-store.js';
 import { cloak } from '../background/companion.js';
-import { buildPreview, storePreview } from '../background/previews.js';
+import { PreviewSkipped, buildPreview, storePreview } from '../background/previews.js';
 import { TICKET_TTL_MS, redeemTicket } from '../shared/tickets.js';
 
 const PREVIEW_DELAY_MS = 1500;
@@ -41,7 +42,8 @@ let config = readConfig();
 // A failed read is tried again by the next photo, not kept.
 const currentConfig = () => config.catch(() => (config = readConfig()));
 chrome.storage.onChanged.addListener((changes, area) => {
-  if (area === 'local' && (SETTINGS_KEY in changes || TOKEN_KEY in changes)) config = readConfig();
+  const tokenChanged = area === TOKEN_CHANGE.area && TOKEN_CHANGE.key in changes;
+  if ((area === 'local' && SETTINGS_KEY in changes) || tokenChanged) config = readConfig();
 });
 
 /**
@@ -147,7 +149,7 @@ async function handle(reply, request) {
     if (chrome.storage.session) await storePreview(tabId, preview);
     else await chrome.runtime.sendMessage({ type: 'storePreview', payload: { tabId, preview } });
   } catch (error) {
-    console.warn('Veil: could not build the preview', error);
+    if (!(error instanceof PreviewSkipped)) console.warn('Veil: could not build the preview', error);
   }
 }
 
@@ -174,6 +176,8 @@ window.addEventListener('message', (event) => {
   }
   const isBlob = /^\[object (Blob|File)\]$/.test(Object.prototype.toString.call(data?.photo));
   if (!reply || !data || data.kind !== 'cloak' || !isBlob) return;
+  // At once: the content script falls back to the Port when this does not come within a second.
+  reply.postMessage({ kind: 'accepted' });
   void handleSafely(reply, {
     ticket: data.ticket,
     name: String(data.name),

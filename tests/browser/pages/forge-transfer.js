@@ -6,7 +6,10 @@ async (url) => {
     await new Promise((resolve) => frame.addEventListener('load', resolve));
     const channel = new MessageChannel();
     const photo = await (await fetch('/form')).blob();
-    const reply = new Promise((resolve) => { channel.port1.onmessage = (e) => resolve(e.data); });
+    // The frame first says 'accepted' to any well-formed request; the verdict comes after.
+    const reply = new Promise((resolve) => {
+        channel.port1.onmessage = (e) => { if (e.data?.kind !== 'accepted') resolve(e.data); };
+    });
     frame.contentWindow.postMessage(
         { kind: 'cloak', ticket: crypto.randomUUID(), name: 'x.jpg', type: 'image/jpeg', photo },
         '*', [channel.port2]);

@@ -1,33 +1,31 @@
-// window.showOpenFilePicker() (File System Access API, Chromium only): the
-// page gets FileSystemFileHandles, and each handle's getFile() would give it
-// the original. Veil's page-world script (src/page/file-picker.js) wraps both
-// in the page's own world, where the page calls them, and asks this isolated
-// script, over a private MessageChannel, for the file to hand out instead:
-// the same cloaking, indicator and failure prompt as every other path.
+// The isolated end of the channel to Veil's page-world scripts (src/page/):
+// they catch files where the page gets them (file inputs in and out of the
+// document, drops with their entries and handles, showOpenFilePicker) and ask
+// here, over a private MessageChannel, for the files to hand out instead: the
+// same cloaking, indicator and failure prompt for every path.
 //
-// The channel is set up while both scripts run at document_start, before any
-// page script exists, so the page can neither see the port nor forge it; each
-// side listens only until it is connected (this one not past its first task).
+// The channel is set up while both sides run at document_start, normally
+// before any page script exists, so the page can neither see the port nor
+// forge it; each side listens until it is connected (see natives.js).
 'use strict';
 
 (() => {
-  // Firefox and Safari have no showOpenFilePicker: nothing to do there.
-  if (typeof (/** @type {any} */ (window).showOpenFilePicker) !== 'function') return;
   const { cloakFiles, fileKinds } = veilContent;
-  // The same names as in src/page/file-picker.js.
-  const OFFER = 'veil-file-picker-offer';
-  const ASK = 'veil-file-picker-ask';
+  // The same names as in src/page/natives.js.
+  const OFFER = 'veil-page-channel-offer';
+  const ASK = 'veil-page-channel-ask';
 
   /** @param {unknown} value */
   const isBlob = (value) => /^\[object (Blob|File)\]$/.test(Object.prototype.toString.call(value));
 
-  /** @type {Array<{files: File[], answer: (files: File[] | null) => void}>} */
+  /** @type {Array<{files: File[], path: string, answer: (files: File[] | null) => void}>} */
   const queue = [];
   let draining = false;
 
   /**
-   * One batch (the files a page read together) at a time, like the files
-   * picked together in an input: one indicator, at most one prompt each.
+   * One batch (the files of one pick, drop or picker read) at a time: one
+   * indicator, at most one prompt each, and a later pick is answered after an
+   * earlier one (the page-world side drops an answer a later pick overtook).
    */
   async function drain() {
     if (draining) return;
@@ -38,10 +36,10 @@
         /** @type {File[] | null} */
         let result = null;
         try {
-          result = batch.files.some(fileKinds.isCloakable) ? await cloakFiles.protect(batch.files) : batch.files;
+          result = batch.files.some(fileKinds.isCloakable) ? await cloakFiles.protect(batch.files, batch.path) : batch.files;
         } catch (error) {
           // protect() answers every failure with the prompt: this is a bug, and the page gets nothing.
-          console.warn('Veil: could not protect picked files', error);
+          console.warn('Veil: could not protect the files', error);
         }
         batch.answer(result);
       }
@@ -57,9 +55,13 @@
       if (data?.kind === 'warm') {
         // The picker is open: get the transfer ready meanwhile.
         if (veilContent.transport.currentSiteState()?.enabled !== false) veilContent.bridge.warm();
+      } else if (data?.kind === 'notice' && data.code === 'folder_unreadable') {
+        // Fixed texts only: whoever holds the other end must not write in Veil's name.
+        veilContent.indicator.notice('Veil could not read a dropped folder: nothing was given to the page.');
       } else if (data?.kind === 'files' && Array.isArray(data.files) && data.files.length > 0 && data.files.every(isBlob)) {
         queue.push({
           files: data.files,
+          path: String(data.path ?? ''),
           // The cloaks, the originals where nothing is to be done, or null: give the page nothing.
           answer: (files) => port.postMessage({ kind: 'files', id: data.id, files }),
         });
@@ -81,6 +83,7 @@
   window.addEventListener(OFFER, onOffer, true);
   // In case the page-world script ran first: it offers again when asked.
   window.dispatchEvent(new Event(ASK));
-  // Never listen once page scripts may run (they could forge an offer).
-  setTimeout(() => window.removeEventListener(OFFER, onOffer, true), 0);
+  // Listening until connected: Firefox may run this script after the page's
+  // own. A page that offers first only keeps Veil's page-world side
+  // unconnected, which then hands the page nothing (it fails closed).
 })();
