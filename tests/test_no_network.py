@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from engine_support import face_photo
+from server.companion import companion_env
 
 WATCH_S = 16.0
 START_TIMEOUT_S = 120.0
@@ -91,16 +92,7 @@ def test_outside_traffic_detects_a_dns_lookup() -> None:
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
-    config, tmpdir = tmp_path / "config", tmp_path / "tmpdir"
-    config.mkdir(mode=0o700)
-    tmpdir.mkdir()
-    env = {
-        **os.environ,
-        "VEIL_CONFIG_DIR": str(config),
-        "VEIL_TOKEN_STORE": "file",
-        "TMPDIR": str(tmpdir),
-        "PYTHONUNBUFFERED": "1",
-    }
+    env = companion_env(tmp_path)
     env.pop("ORT_DISABLE_TELEMETRY", None)  # Veil must set it itself
     return env
 

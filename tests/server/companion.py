@@ -11,6 +11,7 @@ import io
 import json
 import os
 import re
+import resource
 import subprocess
 import sys
 import time
@@ -133,17 +134,31 @@ class Companion:
         return self.log_path.read_text(errors="replace")
 
 
-def start_companion(tmp: Path, *extra: str) -> Companion:
+def companion_env(tmp: Path) -> dict[str, str]:
+    """The environment of a test's own `veil` process: its own config folder (file token
+    store) and its own TMPDIR under `tmp`, so tests can check what it writes there."""
     config_dir, tmp_dir = tmp / "config", tmp / "tmpdir"
     config_dir.mkdir(mode=0o700)
     tmp_dir.mkdir()
-    env = {
+    return {
         **os.environ,
         "VEIL_CONFIG_DIR": str(config_dir),
         "VEIL_TOKEN_STORE": "file",
         "TMPDIR": str(tmp_dir),
         "PYTHONUNBUFFERED": "1",
     }
+
+
+def start_companion(tmp: Path, *extra: str, nofile: int | None = None) -> Companion:
+    """`veil serve --port 0 extra...`; `nofile` lowers its open-files limit (1024 is the
+    default of many desktops, where the test machine allows far more)."""
+    env = companion_env(tmp)
+    config_dir, tmp_dir = Path(env["VEIL_CONFIG_DIR"]), Path(env["TMPDIR"])
+
+    def limit_open_files() -> None:
+        if nofile is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+
     log_path = tmp / "server.log"
     log_file = log_path.open("wb")
     process = subprocess.Popen(
@@ -151,6 +166,7 @@ def start_companion(tmp: Path, *extra: str) -> Companion:
         env=env,
         stdout=log_file,
         stderr=subprocess.STDOUT,
+        preexec_fn=limit_open_files,
     )
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:

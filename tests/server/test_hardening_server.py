@@ -5,11 +5,8 @@ connections are bounded, disconnects are not 500s and no token reaches the log."
 from __future__ import annotations
 
 import os
-import re
 import resource
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -20,53 +17,15 @@ import pytest
 import hostile_inputs as hostile
 from corpus import require_faces
 
-from .companion import Companion, small_jpeg, stop_companion
+from .companion import Companion, small_jpeg, start_companion, stop_companion
 
 HEALTH_LIMIT_S = 1.0
-
-
-def start(tmp: Path, *extra: str, nofile: int | None = None) -> Companion:
-    """`veil serve --port 0 extra...`, optionally with a lower open-files limit (the
-    default of many desktops, 1024, where the test machine allows far more)."""
-    config_dir, tmp_dir = tmp / "config", tmp / "tmpdir"
-    config_dir.mkdir(mode=0o700)
-    tmp_dir.mkdir()
-    env = {
-        **os.environ,
-        "VEIL_CONFIG_DIR": str(config_dir),
-        "VEIL_TOKEN_STORE": "file",
-        "TMPDIR": str(tmp_dir),
-        "PYTHONUNBUFFERED": "1",
-    }
-
-    def limit() -> None:
-        if nofile is not None:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
-
-    log_path = tmp / "server.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "veil.cli", "serve", "--port", "0", *extra],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            preexec_fn=limit,
-        )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and process.poll() is None:
-        found = re.search(r"listening on http://127\.0\.0\.1:(\d+)", log_path.read_text())
-        if found:
-            return Companion(int(found.group(1)), process, config_dir, tmp_dir, log_path, env)
-        time.sleep(0.2)
-    process.kill()
-    process.wait()
-    raise RuntimeError(f"veil serve did not start:\n{log_path.read_text()}")
 
 
 @pytest.fixture(scope="module")
 def companion(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Companion]:
     require_faces()
-    server = start(
+    server = start_companion(
         tmp_path_factory.mktemp("hardening"),
         "--workers", "2", "--queue", "2", "--body-timeout", "3",
         nofile=1024,
@@ -241,7 +200,7 @@ def test_a_timed_out_photo_stops_computing(
     request gets 504 and the server's CPU use falls back to idle within seconds (the old
     code kept cloaking for minutes after answering 504), and its slot is free again."""
     faces = require_faces()
-    server = start(tmp_path_factory.mktemp("timeout"), "--workers", "1", "--queue", "0",
+    server = start_companion(tmp_path_factory.mktemp("timeout"), "--workers", "1", "--queue", "0",
                    "--timeout", "2")  # fmt: skip
     try:
         own_token = server.pair()
@@ -276,7 +235,7 @@ def test_photo_over_the_memory_budget_is_refused(
 ) -> None:
     """A 38-byte WebP announcing 100 MP: with a 1 GB budget it is refused before decoding
     (413); the old code decoded it (1.5 GB peak) whatever else was running."""
-    server = start(tmp_path_factory.mktemp("memory"), "--memory-budget-mb", "1024")
+    server = start_companion(tmp_path_factory.mktemp("memory"), "--memory-budget-mb", "1024")
     try:
         own_token = server.pair()
         data = hostile.webp_solid()
@@ -293,7 +252,7 @@ def test_a_new_code_ends_a_pairing_lock(tmp_path_factory: pytest.TempPathFactory
     could otherwise keep pairing locked forever (the old lock refused even fresh codes)."""
     import json
 
-    server = start(tmp_path_factory.mktemp("pairing"), "--pairing-lock-seconds", "600")
+    server = start_companion(tmp_path_factory.mktemp("pairing"), "--pairing-lock-seconds", "600")
     try:
         headers = {"Content-Type": "application/json"}
 
