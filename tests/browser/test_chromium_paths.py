@@ -7,13 +7,21 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from chromium_driver import ExtensionBrowser, answer_prompt, prompt_is_open, trusted_drop
+from chromium_driver import (
+    ExtensionBrowser,
+    all_text,
+    answer_prompt,
+    prompt_is_open,
+    trusted_drop,
+)
 from harness import Companion, assert_cloaked, free_port, record_pick_to_upload
 from playwright.sync_api import Page
 from upload_site import Received, UploadSite
@@ -392,3 +400,88 @@ def test_unpaired_asks_and_uploads_nothing(
     finally:
         browser.pair(companion).close()
         options.close()
+
+
+class StallingCompanion:
+    """Stands in for a companion that takes the photo and never answers: it accepts each
+    connection, reads the request and keeps the socket open until stopped."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self.listener.getsockname()[1]
+        self.requests: list[bytes] = []
+        self.arrived = threading.Event()
+        self.held: list[socket.socket] = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return
+            self.held.append(connection)
+            threading.Thread(target=self._read, args=(connection,), daemon=True).start()
+
+    def _read(self, connection: socket.socket) -> None:
+        head = b""
+        try:
+            while b"\r\n\r\n" not in head:
+                chunk = connection.recv(65536)
+                if not chunk:
+                    return
+                head += chunk
+        except OSError:
+            return
+        self.requests.append(head.split(b"\r\n", 1)[0])
+        self.arrived.set()
+        try:  # drain the body; never answer
+            while connection.recv(65536):
+                pass
+        except OSError:
+            return
+
+    def stop(self) -> None:
+        self.listener.close()
+        for connection in self.held:
+            connection.close()
+
+
+def test_time_out_asks_and_uploads_nothing(
+    form: Page, browser: ExtensionBrowser, site: UploadSite, companion: Companion, photos: Path
+) -> None:
+    """The companion takes the photo and does not answer in time: the page gets nothing,
+    Veil asks, and after Cancel nothing was ever uploaded. The debug switch
+    {debug: {cloakTimeoutMs}} shortens the 200 s time-out to 3 s."""
+    set_debug = "async (debug) => chrome.storage.local.set({debug})"
+    stalling = StallingCompanion()
+    browser.worker().evaluate(set_debug, {"cloakTimeoutMs": 3000})
+    set_companion_port(browser, stalling.port)
+    try:
+        original = photo(photos, "George_Clooney", "img38.jpg")
+        started = time.monotonic()
+        form.set_input_files("#single", str(original))
+        assert stalling.arrived.wait(15), "the photo never reached the (stalling) companion"
+        assert stalling.requests[0].startswith(b"POST /v1/cloak"), stalling.requests
+        deadline = time.monotonic() + 25
+        while not prompt_is_open(form):
+            assert time.monotonic() < deadline, "no prompt after the time-out"
+            assert site.batches("single") == [], "uploaded while the companion had not answered"
+            time.sleep(0.1)
+        waited = time.monotonic() - started
+        assert waited >= 3, f"prompt after {waited:.1f} s, before the 3 s time-out"
+        assert "did not answer" in all_text(form)
+        assert site.batches("single") == [], "uploaded before the person answered"
+        assert form.evaluate("document.getElementById('single').files.length") == 0
+        assert seen(form, "single") == []
+        answer_prompt(form, "cancel")
+        form.wait_for_function("1")  # one round trip after the click
+        assert not prompt_is_open(form)
+        assert form.evaluate("document.getElementById('single').files.length") == 0
+        assert site.batches("single") == []
+        assert seen(form, "single") == []
+    finally:
+        browser.worker().evaluate(set_debug, {})
+        set_companion_port(browser, companion.port)
+        stalling.stop()

@@ -28,6 +28,23 @@ import { loadSettings, loadToken } from '../shared/settings.js';
 const HEALTH_TIMEOUT_MS = 3000;
 // Cloaking a large photo on a slow CPU takes a while; past this the person is asked what to do.
 const CLOAK_TIMEOUT_MS = 200_000; // the companion's own default time-out is 180 s
+// Developer switch {debug: {cloakTimeoutMs: N}} in chrome.storage.local: a shorter cloak
+// time-out, so the time-out prompt can be tested in seconds (tests/browser/test_chromium_paths.py).
+// It can only shorten the time-out, never below this floor; a time-out always ends in
+// Veil's prompt, never in the original being uploaded (docs/threat-model.md).
+const DEBUG_CLOAK_TIMEOUT_FLOOR_MS = 1000;
+
+/** @returns {Promise<number>} The cloak time-out: the default, or the shorter debug one. */
+async function cloakTimeoutMs() {
+  try {
+    const { debug } = await chrome.storage.local.get('debug');
+    const asked = Number(/** @type {{cloakTimeoutMs?: unknown} | undefined} */ (debug)?.cloakTimeoutMs);
+    if (asked >= DEBUG_CLOAK_TIMEOUT_FLOOR_MS && asked < CLOAK_TIMEOUT_MS) return asked;
+  } catch {
+    // No storage here: the default.
+  }
+  return CLOAK_TIMEOUT_MS;
+}
 
 /**
  * @param {number} [port]  The companion port when the caller already knows it.
@@ -180,7 +197,7 @@ export async function cloak(photo, type, mode, options = {}) {
     throw new VeilFailure(CLIENT_ERRORS.NOT_PAIRED, 'Veil is not paired with the companion yet.');
   }
   const query = new URLSearchParams({ mode, keep_metadata: 'false' });
-  const deadline = Date.now() + CLOAK_TIMEOUT_MS;
+  const deadline = Date.now() + (await cloakTimeoutMs());
   const base = await baseUrl(options.port);
   let response;
   for (;;) {
