@@ -485,3 +485,44 @@ def test_time_out_asks_and_uploads_nothing(
         browser.worker().evaluate(set_debug, {})
         set_companion_port(browser, companion.port)
         stalling.stop()
+
+
+def stored_preview_names(browser: ExtensionBrowser) -> list[str]:
+    names: list[str] = browser.worker().evaluate(
+        """async () => Object.entries(await chrome.storage.session.get(null))
+            .filter(([key]) => key.startsWith('previews:'))
+            .flatMap(([, list]) => list.map((preview) => preview.name))"""
+    )
+    return names
+
+
+def test_heic_preview_is_skipped_quietly(
+    form: Page, browser: ExtensionBrowser, site: UploadSite, photos: Path, tmp_path: Path
+) -> None:
+    """Chromium cannot decode HEIC: the photo is still cloaked and uploaded, its preview is
+    skipped without a console error, and a JPEG picked after it still gets its preview."""
+    pillow_heif = pytest.importorskip("pillow_heif")
+    from PIL import Image
+
+    source = photo(photos, "Angelina_Jolie", "img5.jpg")
+    heic = tmp_path / "face.heic"
+    pillow_heif.from_pillow(Image.open(source).convert("RGB")).save(str(heic), quality=90)
+    jpeg = photo(photos, "George_Clooney", "img38.jpg")
+    console: list[str] = []
+    form.on("console", lambda message: console.append(message.text))
+    form.set_input_files("#single", str(heic))
+    [received] = site.wait_for("single", UPLOAD_TIMEOUT)
+    assert received.name == heic.name
+    assert received.data != heic.read_bytes(), "the HEIC was uploaded uncloaked"
+    assert pillow_heif.is_supported(received.data)
+    site.clear()
+    # The JPEG's preview is stored well after the HEIC's was tried (each waits its turn
+    # behind its own upload), so once it is there the HEIC's attempt is over.
+    form.set_input_files("#single", str(jpeg))
+    site.wait_for("single", UPLOAD_TIMEOUT)
+    deadline = time.monotonic() + 60
+    while jpeg.name not in stored_preview_names(browser):
+        assert time.monotonic() < deadline, "the JPEG's preview was never stored"
+        time.sleep(0.2)
+    assert heic.name not in stored_preview_names(browser)
+    assert not [text for text in console if "could not build the preview" in text], console
