@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from veil.errors import UnsupportedFormatError
 from veil.imaging import bounds, heif, probe
 
 pytestmark = pytest.mark.skipif(not probe.HEIF_AVAILABLE, reason="pillow-heif not installed")
@@ -122,3 +123,11 @@ def test_heic_with_too_many_extents_is_refused() -> None:
     data = _amplified(_heic(), bounds.MAX_HEIF_EXTENTS_PER_ITEM + 1)
     with pytest.raises(bounds.ImageTooComplexError, match="extents"):
         probe.open_image(data)
+
+
+def test_other_iso_bmff_files_are_not_walked() -> None:
+    """An MP4 (major brand isom) with many boxes is still 'unsupported', not 'too large':
+    only what pillow-heif would hand to libheif is walked."""
+    mp4 = b"\x00\x00\x00\x18ftypisom" + b"\x00" * 12 + b"\x00\x00\x00\x08free" * 2000
+    with pytest.raises(UnsupportedFormatError):
+        probe.open_image(mp4)

@@ -106,8 +106,13 @@ def check_container(data: bytes) -> None:
         png.check_structure(data)
     elif data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         webp.chunks(data)
-    elif data[4:8] == b"ftyp":
-        heif.check_structure(data)
+    elif data[4:8] == b"ftyp" and (looks_supported(data) or _heif_accepts(data)):
+        heif.check_structure(data)  # what libheif would parse; other ISO-BMFF (MP4) is not
+
+
+def _heif_accepts(data: bytes) -> bool:
+    """Whether pillow-heif would hand these bytes to libheif (its check: the major brand)."""
+    return HEIF_AVAILABLE and bool(pillow_heif.is_supported(io.BytesIO(data[:12])))
 
 
 def open_image(
