@@ -131,3 +131,13 @@ def test_other_iso_bmff_files_are_not_walked() -> None:
     mp4 = b"\x00\x00\x00\x18ftypisom" + b"\x00" * 12 + b"\x00\x00\x00\x08free" * 2000
     with pytest.raises(UnsupportedFormatError):
         probe.open_image(mp4)
+
+
+def test_tiled_heic_like_a_phone_passes_the_walk() -> None:
+    """A grid of tiles (as Apple writes them) with Exif and XMP: 6 tile items, all fine."""
+    rng = np.random.default_rng(7)
+    image = Image.fromarray(rng.integers(0, 256, (512, 768, 3), dtype=np.uint8))
+    out = io.BytesIO()
+    image.save(out, "HEIF", quality=50, tile_size=256, exif=Image.Exif().tobytes(), xmp=b"<x/>")
+    _, info = probe.open_image(out.getvalue())
+    assert (info.width, info.height) == (768, 512)
