@@ -43,6 +43,16 @@ MAX_PNG_ANCILLARY_CHUNKS = 1024
 MAX_WEBP_CHUNKS = 1024
 """RIFF chunks in one WebP (a still image has at most a handful)."""
 
+MAX_HEIF_BOXES = 1024
+"""Boxes at the top level of a HEIC/AVIF, and inside its `meta` box (a photo has ~10)."""
+
+MAX_HEIF_ITEMS = 1000
+"""Items in a HEIC `iloc` box: libheif's own default limit (a 512-px-tiled 48 MP photo
+has ~200 tiles plus thumbnails and metadata)."""
+
+MAX_HEIF_EXTENTS_PER_ITEM = 32
+"""Extents of one HEIC item: libheif's own default limit."""
+
 
 class ImageTooComplexError(ImageTooLargeError):
     """The file is within the byte limit but asks for more parsing work or memory than

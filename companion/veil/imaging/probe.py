@@ -96,9 +96,9 @@ def looks_supported(data: bytes) -> bool:
 def check_container(data: bytes) -> None:
     """Walk the container within the work bounds of `veil.imaging.bounds` before Pillow
     parses it: marker and chunk structure, segment/chunk counts, inflated metadata sizes.
-    HEIC is left to libheif, which has its own limits; its metadata sizes are checked
-    after opening."""
-    from veil.imaging import jpeg, png, webp  # they import metadata, which imports Pillow
+    HEIC/AVIF: boxes, items and the bytes their items declare (`veil.imaging.heif`);
+    libheif applies its own limits too, and the metadata sizes are checked after opening."""
+    from veil.imaging import heif, jpeg, png, webp  # they import metadata: Pillow
 
     if data.startswith(b"\xff\xd8"):
         jpeg.split(data, header_only=True)  # decode walks the scans (and counts them)
@@ -106,6 +106,13 @@ def check_container(data: bytes) -> None:
         png.check_structure(data)
     elif data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         webp.chunks(data)
+    elif data[4:8] == b"ftyp" and (looks_supported(data) or _heif_accepts(data)):
+        heif.check_structure(data)  # what libheif would parse; other ISO-BMFF (MP4) is not
+
+
+def _heif_accepts(data: bytes) -> bool:
+    """Whether pillow-heif would hand these bytes to libheif (its check: the major brand)."""
+    return HEIF_AVAILABLE and bool(pillow_heif.is_supported(io.BytesIO(data[:12])))
 
 
 def open_image(
