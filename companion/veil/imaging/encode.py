@@ -78,14 +78,7 @@ def encode(
             buffer.getvalue(), decoded.data, keep_metadata=keep_metadata, report=report
         )
     policy = Policy(keep_metadata=keep_metadata, cloaked=cloaked)
-    exif, xmp = _filtered_exif_xmp(decoded.exif, decoded.xmp, policy, report)
-    extra: dict[str, object] = {}
-    if decoded.icc_profile:
-        extra["icc_profile"] = decoded.icc_profile
-    if exif:
-        extra["exif"] = exif
-    if xmp:
-        extra["xmp"] = xmp
+    extra = _metadata_save_options(decoded, policy, report)
     buffer = io.BytesIO()
     if fmt == "WEBP":
         if webp.is_lossless(decoded.data):
@@ -204,7 +197,7 @@ def _encode_heif16(
     import pillow_heif
 
     policy = Policy(keep_metadata=keep_metadata, cloaked=cloaked)
-    exif, xmp = _filtered_exif_xmp(decoded.exif, decoded.xmp, policy, report)
+    metadata = _metadata_save_options(decoded, policy, report)
     heif_extras(decoded.data, report)
     if decoded.alpha is not None:
         data, mode = np.dstack([pixels, decoded.alpha]), "RGBA;16"
@@ -212,25 +205,29 @@ def _encode_heif16(
         data, mode = pixels, "RGB;16"
     height, width = pixels.shape[:2]
     heif = pillow_heif.from_bytes(mode=mode, size=(width, height), data=data.tobytes())
-    options: dict[str, object] = {"quality": LOSSY_QUALITY}
+    buffer = io.BytesIO()
+    heif.save(buffer, quality=LOSSY_QUALITY, **metadata)
+    return buffer.getvalue()
+
+
+def _metadata_save_options(
+    decoded: DecodedImage, policy: Policy, report: MetadataReport
+) -> dict[str, object]:
+    """The colour profile and the policy's EXIF and XMP, as Pillow's and pillow-heif's
+    `save` keywords (absent ones left out)."""
+    # Pixels are always stored upright after a decode, so orientation is always reset.
+    exif = (
+        filter_exif(decoded.exif, policy, report, reset_orientation=True) if decoded.exif else None
+    )
+    xmp = filter_xmp(decoded.xmp, policy, report) if decoded.xmp else None
+    options: dict[str, object] = {}
     if decoded.icc_profile:
         options["icc_profile"] = decoded.icc_profile
     if exif:
         options["exif"] = exif
     if xmp:
         options["xmp"] = xmp
-    buffer = io.BytesIO()
-    heif.save(buffer, **options)
-    return buffer.getvalue()
-
-
-def _filtered_exif_xmp(
-    exif: bytes | None, xmp: bytes | None, policy: Policy, report: MetadataReport
-) -> tuple[bytes | None, bytes | None]:
-    # Pixels are always stored upright after a decode, so orientation is always reset.
-    out_exif = filter_exif(exif, policy, report, reset_orientation=True) if exif else None
-    out_xmp = filter_xmp(xmp, policy, report) if xmp else None
-    return out_exif, out_xmp
+    return options
 
 
 def heif_extras(data: bytes, report: MetadataReport) -> None:
