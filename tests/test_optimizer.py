@@ -252,3 +252,37 @@ def test_texture_mask_range_is_a_budget_parameter(crops: np.ndarray) -> None:
     assert default.min() >= 0.5 - 1e-6 and default.max() <= 1.5 + 1e-6
     assert 0.25 - 1e-6 <= wide.min() < default.min()
     assert default.max() < wide.max() <= 2.0 + 1e-6
+
+
+def test_strength_scales_each_crops_budget(crops: np.ndarray, sface: Recognizer) -> None:
+    """A face with half strength (one that fills a large photo, `veil.prominence`) gets at
+    most half the change, while its neighbour in the same batch keeps its full budget."""
+    quick = optimizer.with_overrides(optimizer.mode_budget(Mode.MID), steps=4)
+    full = optimizer.cloak_crops(crops, Mode.MID, [sface], seed=2, budget=quick)
+    half = optimizer.cloak_crops(
+        crops, Mode.MID, [sface], seed=2, budget=quick, strength=[1.0, 0.5]
+    )
+    factor = quick.texture_high * 3.0  # texture mask and luminance adaptation, at most
+    assert np.max(np.abs(half[1] - crops[1])) <= 0.5 * factor * quick.linf + 1e-6
+    change_full = np.mean(np.abs(full[1] - crops[1]))
+    change_half = np.mean(np.abs(half[1] - crops[1]))
+    assert change_half < 0.7 * change_full, (change_half, change_full)
+    assert np.mean(np.abs(half[0] - crops[0])) > 0.8 * np.mean(np.abs(full[0] - crops[0]))
+
+
+def test_bad_strength_raises_a_typed_error(crops: np.ndarray, sface: Recognizer) -> None:
+    for strength in ([1.0], [1.0, 0.0], [1.0, 1.5], [1.0, float("nan")]):
+        with pytest.raises(CloakFailedError):
+            optimizer.cloak_crops(crops, Mode.MID, [sface], seed=0, strength=strength)
+
+
+def test_shading_field_stays_within_its_cap(crops: np.ndarray, sface: Recognizer) -> None:
+    """The research shading knob (a smooth brightness field) adds at most its own cap on top
+    of the fine cloak, and changes the result."""
+    base = optimizer.with_overrides(optimizer.mode_budget(Mode.MID), steps=3)
+    shaded = optimizer.with_overrides(base, shade_grid=7, shade_linf=4 / 255)
+    plain = optimizer.cloak_crops(crops[:1], Mode.MID, [sface], seed=1, budget=base)
+    out = optimizer.cloak_crops(crops[:1], Mode.MID, [sface], seed=1, budget=shaded)
+    factor = base.texture_high * 3.0
+    assert np.max(np.abs(out - crops[:1])) <= factor * base.linf + 4 / 255 + 1e-6
+    assert not np.array_equal(out, plain)

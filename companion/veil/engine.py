@@ -33,6 +33,7 @@ from veil.errors import CloakFailedError, TooManyFacesError, UnsupportedFormatEr
 from veil.fileio import write_atomically
 from veil.imageio import DEFAULT_MAX_PIXELS, DecodedImage, MetadataReport
 from veil.paste import face_mask, paste, ssim_box
+from veil.prominence import face_strengths
 from veil.quality import ssim, ssim_sum
 from veil.results import DEFAULT_MODE, CloakResult, FaceReport, Mode
 from veil.ssimulacra2 import face_ssimulacra2
@@ -446,8 +447,15 @@ class Engine:
         # The optimiser works only where paste() will put the cloak (the feathered face
         # mask): budget spent on hair or background corners of the crop would never reach
         # the photo.
+        # Faces that fill a large photo are seen large in a feed: less budget each.
+        strengths = face_strengths([face.box for face in faces], width, height)
         cloaked = optimizer.cloak_crops(
-            crops, mode, guard_surrogates(self.surrogates), seed=seed, region=face_mask(size)
+            crops,
+            mode,
+            guard_surrogates(self.surrogates),
+            seed=seed,
+            region=face_mask(size),
+            strength=strengths,
         )
         if cloaked.shape != crops.shape or not np.all(np.isfinite(cloaked)):
             raise CloakFailedError("the optimiser returned crops of the wrong shape or NaNs")

@@ -24,6 +24,11 @@ One step, for every crop at once (see `cloak_crops`):
    the embedding most (Fawkes did the same with a DSSIM penalty). With `penalty` 0 (v4 and
    research), signed MI-FGSM steps that fill the cap.
 
+Each crop's budget (cap, start, step) is scaled by its `strength` (v6): the engine gives a
+face that fills a large photo less (`veil.prominence`), because a feed shows it large. A
+smooth brightness field on a coarse grid (`shade_grid`, contour shading) can be optimised
+beside the fine cloak: a research knob, off in every mode (docs/visibility.md says why).
+
 Finally the perturbation is shrunk per crop, if needed, until the crop SSIM meets
 `min_crop_ssim`. The engine separately enforces `min_face_ssim` and `min_image_ssim` at
 output resolution (with v5 budgets neither binds on the test photos).
@@ -65,7 +70,7 @@ F32 = npt.NDArray[np.float32]
 CROP_SIZE = 112
 """Side of the aligned crops the optimiser works on (ArcFace 112x112 template)."""
 
-ALGORITHM_VERSION = 5
+ALGORITHM_VERSION = 6
 """Bumped whenever the algorithm changes its output for the same budget (benchmark caches)."""
 
 
@@ -103,6 +108,8 @@ class ModeBudget:
     luminance_adapt: bool = False  # scale the budget by a luminance-adaptation factor
     penalty: float = 0.0  # > 0: Adam steps on (adversarial loss + penalty * visibility cost)
     edge_protect: float = 0.0  # share of the budget taken away on strong edges (0: off)
+    shade_grid: int = 0  # > 0: also a smooth brightness field on this grid (needs penalty)
+    shade_linf: float = 0.0  # the field's max |change|, 0..1 units
 
 
 # v5: a perceptual budget. Brightness only (no colour change, so no tint on skin), optimised
@@ -163,12 +170,15 @@ def cloak_crops(
     seed: int,
     budget: ModeBudget | None = None,
     region: npt.NDArray[np.floating] | None = None,
+    strength: Sequence[float] | None = None,
 ) -> F32:
     """Cloak ArcFace-aligned crops: float32 [N,S,S,3] RGB 0..1 in, same shape out.
 
     `region` [S,S] in 0..1 weighs where the cloak may go: the perturbation is multiplied
     by it, inside the loop, so the optimiser spends its budget only where the result will
-    be pasted (the engine passes `veil.paste.face_mask`; None: the whole crop). `budget`
+    be pasted (the engine passes `veil.paste.face_mask`; None: the whole crop). `strength`
+    (one factor in 0..1 per crop) scales each crop's budget: the engine passes
+    `veil.prominence.face_strengths`, less for faces that fill a large photo. `budget`
     overrides the mode's budget (research and benchmarks). Deterministic for a given seed.
     """
     x0 = _validated(crops)
@@ -180,25 +190,28 @@ def cloak_crops(
         return x0.copy()
     rng = np.random.default_rng(seed)
     targets = _targets(x0, surrogates)
-    cap = plan.linf * _texture_mask(x0, plan.texture_low, plan.texture_high)
+    scale = _strength_factors(strength, n)
+    cap = plan.linf * scale * _texture_mask(x0, plan.texture_low, plan.texture_high)
     if plan.luminance_adapt:
         cap = cap * _luminance_factor(x0)
     if plan.edge_protect > 0:
         cap = cap * (1.0 - plan.edge_protect * _edge_map(x0))
     weight = _region_weight(region, size)
     # Small random start on the grid so the first gradient is not taken exactly at x0.
-    coarse = rng.uniform(-0.25, 0.25, (n, plan.grid, plan.grid, 3)).astype(np.float32) * plan.linf
-    coarse = _scale_colour(coarse, plan.colour_scale)  # luma-only budgets start grey too
+    coarse = rng.uniform(-0.25, 0.25, (n, plan.grid, plan.grid, 3)).astype(np.float32)
+    coarse = _scale_colour(coarse * plan.linf * scale, plan.colour_scale)  # luma-only: grey
     velocity = np.zeros_like(coarse)
     second = np.zeros_like(coarse)  # Adam's second moment (penalty variant)
-    step = 2.5 * plan.linf / max(plan.steps, 1)
-    bound = max(1.5 * plan.linf, float(cap.max()))
+    step = 2.5 * plan.linf * scale / max(plan.steps, 1)
+    bound = np.maximum(1.5 * plan.linf * scale, np.max(cap, axis=(1, 2, 3), keepdims=True))
+    shading = _Shading(n, size, plan, scale)
     for k in range(plan.steps):
-        delta = _delta(coarse, cap, plan)
+        delta = _delta(coarse, cap, plan) + shading.field()
         x = np.clip(x0 + weight * delta, 0.0, 1.0)
         grad = weight * _ensemble_gradient(x, surrogates, targets, plan, rng)
         if plan.smooth_sigma > 0:
             grad = _blur(grad, plan.smooth_sigma)
+        shading.step(grad, weight, k)
         coarse_grad = _scale_colour(_downsample(grad, plan.grid), plan.colour_scale)
         norm = np.mean(np.abs(coarse_grad), axis=(1, 2, 3), keepdims=True) + 1e-12
         if plan.penalty > 0:
@@ -218,8 +231,74 @@ def cloak_crops(
             coarse = np.clip(coarse - step * np.sign(velocity).astype(np.float32), -bound, bound)
         coarse = _scale_colour(coarse.astype(np.float32), plan.colour_scale)
         coarse = _limit_colour_blotches(coarse, plan, plan.grid / size)
-    out = np.clip(x0 + weight * _delta(coarse, cap, plan), 0.0, 1.0).astype(np.float32)
+    delta = _delta(coarse, cap, plan) + shading.field()
+    out = np.clip(x0 + weight * delta, 0.0, 1.0).astype(np.float32)
     return _meet_ssim(x0, out, plan.min_crop_ssim)
+
+
+class _Shading:
+    """A smooth brightness field on a coarse grid, upsampled bicubically to the crop: the
+    slow shading change that contouring make-up makes, optimised with Adam and the same
+    visibility penalty as the fine part, (field / its cap)^2. Off when `shade_grid` is 0."""
+
+    def __init__(self, n: int, size: int, plan: ModeBudget, scale: F32) -> None:
+        self.plan = plan
+        self.size = size
+        self.on = plan.shade_grid > 0 and plan.shade_linf > 0 and plan.penalty > 0
+        grid = plan.shade_grid if self.on else 1
+        self.param = np.zeros((n, grid, grid, 1), dtype=np.float32)
+        self.first = np.zeros_like(self.param)
+        self.second = np.zeros_like(self.param)
+        self.cap = np.asarray(plan.shade_linf * scale, dtype=np.float32)  # [N,1,1,1]
+        self.rate = 2.5 * self.cap / max(plan.steps, 1)
+
+    def field(self) -> F32 | float:
+        if not self.on:
+            return 0.0
+        up = np.stack(
+            [
+                cv2.resize(p, (self.size, self.size), interpolation=cv2.INTER_CUBIC)
+                for p in self.param
+            ]
+        )[..., None]
+        return np.asarray(np.clip(up, -self.cap, self.cap), dtype=np.float32)
+
+    def step(self, grad: F32, weight: F32, k: int) -> None:
+        if not self.on:
+            return
+        grid = self.plan.shade_grid
+        luma = np.ascontiguousarray(np.sum(grad, axis=3, keepdims=True), dtype=np.float32)
+        coarse = _area(luma, grid)
+        norm = np.mean(np.abs(coarse), axis=(1, 2, 3), keepdims=True) + 1e-12
+        field = self.field()
+        cost = _area(np.ascontiguousarray(weight[..., :1] * field / self.cap), grid)
+        total = coarse / norm + self.plan.penalty * cost
+        beta = self.plan.momentum
+        self.first = beta * self.first + (1 - beta) * total
+        self.second = 0.99 * self.second + 0.01 * total * total
+        m_hat = self.first / (1 - beta ** (k + 1))
+        v_hat = self.second / (1 - 0.99 ** (k + 1))
+        moved = self.param - self.rate * m_hat / (np.sqrt(v_hat) + 1e-8)
+        self.param = np.clip(moved, -1.5 * self.cap, 1.5 * self.cap).astype(np.float32)
+
+
+def _area(fine: F32, grid: int) -> F32:
+    """[N,S,S,1] -> [N,g,g,1] by area averaging (the adjoint, up to scale, of upsampling)."""
+    return np.stack([cv2.resize(f, (grid, grid), interpolation=cv2.INTER_AREA) for f in fine])[
+        ..., None
+    ].astype(np.float32)
+
+
+def _strength_factors(strength: Sequence[float] | None, n: int) -> F32:
+    """Per-crop budget factors as [N,1,1,1] (1 for every crop when None)."""
+    if strength is None:
+        return np.ones((n, 1, 1, 1), dtype=np.float32)
+    factors = np.asarray(strength, dtype=np.float32).reshape(-1)
+    if factors.shape != (n,):
+        raise CloakFailedError(f"expected {n} strength factors, got {factors.size}")
+    if not np.all(np.isfinite(factors)) or factors.min() <= 0 or factors.max() > 1:
+        raise CloakFailedError("strength factors must lie in (0, 1]")
+    return factors[:, None, None, None]
 
 
 def _region_weight(region: npt.NDArray[np.floating] | None, size: int) -> F32:

@@ -7,6 +7,7 @@ without a new report fails here.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from veil_research import report
@@ -37,8 +38,32 @@ def test_modes_table_reads_each_column_from_the_run() -> None:
     table = report.modes_table([run])
     mid = next(line for line in table.splitlines() if "**mid**" in line)
     mode_row = next(m for m in run.modes if m.mode == "mid")
-    assert f"| {mode_row.crop_dssim:.3f} |" in mid
     held_out = [r for r in run.ensemble if r.mode == "mid" and r.reencode == "none"]
     unseen = [r for r in held_out if r.attacker not in mode_row.surrogates]
     lowest = min(r.scores["centroid"] for r in unseen)
     assert f"| {lowest:.2f}" in mid
+
+
+def test_modes_table_shows_each_modes_ssimulacra2_from_its_largest_run(tmp_path: Path) -> None:
+    small = {"modes": ["mid"], "rows": [_row("a", mid=(70.0, 60.0))]}
+    large = {
+        "modes": ["mid", "high"],
+        "rows": [_row("a", mid=(80.0, 70.0), high=(60, 50)), _row("b", mid=(90.0, 74.0))],
+    }
+    paths = []
+    for name, payload in (("small", small), ("large", large)):
+        paths.append(tmp_path / f"{name}.json")
+        paths[-1].write_text(json.dumps(payload))
+    seen = report.load_visibility(paths)
+    assert seen["mid"] == report.Visibility(2, (85.0, 80.0), (72.0, 70.0))
+    assert seen["high"].photos == 1
+    (run,) = report.load_runs(report.default_inputs()[:1])
+    mid = next(line for line in report.modes_table([run], seen).splitlines() if "**mid**" in line)
+    assert "| 85.0 (80.0) | 72.0 (70.0) |" in mid and "; 2 photos |" in mid
+
+
+def _row(photo: str, **modes: tuple[float, float]) -> dict[str, object]:
+    row: dict[str, object] = {"photo": photo}
+    for mode, (display, face) in modes.items():
+        row[mode] = {"display": {"ssimulacra2": display}, "face": {"ssimulacra2": face}}
+    return row
