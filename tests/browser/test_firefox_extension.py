@@ -432,20 +432,23 @@ async def test_firefox_unpaired_asks_then_retry_after_pairing_delivers_the_cloak
             await pair_again(browser, ext, companion)
 
 
-async def test_firefox_token_rejected_asks_and_uploads_nothing(
+async def test_firefox_token_rejected_asks_then_the_open_tab_works_after_pairing(
     firefox: tuple[Firefox, str], site: UploadSite, companion: Companion, photos: Path
 ) -> None:
-    """The companion forgot Veil's token (revoked behind its back): the page gets nothing and
-    Veil asks the person to pair again; Cancel uploads nothing."""
+    """The companion forgot Veil's token (revoked behind its back): the page gets nothing, Veil
+    asks the person to pair again, Cancel uploads nothing. Paired again, the same tab (whose
+    transfer frame still holds the old token) delivers the cloak, and the new pairing stays."""
     browser, ext = firefox
+    read_token = "chrome.storage.session.get('token').then((s) => s.token || '')"
     await open_extension_page(browser, ext, "options/options.html")
-    token = await browser.value(ext, "chrome.storage.session.get('token').then((s) => s.token)")
+    token = await browser.value(ext, read_token)
     assert isinstance(token, str) and token, "Veil holds no token"
     revoke = urllib.request.Request(
         f"{companion.url}/v1/unpair", method="POST", headers={"Authorization": f"Bearer {token}"}
     )
     with await asyncio.to_thread(urllib.request.urlopen, revoke, timeout=10) as response:
         assert response.status == 200
+    paired = False
     try:
         tab = await form_tab(browser, site)
         original = photo(photos, "George_Clooney", "img38.jpg")
@@ -459,9 +462,19 @@ async def test_firefox_token_rejected_asks_and_uploads_nothing(
         await page_got_nothing(browser, tab, site, "single")
         await cancel_prompt(browser, tab)
         await page_got_nothing(browser, tab, site, "single")
-        await browser.send("browsingContext.close", {"context": tab})
-    finally:
         await pair_again(browser, ext, companion)
+        paired = True
+        new_token = await browser.value(ext, read_token)
+        assert new_token and new_token != token
+        started = time.monotonic()
+        await browser.set_files(tab, "document.getElementById('single')", [original])
+        await received_cloak(
+            browser, tab, site, "single", original, "token rejected, paired again", started
+        )
+        assert await browser.value(ext, read_token) == new_token, "the new pairing was lost"
+    finally:
+        if not paired:
+            await pair_again(browser, ext, companion)
 
 
 async def test_firefox_body_replaced_then_upload_completes(
