@@ -124,6 +124,12 @@ async def pick_through_dialog(
     return started
 
 
+async def veil_frames(browser: Firefox, tab: str) -> int:
+    """How many of Veil's transfer frames (moz-extension:// child contexts) the tab has."""
+    [context] = [c for c in await browser.contexts() if c["context"] == tab]
+    return sum(child["url"].startswith("moz-extension://") for child in context["children"])
+
+
 async def set_companion_port(browser: Firefox, ext: str, port: int) -> None:
     await browser.value(
         ext,
@@ -165,10 +171,12 @@ async def prompt_while_nothing_uploaded(
     return text
 
 
-async def page_got_nothing(browser: Firefox, tab: str, site: UploadSite, slot: str) -> None:
-    assert site.batches(slot) == [], "uploaded before the person answered"
-    assert await seen(browser, tab, slot) == [], "the page's listener got files"
-    assert await browser.value(tab, f"document.getElementById('{slot}').files.length") == 0
+async def page_got_nothing(
+    browser: Firefox, tab: str, site: UploadSite, slot: str, when: str = "before the answer"
+) -> None:
+    assert site.batches(slot) == [], f"uploaded {when}"
+    assert await seen(browser, tab, slot) == [], f"the page's listener got files {when}"
+    assert await browser.value(tab, f"document.getElementById('{slot}').files.length") == 0, when
 
 
 async def cancel_prompt(browser: Firefox, tab: str) -> None:
@@ -305,27 +313,30 @@ async def test_firefox_companion_down_gives_the_page_nothing(
     firefox: tuple[Firefox, str], site: UploadSite, companion: Companion, photos: Path
 ) -> None:
     browser, ext = firefox
-    set_port = """(port) => chrome.storage.local.get('settings').then(({settings}) =>
-        chrome.storage.local.set({settings: {...settings, port}})).then(() => 1)"""
-    await browser.value(ext, f"({set_port})({free_port()})")
+    await set_companion_port(browser, ext, free_port())
     try:
         tab = await form_tab(browser, site)
         original = photo(photos, "Angelina_Jolie", "img6.jpg")
+        started = time.monotonic()
         await browser.set_files(tab, "document.getElementById('single')", [original])
+        text = await prompt_while_nothing_uploaded(browser, tab, site, "single")
+        record_pick_to_upload(
+            "firefox", "companion down: pick to prompt", time.monotonic() - started
+        )
+        assert "not running" in text, text
         # Veil's prompt (closed shadow root) takes the focus: the page sees only its host.
         await browser.wait_until(
             tab, "document.activeElement && document.activeElement !== document.body"
         )
-        assert site.batches("single") == [], "uploaded before the person answered"
-        assert await seen(browser, tab, "single") == []
-        assert await browser.value(tab, "document.getElementById('single').files.length") == 0
+        await page_got_nothing(browser, tab, site, "single")
         await browser.key(tab, "\ue00c")  # Escape: Cancel
         await browser.wait_until(tab, "document.activeElement === document.body")
-        assert site.batches("single") == []
-        assert await seen(browser, tab, "single") == []
+        assert await browser.veil_prompt_text(tab) is None
+        await page_got_nothing(browser, tab, site, "single", "after Cancel")
         # Again, and this time "Upload original…" (Shift+Tab from Retry, then Enter): only
         # Veil's own window releases the original.
         await browser.set_files(tab, "document.getElementById('single')", [original])
+        await prompt_while_nothing_uploaded(browser, tab, site, "single")
         await browser.wait_until(
             tab, "document.activeElement && document.activeElement !== document.body"
         )
@@ -342,7 +353,7 @@ async def test_firefox_companion_down_gives_the_page_nothing(
         [received] = await asyncio.to_thread(site.wait_for, "single", 30)
         assert received.data == original.read_bytes()
     finally:
-        await browser.value(ext, f"({set_port})({companion.port})")
+        await set_companion_port(browser, ext, companion.port)
 
 
 async def test_firefox_a_later_pick_wins(
@@ -353,8 +364,10 @@ async def test_firefox_a_later_pick_wins(
     first = photo(photos, "Angelina_Jolie", "img5.jpg")
     second = photo(photos, "George_Clooney", "img38.jpg")
     await browser.set_files(tab, "document.getElementById('single')", [first])
+    started = time.monotonic()
     await browser.set_files(tab, "document.getElementById('single')", [second])
     [received] = await asyncio.to_thread(site.wait_for, "single", UPLOAD_TIMEOUT)
+    record_pick_to_upload("firefox", "a later pick wins (second pick)", time.monotonic() - started)
     assert received.name == second.name
     assert_cloaked(second.read_bytes(), received.data)
     assert len(site.batches("single")) == 1, "the earlier pick reached the page too"
@@ -385,7 +398,7 @@ async def test_firefox_time_out_asks_and_uploads_nothing(
         assert "did not answer" in text, text
         await page_got_nothing(browser, tab, site, "single")
         await cancel_prompt(browser, tab)
-        await page_got_nothing(browser, tab, site, "single")
+        await page_got_nothing(browser, tab, site, "single", "after Cancel")
         await browser.send("browsingContext.close", {"context": tab})
     finally:
         await set_debug(browser, ext, {})
@@ -415,7 +428,7 @@ async def test_firefox_unpaired_asks_then_retry_after_pairing_delivers_the_cloak
         assert "not paired" in text and "veil pair" in text, text
         await page_got_nothing(browser, tab, site, "single")
         await cancel_prompt(browser, tab)
-        await page_got_nothing(browser, tab, site, "single")
+        await page_got_nothing(browser, tab, site, "single", "after Cancel")
         # Again; this time the person pairs while Veil asks, then presses Retry.
         await browser.set_files(tab, "document.getElementById('single')", [original])
         await prompt_while_nothing_uploaded(browser, tab, site, "single")
@@ -461,7 +474,7 @@ async def test_firefox_token_rejected_asks_then_the_open_tab_works_after_pairing
         assert "veil pair" in text, text
         await page_got_nothing(browser, tab, site, "single")
         await cancel_prompt(browser, tab)
-        await page_got_nothing(browser, tab, site, "single")
+        await page_got_nothing(browser, tab, site, "single", "after Cancel")
         await pair_again(browser, ext, companion)
         paired = True
         new_token = await browser.value(ext, read_token)
@@ -480,37 +493,53 @@ async def test_firefox_token_rejected_asks_then_the_open_tab_works_after_pairing
 async def test_firefox_body_replaced_then_upload_completes(
     firefox: tuple[Firefox, str], site: UploadSite, photos: Path
 ) -> None:
-    """Turbo/Hotwire-style navigation replaces body and Veil's frame with it: the next pick
-    still reaches the site cloaked, within seconds."""
-    browser, _ = firefox
-    tab = await form_tab(browser, site)
-    first = photo(photos, "Angelina_Jolie", "img6.jpg")
-    await browser.set_files(tab, "document.getElementById('single')", [first])
-    await asyncio.to_thread(site.wait_for, "single", UPLOAD_TIMEOUT)  # the frame now exists
-    site.clear()
-    await browser.value(
-        tab,
-        """(() => {
-            const body = document.createElement('body');
-            body.innerHTML = '<input type="file" id="single">';
-            document.documentElement.replaceChild(body, document.body);
-            document.getElementById('single').addEventListener(
-                'change', (e) => veilUpload('single', e.target.files));
-            // Everything else under <html> goes too, Veil's frame host included.
-            document.documentElement.replaceChildren(document.head, body);
-            window.seen = [];
-            return 1;
-        })()""",
-    )
-    original = photo(photos, "George_Clooney", "img38.jpg")
-    started = time.monotonic()
-    await browser.set_files(tab, "document.getElementById('single')", [original])
-    # Well within a minute (before the fix in Chromium: 3.5 minutes, then a false time-out).
-    [received] = await asyncio.to_thread(site.wait_for, "single", 30)
-    record_pick_to_upload("firefox", "file input after body replaced", time.monotonic() - started)
+    """Turbo/Hotwire-style navigation replaces body, and Veil's transfer frame with it: the
+    next pick goes through a rebuilt frame (not the Port fallback) and reaches the site
+    cloaked, within seconds."""
+    browser, ext = firefox
+    await set_debug(browser, ext, {"timings": True})  # marks tell which way the photo went
+    try:
+        tab = await form_tab(browser, site)
+        first = photo(photos, "Angelina_Jolie", "img6.jpg")
+        await browser.set_files(tab, "document.getElementById('single')", [first])
+        await asyncio.to_thread(site.wait_for, "single", UPLOAD_TIMEOUT)  # the frame exists
+        site.clear()
+        assert await veil_frames(browser, tab) == 1
+        await browser.value(
+            tab,
+            """(() => {
+                const body = document.createElement('body');
+                body.innerHTML = '<input type="file" id="single">';
+                document.documentElement.replaceChild(body, document.body);
+                document.getElementById('single').addEventListener(
+                    'change', (e) => veilUpload('single', e.target.files));
+                // Everything else under <html> goes too, Veil's frame host included.
+                document.documentElement.replaceChildren(document.head, body);
+                performance.clearMarks();
+                return 1;
+            })()""",
+        )
+        assert await veil_frames(browser, tab) == 0, "Veil's frame survived"
+        original = photo(photos, "George_Clooney", "img38.jpg")
+        started = time.monotonic()
+        await browser.set_files(tab, "document.getElementById('single')", [original])
+        # Well within a minute (before the fix, in Chromium: 3.5 minutes, then a false time-out).
+        [received] = await asyncio.to_thread(site.wait_for, "single", 30)
+        record_pick_to_upload(
+            "firefox", "file input after body replaced", time.monotonic() - started
+        )
+        marks = json.loads(
+            await browser.value(
+                tab, "JSON.stringify(performance.getEntriesByType('mark').map((m) => m.name))"
+            )
+        )
+    finally:
+        await set_debug(browser, ext, {})
     assert received.name == original.name
     assert_cloaked(original.read_bytes(), received.data)
     size = original.stat().st_size
     for entry in await seen(browser, tab, "single"):
         assert size not in [item["size"] for item in entry["files"]], entry
+    assert "veil:frame:received" in marks, f"the photo did not go through a new frame: {marks}"
+    assert not any("port-fallback" in mark for mark in marks), marks
     await browser.send("browsingContext.close", {"context": tab})
