@@ -1,9 +1,11 @@
 """The same unpacked extension in Firefox ESR (WebDriver BiDi): pairing through its own pages,
 then every upload path that Firefox has and BiDi can drive (file inputs in the document, never
 in it, in a detached form read with FormData, in open and closed shadow roots, in a srcdoc
-iframe; the Port fallback; the companion down) reaches the site cloaked, or not at all until
-the person answers. Firefox has no showOpenFilePicker() or getAsFileSystemHandle(), and BiDi
-cannot drop files or paste images, so those paths are tested in Chromium only."""
+iframe, after document.body was replaced; the Port fallback) reaches the site cloaked; and on
+every failure (companion down, unpaired, token refused, time-out) nothing reaches it until the
+person answers Veil's prompt. Firefox has no showOpenFilePicker() or getAsFileSystemHandle(),
+and BiDi cannot drop files or paste images (docs/threat-model.md, Paths x browsers), so those
+paths are tested in Chromium only."""
 
 from __future__ import annotations
 
