@@ -197,7 +197,11 @@ class Firefox:
     async def click(self, context: str, element_expression: str, dx: int = 0) -> None:
         """A trusted mouse click in the middle of an element, or dx pixels right of it."""
         element = await self.evaluate(context, element_expression)
-        origin = {"type": "element", "element": {"sharedId": element["sharedId"]}}
+        await self.click_node(context, element["sharedId"], dx)
+
+    async def click_node(self, context: str, shared_id: str, dx: int = 0) -> None:
+        """A trusted mouse click in the middle of an element known by its shared id."""
+        origin = {"type": "element", "element": {"sharedId": shared_id}}
         pointer = [
             {"type": "pointerMove", "x": dx, "y": 0, "origin": origin},
             {"type": "pointerDown", "button": 0},
@@ -205,6 +209,61 @@ class Firefox:
         ]
         mouse = {"type": "pointer", "id": "mouse", "actions": pointer}
         await self.send("input.performActions", {"context": context, "actions": [mouse]})
+
+    async def _veil_prompt_call(self, context: str, function: str, *args: str) -> Any:
+        """Calls `function(dialog, ...args)` on Veil's prompt, or returns None when none is open.
+        The prompt is in a closed shadow root on a child of <body> or <html>: page scripts
+        cannot reach it, but BiDi serialises closed shadow roots when asked to
+        (includeShadowTree: "all"), and a page-realm function may then be given the root."""
+        hosts = await self.send(
+            "script.evaluate",
+            {
+                "expression": "[...document.documentElement.children,"
+                " ...(document.body ? document.body.children : [])]",
+                "target": {"context": context},
+                "awaitPromise": False,
+                "serializationOptions": {"maxDomDepth": 0, "includeShadowTree": "all"},
+            },
+        )
+        for host in hosts["result"]["value"]:
+            root = (host.get("value") or {}).get("shadowRoot")
+            if not root or root["value"].get("mode") != "closed":
+                continue
+            result = await self.send(
+                "script.callFunction",
+                {
+                    "functionDeclaration": f"""(root, ...args) => {{
+                        const dialog = root.querySelector('[role=alertdialog]');
+                        if (!dialog || !dialog.querySelector('[data-veil-choice]')) return null;
+                        return ({function})(dialog, ...args);
+                    }}""",
+                    "arguments": [{"sharedId": root["sharedId"]}]
+                    + [{"type": "string", "value": arg} for arg in args],
+                    "target": {"context": context},
+                    "awaitPromise": False,
+                },
+            )
+            if result.get("type") == "exception":
+                raise BiDiError(str(result["exceptionDetails"].get("text")))
+            if result["result"]["type"] != "null":
+                return result["result"]
+        return None
+
+    async def veil_prompt_text(self, context: str) -> str | None:
+        """The text of Veil's failure prompt in this page, or None when none is open."""
+        found = await self._veil_prompt_call(context, "(dialog) => dialog.textContent")
+        return None if found is None else str(found["value"])
+
+    async def answer_veil_prompt(self, context: str, choice: str) -> None:
+        """Clicks a button of Veil's failure prompt ('cancel', 'original', 'retry') with a
+        trusted mouse click, as the person would."""
+        button = await self._veil_prompt_call(
+            context,
+            '(dialog, choice) => dialog.querySelector(`[data-veil-choice="${choice}"]`)',
+            choice,
+        )
+        assert button is not None, f"no {choice!r} button: Veil's prompt is not open"
+        await self.click_node(context, button["sharedId"])
 
     async def stop(self) -> None:
         try:

@@ -12,6 +12,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -134,6 +135,52 @@ class Companion:
                 return response.read(), dict(response.headers)
         except urllib.error.HTTPError as exc:
             raise AssertionError(f"companion refused: {exc.read()!r}") from exc
+
+
+class StallingCompanion:
+    """Stands in for a companion that takes the photo and never answers: it accepts each
+    connection, reads the request and keeps the socket open until stopped."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self.listener.getsockname()[1]
+        self.requests: list[bytes] = []
+        self.arrived = threading.Event()
+        self.held: list[socket.socket] = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return
+            self.held.append(connection)
+            threading.Thread(target=self._read, args=(connection,), daemon=True).start()
+
+    def _read(self, connection: socket.socket) -> None:
+        head = b""
+        try:
+            while b"\r\n\r\n" not in head:
+                chunk = connection.recv(65536)
+                if not chunk:
+                    return
+                head += chunk
+        except OSError:
+            return
+        self.requests.append(head.split(b"\r\n", 1)[0])
+        self.arrived.set()
+        try:  # drain the body; never answer
+            while connection.recv(65536):
+                pass
+        except OSError:
+            return
+
+    def stop(self) -> None:
+        self.listener.close()
+        for connection in self.held:
+            connection.close()
 
 
 def chromium_args(extension_dir: Path) -> list[str]:

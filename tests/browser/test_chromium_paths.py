@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +20,13 @@ from chromium_driver import (
     prompt_is_open,
     trusted_drop,
 )
-from harness import Companion, assert_cloaked, free_port, record_pick_to_upload
+from harness import (
+    Companion,
+    StallingCompanion,
+    assert_cloaked,
+    free_port,
+    record_pick_to_upload,
+)
 from playwright.sync_api import Page
 from upload_site import Received, UploadSite
 
@@ -400,52 +404,6 @@ def test_unpaired_asks_and_uploads_nothing(
     finally:
         browser.pair(companion).close()
         options.close()
-
-
-class StallingCompanion:
-    """Stands in for a companion that takes the photo and never answers: it accepts each
-    connection, reads the request and keeps the socket open until stopped."""
-
-    def __init__(self) -> None:
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port: int = self.listener.getsockname()[1]
-        self.requests: list[bytes] = []
-        self.arrived = threading.Event()
-        self.held: list[socket.socket] = []
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                connection, _ = self.listener.accept()
-            except OSError:
-                return
-            self.held.append(connection)
-            threading.Thread(target=self._read, args=(connection,), daemon=True).start()
-
-    def _read(self, connection: socket.socket) -> None:
-        head = b""
-        try:
-            while b"\r\n\r\n" not in head:
-                chunk = connection.recv(65536)
-                if not chunk:
-                    return
-                head += chunk
-        except OSError:
-            return
-        self.requests.append(head.split(b"\r\n", 1)[0])
-        self.arrived.set()
-        try:  # drain the body; never answer
-            while connection.recv(65536):
-                pass
-        except OSError:
-            return
-
-    def stop(self) -> None:
-        self.listener.close()
-        for connection in self.held:
-            connection.close()
 
 
 def test_time_out_asks_and_uploads_nothing(

@@ -1,9 +1,11 @@
 """The same unpacked extension in Firefox ESR (WebDriver BiDi): pairing through its own pages,
 then every upload path that Firefox has and BiDi can drive (file inputs in the document, never
 in it, in a detached form read with FormData, in open and closed shadow roots, in a srcdoc
-iframe; the Port fallback; the companion down) reaches the site cloaked, or not at all until
-the person answers. Firefox has no showOpenFilePicker() or getAsFileSystemHandle(), and BiDi
-cannot drop files or paste images, so those paths are tested in Chromium only."""
+iframe, after document.body was replaced; the Port fallback) reaches the site cloaked; and on
+every failure (companion down, unpaired, token refused, time-out) nothing reaches it until the
+person answers Veil's prompt. Firefox has no showOpenFilePicker() or getAsFileSystemHandle(),
+and BiDi cannot drop files or paste images (docs/threat-model.md, Paths x browsers), so those
+paths are tested in Chromium only."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import asyncio
 import json
 import os
 import time
+import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +21,14 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from firefox_bidi import Firefox, submit_pairing_code
-from harness import EXTENSION_DIR, Companion, assert_cloaked, free_port, record_pick_to_upload
+from harness import (
+    EXTENSION_DIR,
+    Companion,
+    StallingCompanion,
+    assert_cloaked,
+    free_port,
+    record_pick_to_upload,
+)
 from upload_site import UploadSite
 
 pytestmark = [pytest.mark.browser, pytest.mark.faces, pytest.mark.asyncio(loop_scope="module")]
@@ -114,6 +124,70 @@ async def pick_through_dialog(
     started = time.monotonic()
     await firefox.set_files_on(tab, opened["element"]["sharedId"], [original])
     return started
+
+
+async def veil_frames(browser: Firefox, tab: str) -> int:
+    """How many of Veil's transfer frames (moz-extension:// child contexts) the tab has."""
+    [context] = [c for c in await browser.contexts() if c["context"] == tab]
+    return sum(child["url"].startswith("moz-extension://") for child in context["children"])
+
+
+async def set_companion_port(browser: Firefox, ext: str, port: int) -> None:
+    await browser.value(
+        ext,
+        f"""chrome.storage.local.get('settings').then(({{settings}}) =>
+            chrome.storage.local.set({{settings: {{...settings, port: {port}}}}})).then(() => 1)""",
+    )
+
+
+async def set_debug(browser: Firefox, ext: str, debug: dict[str, Any]) -> None:
+    await browser.value(
+        ext, f"chrome.storage.local.set({{debug: {json.dumps(debug)}}}).then(() => 1)"
+    )
+
+
+async def open_extension_page(browser: Firefox, ext: str, page: str) -> None:
+    """Veil's own page in the extension tab (BiDi may not navigate there; the page itself may)."""
+    await browser.value(ext, f"location.assign('/src/{page}')")
+    await browser.wait_until(
+        ext, f"location.pathname === '/src/{page}' && document.body.dataset.ready === 'true'"
+    )
+
+
+async def pair_again(browser: Firefox, ext: str, companion: Companion) -> None:
+    await open_extension_page(browser, ext, "pairing/pairing.html")
+    code = await asyncio.to_thread(companion.pairing_code)
+    result = await submit_pairing_code(browser, ext, code)
+    assert "Paired" in result, result
+
+
+async def prompt_while_nothing_uploaded(
+    browser: Firefox, tab: str, site: UploadSite, slot: str, timeout: float = 30
+) -> str:
+    """Waits for Veil's prompt, checking all along that the site received nothing; its text."""
+    deadline = time.monotonic() + timeout
+    while (text := await browser.veil_prompt_text(tab)) is None:
+        assert site.batches(slot) == [], "uploaded before Veil asked the person"
+        assert time.monotonic() < deadline, "Veil's prompt never appeared"
+        await asyncio.sleep(0.1)
+    return text
+
+
+async def page_got_nothing(
+    browser: Firefox, tab: str, site: UploadSite, slot: str, when: str = "before the answer"
+) -> None:
+    assert site.batches(slot) == [], f"uploaded {when}"
+    assert await seen(browser, tab, slot) == [], f"the page's listener got files {when}"
+    assert await browser.value(tab, f"document.getElementById('{slot}').files.length") == 0, when
+
+
+async def cancel_prompt(browser: Firefox, tab: str) -> None:
+    await browser.answer_veil_prompt(tab, "cancel")
+    await browser.wait_until(tab, "1", timeout=5)  # one round trip after the click
+    deadline = time.monotonic() + 10
+    while await browser.veil_prompt_text(tab) is not None:
+        assert time.monotonic() < deadline, "the prompt stayed open after Cancel"
+        await asyncio.sleep(0.1)
 
 
 async def test_firefox_file_input_gets_the_cloaked_photo(
@@ -241,27 +315,30 @@ async def test_firefox_companion_down_gives_the_page_nothing(
     firefox: tuple[Firefox, str], site: UploadSite, companion: Companion, photos: Path
 ) -> None:
     browser, ext = firefox
-    set_port = """(port) => chrome.storage.local.get('settings').then(({settings}) =>
-        chrome.storage.local.set({settings: {...settings, port}})).then(() => 1)"""
-    await browser.value(ext, f"({set_port})({free_port()})")
+    await set_companion_port(browser, ext, free_port())
     try:
         tab = await form_tab(browser, site)
         original = photo(photos, "Angelina_Jolie", "img6.jpg")
+        started = time.monotonic()
         await browser.set_files(tab, "document.getElementById('single')", [original])
+        text = await prompt_while_nothing_uploaded(browser, tab, site, "single")
+        record_pick_to_upload(
+            "firefox", "companion down: pick to prompt", time.monotonic() - started
+        )
+        assert "not running" in text, text
         # Veil's prompt (closed shadow root) takes the focus: the page sees only its host.
         await browser.wait_until(
             tab, "document.activeElement && document.activeElement !== document.body"
         )
-        assert site.batches("single") == [], "uploaded before the person answered"
-        assert await seen(browser, tab, "single") == []
-        assert await browser.value(tab, "document.getElementById('single').files.length") == 0
+        await page_got_nothing(browser, tab, site, "single")
         await browser.key(tab, "\ue00c")  # Escape: Cancel
         await browser.wait_until(tab, "document.activeElement === document.body")
-        assert site.batches("single") == []
-        assert await seen(browser, tab, "single") == []
+        assert await browser.veil_prompt_text(tab) is None
+        await page_got_nothing(browser, tab, site, "single", "after Cancel")
         # Again, and this time "Upload original…" (Shift+Tab from Retry, then Enter): only
         # Veil's own window releases the original.
         await browser.set_files(tab, "document.getElementById('single')", [original])
+        await prompt_while_nothing_uploaded(browser, tab, site, "single")
         await browser.wait_until(
             tab, "document.activeElement && document.activeElement !== document.body"
         )
@@ -278,7 +355,7 @@ async def test_firefox_companion_down_gives_the_page_nothing(
         [received] = await asyncio.to_thread(site.wait_for, "single", 30)
         assert received.data == original.read_bytes()
     finally:
-        await browser.value(ext, f"({set_port})({companion.port})")
+        await set_companion_port(browser, ext, companion.port)
 
 
 async def test_firefox_a_later_pick_wins(
@@ -289,8 +366,182 @@ async def test_firefox_a_later_pick_wins(
     first = photo(photos, "Angelina_Jolie", "img5.jpg")
     second = photo(photos, "George_Clooney", "img38.jpg")
     await browser.set_files(tab, "document.getElementById('single')", [first])
+    started = time.monotonic()
     await browser.set_files(tab, "document.getElementById('single')", [second])
     [received] = await asyncio.to_thread(site.wait_for, "single", UPLOAD_TIMEOUT)
+    record_pick_to_upload("firefox", "a later pick wins (second pick)", time.monotonic() - started)
     assert received.name == second.name
     assert_cloaked(second.read_bytes(), received.data)
     assert len(site.batches("single")) == 1, "the earlier pick reached the page too"
+
+
+async def test_firefox_time_out_asks_and_uploads_nothing(
+    firefox: tuple[Firefox, str], site: UploadSite, companion: Companion, photos: Path
+) -> None:
+    """The companion takes the photo and never answers: the page gets nothing, Veil's prompt
+    says the companion did not answer, and after Cancel nothing was ever uploaded. The debug
+    switch {debug: {cloakTimeoutMs}} shortens the 200 s time-out to 3 s."""
+    browser, ext = firefox
+    stalling = StallingCompanion()
+    await set_debug(browser, ext, {"cloakTimeoutMs": 3000})
+    await set_companion_port(browser, ext, stalling.port)
+    try:
+        tab = await form_tab(browser, site)
+        original = photo(photos, "George_Clooney", "img38.jpg")
+        started = time.monotonic()
+        await browser.set_files(tab, "document.getElementById('single')", [original])
+        arrived = await asyncio.to_thread(stalling.arrived.wait, 15)
+        assert arrived, "the photo never reached the (stalling) companion"
+        assert stalling.requests[0].startswith(b"POST /v1/cloak"), stalling.requests
+        text = await prompt_while_nothing_uploaded(browser, tab, site, "single")
+        waited = time.monotonic() - started
+        record_pick_to_upload("firefox", "time-out: pick to prompt (3 s time-out)", waited)
+        assert waited >= 3, f"prompt after {waited:.1f} s, before the 3 s time-out"
+        assert "did not answer" in text, text
+        await page_got_nothing(browser, tab, site, "single")
+        await cancel_prompt(browser, tab)
+        await page_got_nothing(browser, tab, site, "single", "after Cancel")
+        await browser.send("browsingContext.close", {"context": tab})
+    finally:
+        await set_debug(browser, ext, {})
+        await set_companion_port(browser, ext, companion.port)
+        stalling.stop()
+
+
+async def test_firefox_unpaired_asks_then_retry_after_pairing_delivers_the_cloak(
+    firefox: tuple[Firefox, str], site: UploadSite, companion: Companion, photos: Path
+) -> None:
+    """Unpaired in Veil's options: a pick gives the page nothing and Veil asks; Cancel uploads
+    nothing. Picked again, paired while the prompt is open, Retry: the cloak goes out."""
+    browser, ext = firefox
+    await open_extension_page(browser, ext, "options/options.html")
+    await browser.value(ext, "document.getElementById('unpair').click(), 1")
+    await browser.wait_until(
+        ext, "document.getElementById('status').dataset.state === 'not_paired'"
+    )
+    paired = False
+    try:
+        tab = await form_tab(browser, site)
+        original = photo(photos, "Angelina_Jolie", "img5.jpg")
+        started = time.monotonic()
+        await browser.set_files(tab, "document.getElementById('single')", [original])
+        text = await prompt_while_nothing_uploaded(browser, tab, site, "single")
+        record_pick_to_upload("firefox", "unpaired: pick to prompt", time.monotonic() - started)
+        assert "not paired" in text and "veil pair" in text, text
+        await page_got_nothing(browser, tab, site, "single")
+        await cancel_prompt(browser, tab)
+        await page_got_nothing(browser, tab, site, "single", "after Cancel")
+        # Again; this time the person pairs while Veil asks, then presses Retry.
+        await browser.set_files(tab, "document.getElementById('single')", [original])
+        await prompt_while_nothing_uploaded(browser, tab, site, "single")
+        await pair_again(browser, ext, companion)
+        paired = True
+        await page_got_nothing(browser, tab, site, "single")
+        started = time.monotonic()
+        await browser.answer_veil_prompt(tab, "retry")
+        await received_cloak(
+            browser, tab, site, "single", original, "unpaired, paired, Retry: to upload", started
+        )
+    finally:
+        if not paired:
+            await pair_again(browser, ext, companion)
+
+
+async def test_firefox_token_rejected_asks_then_the_open_tab_works_after_pairing(
+    firefox: tuple[Firefox, str], site: UploadSite, companion: Companion, photos: Path
+) -> None:
+    """The companion forgot Veil's token (revoked behind its back): the page gets nothing, Veil
+    asks the person to pair again, Cancel uploads nothing. Paired again, the same tab (whose
+    transfer frame still holds the old token) delivers the cloak, and the new pairing stays."""
+    browser, ext = firefox
+    read_token = "chrome.storage.session.get('token').then((s) => s.token || '')"
+    await open_extension_page(browser, ext, "options/options.html")
+    token = await browser.value(ext, read_token)
+    assert isinstance(token, str) and token, "Veil holds no token"
+    revoke = urllib.request.Request(
+        f"{companion.url}/v1/unpair", method="POST", headers={"Authorization": f"Bearer {token}"}
+    )
+    with await asyncio.to_thread(urllib.request.urlopen, revoke, timeout=10) as response:
+        assert response.status == 200
+    paired = False
+    try:
+        tab = await form_tab(browser, site)
+        original = photo(photos, "George_Clooney", "img38.jpg")
+        started = time.monotonic()
+        await browser.set_files(tab, "document.getElementById('single')", [original])
+        text = await prompt_while_nothing_uploaded(browser, tab, site, "single")
+        record_pick_to_upload(
+            "firefox", "token rejected: pick to prompt", time.monotonic() - started
+        )
+        assert "veil pair" in text, text
+        await page_got_nothing(browser, tab, site, "single")
+        await cancel_prompt(browser, tab)
+        await page_got_nothing(browser, tab, site, "single", "after Cancel")
+        await pair_again(browser, ext, companion)
+        paired = True
+        new_token = await browser.value(ext, read_token)
+        assert new_token and new_token != token
+        started = time.monotonic()
+        await browser.set_files(tab, "document.getElementById('single')", [original])
+        await received_cloak(
+            browser, tab, site, "single", original, "token rejected, paired again", started
+        )
+        assert await browser.value(ext, read_token) == new_token, "the new pairing was lost"
+    finally:
+        if not paired:
+            await pair_again(browser, ext, companion)
+
+
+async def test_firefox_body_replaced_then_upload_completes(
+    firefox: tuple[Firefox, str], site: UploadSite, photos: Path
+) -> None:
+    """Turbo/Hotwire-style navigation replaces body, and Veil's transfer frame with it: the
+    next pick goes through a rebuilt frame (not the Port fallback) and reaches the site
+    cloaked, within seconds."""
+    browser, ext = firefox
+    await set_debug(browser, ext, {"timings": True})  # marks tell which way the photo went
+    try:
+        tab = await form_tab(browser, site)
+        first = photo(photos, "Angelina_Jolie", "img6.jpg")
+        await browser.set_files(tab, "document.getElementById('single')", [first])
+        await asyncio.to_thread(site.wait_for, "single", UPLOAD_TIMEOUT)  # the frame exists
+        site.clear()
+        assert await veil_frames(browser, tab) == 1
+        await browser.value(
+            tab,
+            """(() => {
+                const body = document.createElement('body');
+                body.innerHTML = '<input type="file" id="single">';
+                document.documentElement.replaceChild(body, document.body);
+                document.getElementById('single').addEventListener(
+                    'change', (e) => veilUpload('single', e.target.files));
+                // Everything else under <html> goes too, Veil's frame host included.
+                document.documentElement.replaceChildren(document.head, body);
+                performance.clearMarks();
+                return 1;
+            })()""",
+        )
+        assert await veil_frames(browser, tab) == 0, "Veil's frame survived"
+        original = photo(photos, "George_Clooney", "img38.jpg")
+        started = time.monotonic()
+        await browser.set_files(tab, "document.getElementById('single')", [original])
+        # Well within a minute (before the fix, in Chromium: 3.5 minutes, then a false time-out).
+        [received] = await asyncio.to_thread(site.wait_for, "single", 30)
+        record_pick_to_upload(
+            "firefox", "file input after body replaced", time.monotonic() - started
+        )
+        marks = json.loads(
+            await browser.value(
+                tab, "JSON.stringify(performance.getEntriesByType('mark').map((m) => m.name))"
+            )
+        )
+    finally:
+        await set_debug(browser, ext, {})
+    assert received.name == original.name
+    assert_cloaked(original.read_bytes(), received.data)
+    size = original.stat().st_size
+    for entry in await seen(browser, tab, "single"):
+        assert size not in [item["size"] for item in entry["files"]], entry
+    assert "veil:frame:received" in marks, f"the photo did not go through a new frame: {marks}"
+    assert not any("port-fallback" in mark for mark in marks), marks
+    await browser.send("browsingContext.close", {"context": tab})

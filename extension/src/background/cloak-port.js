@@ -4,7 +4,7 @@
 // only fails the photos in flight (the content script then asks the person).
 
 import { CLIENT_ERRORS, VeilFailure, fixFor } from '../shared/client-errors.js';
-import { loadSettings, saveToken } from '../shared/settings.js';
+import { forgetRejectedToken, loadSettings, loadToken } from '../shared/settings.js';
 import { cloak } from './companion.js';
 import { PreviewSkipped, recordPreview } from './previews.js';
 
@@ -72,13 +72,14 @@ export function serveCloakPort(port) {
 async function finish(port, header, original, startedAt, isClosed) {
   let outcome;
   const { mode, port: companionPort } = await loadSettings();
+  const token = await loadToken();
   try {
-    outcome = await cloak(original, header.type, mode);
+    outcome = await cloak(original, header.type, mode, { token });
   } catch (error) {
     const failure =
       error instanceof VeilFailure ? error : new VeilFailure(CLIENT_ERRORS.BAD_RESPONSE, String(error));
     // A rejected token means the pairing is gone: forget it so the popup says "not paired".
-    if (failure.code === 'unauthorized') await saveToken('');
+    if (failure.code === 'unauthorized') await forgetRejectedToken(token);
     if (!isClosed()) {
       post(port, { kind: 'error', code: failure.code, message: failure.message, fix: fixFor(failure.code, companionPort) });
     }

@@ -12,6 +12,7 @@ import { CLIENT_ERRORS, VeilFailure, fixFor, veilCommand } from '../shared/clien
 import {
   isSiteEnabled,
   loadSettings,
+  forgetRejectedToken,
   loadToken,
   saveToken,
   siteOf,
@@ -51,7 +52,7 @@ import { answerOriginal, confirmOriginal, originalRequest } from './original-req
  * @property {{payload: {id: string}, answer: {names: string[], site: string, reason: string}}} originalRequest
  * @property {{payload: {id: string, confirmed: boolean}, answer: {settled: boolean}}} answerOriginal
  * @property {{payload: {}, answer: {token: string}}} frameToken
- * @property {{payload: {}, answer: {}}} forgetToken
+ * @property {{payload: {token: string}, answer: {}}} forgetToken
  */
 
 /** @typedef {keyof Messages} MessageType */
@@ -133,8 +134,9 @@ export const handlers = {
   // The transfer frame in Firefox has no storage.session (secret-store.js).
   frameToken: async () => ({ token: await loadToken() }),
 
-  async forgetToken() {
-    await saveToken('');
+  // The frame's token was refused: forgotten only if it is still the one stored.
+  async forgetToken({ token }) {
+    await forgetRejectedToken(String(token ?? ''));
     return {};
   },
 

@@ -66,12 +66,25 @@ export async function loadToken() {
   return /** @type {string} */ (token);
 }
 
-/** @param {string} token  '' forgets it. */
-export async function saveToken(token) {
+/**
+ * Forgets a token the companion refused, unless the person has paired again
+ * since and a newer one replaced it: a request that set out with the old token
+ * (a transfer frame in a tab opened before the new pairing, say) must not
+ * throw away the new one.
+ * @param {string} rejected
+ */
+export async function forgetRejectedToken(rejected) {
+  if (!rejected) return;
   if (!trusted()) {
-    if (!token) await chrome.runtime.sendMessage({ type: 'forgetToken', payload: {} });
+    await chrome.runtime.sendMessage({ type: 'forgetToken', payload: { token: rejected } });
     return;
   }
+  if ((await loadToken()) === rejected) await saveToken('');
+}
+
+/** @param {string} token  '' forgets it. Only where the stores are (see trusted()). */
+export async function saveToken(token) {
+  if (!trusted()) throw new Error('Veil: saveToken outside the background and extension pages');
   if (token) {
     await withStore('readwrite', (store) => store.put(token, SESSION_KEY));
     await chrome.storage.session.set({ [SESSION_KEY]: token });

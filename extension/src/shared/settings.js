@@ -86,4 +86,4 @@ export function siteOf(url) {
 }
 
 // The token is kept apart from settings, out of content scripts' reach: see secret-store.js.
-export { loadToken, saveToken } from './secret-store.js';
+export { forgetRejectedToken, loadToken, saveToken } from './secret-store.js';

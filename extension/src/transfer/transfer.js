@@ -14,7 +14,7 @@
 
 import '../shared/wire.js';
 import { CLIENT_ERRORS, VeilFailure, fixFor } from '../shared/client-errors.js';
-import { SETTINGS_KEY, loadSettings, loadToken, saveToken } from '../shared/settings.js';
+import { SETTINGS_KEY, forgetRejectedToken, loadSettings, loadToken } from '../shared/settings.js';
 import { TOKEN_CHANGE } from '../shared/secret-store.js';
 import { cloak } from '../background/companion.js';
 import { PreviewSkipped, buildPreview, storePreview } from '../background/previews.js';
@@ -41,10 +41,41 @@ const readConfig = async () => ({ settings: await loadSettings(), token: await l
 let config = readConfig();
 // A failed read is tried again by the next photo, not kept.
 const currentConfig = () => config.catch(() => (config = readConfig()));
+// In Firefox this frame has no storage.session and hears no change there: a
+// token paired (or unpaired) after it loaded reaches it only through
+// cloakWithCurrentToken() below.
 chrome.storage.onChanged.addListener((changes, area) => {
   const tokenChanged = area === TOKEN_CHANGE.area && TOKEN_CHANGE.key in changes;
   if ((area === 'local' && SETTINGS_KEY in changes) || tokenChanged) config = readConfig();
 });
+
+// The companion refused the token, or there was none when the frame loaded.
+const AUTH_FAILURES = new Set([CLIENT_ERRORS.NOT_PAIRED, 'unauthorized']);
+
+/**
+ * Cloaks with the token read when the frame loaded; when there was none or
+ * the companion refuses it, reads the token again and, if the person has
+ * paired since, cloaks once more with the new one. Without this a tab opened
+ * before pairing would fail every photo (and every Retry) until reloaded in
+ * Firefox. A token the companion refused is forgotten only if still stored.
+ * @param {Blob} photo
+ * @param {string} type
+ * @param {import('../shared/settings.js').Mode} mode
+ * @param {{token: string, port: number, mark: (stage: string) => void}} options
+ * @returns {Promise<import('../background/companion.js').CloakOutcome>}
+ */
+async function cloakWithCurrentToken(photo, type, mode, options) {
+  try {
+    return await cloak(photo, type, mode, options);
+  } catch (error) {
+    if (!(error instanceof VeilFailure) || !AUTH_FAILURES.has(error.code)) throw error;
+    config = readConfig();
+    const { token } = await currentConfig();
+    if (token && token !== options.token) return await cloak(photo, type, mode, { ...options, token });
+    if (error.code === 'unauthorized') await forgetRejectedToken(options.token);
+    throw error;
+  }
+}
 
 /**
  * Takes the ticket out of session storage: here where the frame has
@@ -109,10 +140,9 @@ async function handle(reply, request) {
   const { mode, port } = settings;
   let outcome;
   try {
-    outcome = await cloak(request.photo, request.type, mode, { token, port, mark });
+    outcome = await cloakWithCurrentToken(request.photo, request.type, mode, { token, port, mark });
   } catch (error) {
     const failure = error instanceof VeilFailure ? error : new VeilFailure(CLIENT_ERRORS.BAD_RESPONSE, String(error));
-    if (failure.code === 'unauthorized') await saveToken('');
     reply.postMessage({ kind: 'error', code: failure.code, message: failure.message, fix: fixFor(failure.code, port), marks });
     return;
   }
