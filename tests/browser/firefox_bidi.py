@@ -1,7 +1,13 @@
 """A minimal WebDriver BiDi client (aiohttp websocket) for Firefox ESR: start
 Firefox headless, install the unpacked extension as a temporary add-on
 (`webExtension.install`), drive pages with `script.evaluate`, and set files
-on an input with `input.setFiles` (trusted input/change events)."""
+on an input with `input.setFiles` (trusted input/change events).
+
+BiDi's `input` module cannot drop files, and the headless clipboard holds only
+text natively. Firefox is therefore started with `--remote-allow-system-access`,
+which lets this client run script in the browser's own (chrome) window, and
+from there drive Firefox's test machinery: `trusted_drop()` and
+`put_image_on_clipboard()` below."""
 
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ import json
 import re
 import subprocess
 import time
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +39,50 @@ PREFS = {
 }
 
 
+# Runs in every content process (Services.ppmm.loadProcessScript, system principal). On a
+# 'VeilTest:drop' message for a browsing context of its own it drops the files at the point:
+# a drag session for tests, then dragenter, dragover and drop dispatched through the pres shell
+# (trusted, hit-tested like real input). The Files are made from the files on disk in the parent
+# (File.createFromNsIFile: name, type, date and path as a drop from the desktop carries them) and
+# added to a DataTransfer in the page's own realm: items that privileged code adds are hidden from
+# the page (principal check).
+DROP_PROCESS_SCRIPT = r"""
+Services.cpmm.addMessageListener('VeilTest:drop', ({ data }) => {
+  const context = BrowsingContext.get(data.browsingContextId);
+  if (!context || !context.docShell) return; // another process's page
+  const reply = (answer) =>
+    Services.cpmm.sendAsyncMessage('VeilTest:dropped', { request: data.request, ...answer });
+  try {
+    const win = context.window;
+    const transfer = new (Cu.waiveXrays(win).DataTransfer)();
+    for (const file of data.files) Cu.waiveXrays(transfer).items.add(Cu.cloneInto(file, win));
+    const dragService = Cc['@mozilla.org/widget/dragservice;1'].getService(Ci.nsIDragService);
+    dragService.startDragSessionForTests(win, Ci.nsIDragService.DRAGDROP_ACTION_COPY);
+    const session = win.windowUtils.dragSession;
+    session.dataTransfer = transfer;
+    const target = win.document.elementFromPoint(data.x, data.y);
+    const cancelled = {};
+    try {
+      for (const type of ['dragenter', 'dragover', 'drop']) {
+        const event = new win.DragEvent(type, {
+          bubbles: true, cancelable: true, composed: true,
+          clientX: data.x, clientY: data.y,
+          screenX: win.mozInnerScreenX + data.x, screenY: win.mozInnerScreenY + data.y,
+          dataTransfer: transfer,
+        });
+        cancelled[type] = win.windowUtils.dispatchDOMEventViaPresShellForTesting(target, event);
+      }
+    } finally {
+      session.endDragSession(true, 0);
+    }
+    reply({ result: { target: target.localName + '#' + target.id, cancelled } });
+  } catch (error) {
+    reply({ error: String(error) });
+  }
+});
+"""
+
+
 class BiDiError(Exception):
     pass
 
@@ -48,6 +99,8 @@ class Firefox:
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._reader: asyncio.Task[None] | None = None
         self.events: list[dict[str, Any]] = []
+        self._chrome: str | None = None
+        self._drop_script_loaded = False
 
     async def start(self) -> Firefox:
         self.profile.mkdir(parents=True, exist_ok=True)
@@ -63,6 +116,9 @@ class Firefox:
                 str(self.profile),
                 "--remote-debugging-port",
                 str(self.port),
+                # Script in the browser's chrome window (trusted drops, the clipboard): only
+                # this client, on its free loopback port, can ask for it.
+                "--remote-allow-system-access",
                 "about:blank",
             ],
             stdout=log,
@@ -209,6 +265,105 @@ class Firefox:
         ]
         mouse = {"type": "pointer", "id": "mouse", "actions": pointer}
         await self.send("input.performActions", {"context": context, "actions": [mouse]})
+
+    async def chrome_window(self) -> str:
+        """The browser's own window (chrome scope, system principal; needs
+        --remote-allow-system-access)."""
+        if self._chrome is None:
+            tree = await self.send("browsingContext.getTree", {"moz:scope": "chrome"})
+            [browser] = [
+                c for c in tree["contexts"] if c["url"] == "chrome://browser/content/browser.xhtml"
+            ]
+            self._chrome = str(browser["context"])
+        return self._chrome
+
+    async def chrome_value(self, expression: str) -> Any:
+        return await self.value(await self.chrome_window(), expression)
+
+    async def trusted_drop(self, context: str, element_expression: str, files: list[Path]) -> Any:
+        """A trusted (isTrusted) drop of files onto the middle of an element of a top-level page.
+
+        Dragenter, dragover and drop go through the page's pres shell as Firefox's own tests
+        send them (`nsIDOMWindowUtils.dispatchDOMEventViaPresShellForTesting`, within a drag
+        session from `nsIDragService.startDragSessionForTests`), from a process script in the
+        page's content process. The parent process of headless Firefox has no drag service, so
+        a drag from the operating system (the mock drag service driving the widget) cannot be
+        simulated; the page's target is found by hit testing at the point, as for a real drop.
+        Returns what the process script reports (target, whether each event was cancelled)."""
+        if not self._drop_script_loaded:
+            script = "data:," + urllib.parse.quote(DROP_PROCESS_SCRIPT)
+            await self.chrome_value(
+                f"Services.ppmm.loadProcessScript({json.dumps(script)}, true), 1"
+            )
+            self._drop_script_loaded = True
+        point = await self.value(
+            context,
+            f"""(() => {{
+                const box = ({element_expression}).getBoundingClientRect();
+                return JSON.stringify([box.x + box.width / 2, box.y + box.height / 2]);
+            }})()""",
+        )
+        x, y = json.loads(point)
+        answer = await self.chrome_value(
+            f"""(async () => {{
+                const {{ NavigableManager }} = ChromeUtils.importESModule(
+                    'chrome://remote/content/shared/NavigableManager.sys.mjs');
+                const context = NavigableManager.getBrowsingContextById({json.dumps(context)});
+                if (!context) throw new Error('no browsing context {context}');
+                const files = [];
+                for (const path of {json.dumps([str(f) for f in files])}) {{
+                    const file = Cc['@mozilla.org/file/local;1'].createInstance(Ci.nsIFile);
+                    file.initWithPath(path);
+                    files.push(await File.createFromNsIFile(file));
+                }}
+                const request = Services.uuid.generateUUID().toString();
+                return await new Promise((resolve, reject) => {{
+                    const timer = setTimeout(
+                        () => reject(new Error('no answer from the drop')), 15000);
+                    const listener = {{
+                        receiveMessage({{ data }}) {{
+                            if (data.request !== request) return;
+                            clearTimeout(timer);
+                            Services.ppmm.removeMessageListener('VeilTest:dropped', listener);
+                            if (data.error) reject(new Error(data.error));
+                            else resolve(JSON.stringify(data.result));
+                        }},
+                    }};
+                    Services.ppmm.addMessageListener('VeilTest:dropped', listener);
+                    Services.ppmm.broadcastAsyncMessage('VeilTest:drop', {{
+                        request, browsingContextId: context.id, x: {x}, y: {y}, files,
+                    }});
+                }});
+            }})()"""
+        )
+        return json.loads(answer)
+
+    async def put_image_on_clipboard(self, image: Path, mime: str = "image/png") -> None:
+        """Puts an image's bytes on the clipboard as an image (as an image viewer's Copy does),
+        for a real Ctrl+V to paste. The headless clipboard keeps only text and HTML natively,
+        but Firefox also keeps the data it was given as a cache; with
+        widget.clipboard.use-cached-data.enabled it answers reads from that cache."""
+        await self.chrome_value(
+            f"""(() => {{
+                Services.prefs.setBoolPref('widget.clipboard.use-cached-data.enabled', true);
+                const file = Cc['@mozilla.org/file/local;1'].createInstance(Ci.nsIFile);
+                file.initWithPath({json.dumps(str(image))});
+                const stream = Cc['@mozilla.org/network/file-input-stream;1']
+                    .createInstance(Ci.nsIFileInputStream);
+                stream.init(file, -1, -1, 0);
+                const transferable = Cc['@mozilla.org/widget/transferable;1']
+                    .createInstance(Ci.nsITransferable);
+                transferable.init(null);
+                transferable.addDataFlavor({json.dumps(mime)});
+                transferable.setTransferData({json.dumps(mime)}, stream);
+                Services.clipboard.setData(transferable, null, Ci.nsIClipboard.kGlobalClipboard);
+                if (!Services.clipboard.hasDataMatchingFlavors(
+                        [{json.dumps(mime)}], Ci.nsIClipboard.kGlobalClipboard)) {{
+                    throw new Error('the clipboard does not hold the image');
+                }}
+                return 1;
+            }})()"""
+        )
 
     async def _veil_prompt_call(self, context: str, function: str, *args: str) -> Any:
         """Calls `function(dialog, ...args)` on Veil's prompt, or returns None when none is open.

@@ -1,15 +1,17 @@
 """The same unpacked extension in Firefox ESR (WebDriver BiDi): pairing through its own pages,
-then every upload path that Firefox has and BiDi can drive (file inputs in the document, never
-in it, in a detached form read with FormData, in open and closed shadow roots, in a srcdoc
-iframe, after document.body was replaced; the Port fallback) reaches the site cloaked; and on
-every failure (companion down, unpaired, token refused, time-out) nothing reaches it until the
-person answers Veil's prompt. Firefox has no showOpenFilePicker() or getAsFileSystemHandle(),
-and BiDi cannot drop files or paste images (docs/threat-model.md, Paths x browsers), so those
-paths are tested in Chromium only."""
+then every upload path that Firefox has reaches the site cloaked (file inputs in the document,
+never in it, in a detached form read with FormData, in open and closed shadow roots, in a
+srcdoc iframe, after document.body was replaced; trusted drops of files onto a drop zone and
+onto a zone that reads entries; a trusted paste of an image; the Port fallback); and
+on every failure (companion down, unpaired, token refused, time-out) nothing reaches it until
+the person answers Veil's prompt. Drops and pastes are driven from Firefox's chrome scope
+(firefox_bidi.trusted_drop, put_image_on_clipboard). Firefox has no showOpenFilePicker() or
+getAsFileSystemHandle(), so those paths are tested in Chromium only."""
 
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import time
@@ -29,11 +31,13 @@ from harness import (
     free_port,
     record_pick_to_upload,
 )
+from PIL import Image
 from upload_site import UploadSite
 
 pytestmark = [pytest.mark.browser, pytest.mark.faces, pytest.mark.asyncio(loop_scope="module")]
 
 UPLOAD_TIMEOUT = float(os.environ.get("VEIL_TEST_UPLOAD_TIMEOUT", "180"))
+CONTROL = "\ue009"  # WebDriver's key value for Control
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -309,6 +313,133 @@ async def test_firefox_port_fallback(
     assert any("port-fallback" in mark for mark in marks), marks
     assert "veil:frame:received" not in marks
     assert_cloaked(original.read_bytes(), received.data)
+
+
+def photo_with_location(photos: Path, tmp_path: Path) -> Path:
+    """A face photo carrying a camera make and a GPS position (written under tmp_path)."""
+    source = photo(photos, "George_Clooney", "img38.jpg")
+    tagged = tmp_path / source.name
+    exif = Image.Exif()
+    exif[0x010F] = "TestCam"
+    exif.get_ifd(0x8825).update({1: "N", 2: (52.0, 31.0, 12.0), 3: "E", 4: (13.0, 24.0, 0.0)})
+    with Image.open(source) as image:
+        image.save(tagged, format="JPEG", exif=exif, quality=95)
+    return tagged
+
+
+def assert_default_metadata_policy(received: bytes) -> None:
+    """docs/metadata.md, default: the location is gone, the camera make stays."""
+    with Image.open(io.BytesIO(received)) as image:
+        assert image.format == "JPEG"
+        exif = image.getexif()
+        assert not exif.get_ifd(0x8825), "location data reached the site"
+        assert exif.get(0x010F) == "TestCam", "the camera make (kept by default) was lost"
+
+
+async def dropped_sizes(browser: Firefox, tab: str) -> list[list[int]]:
+    """The sizes of the files each drop carried, as the page's own capture-phase drop
+    listener on window saw them."""
+    return list(json.loads(await browser.value(tab, "JSON.stringify(window.dropped)")))
+
+
+async def test_firefox_trusted_drop_delivers_cloaked_files(
+    firefox: tuple[Firefox, str], site: UploadSite, photos: Path, tmp_path: Path
+) -> None:
+    browser, _ = firefox
+    tab = await form_tab(browser, site)
+    original = photo_with_location(photos, tmp_path)
+    started = time.monotonic()
+    dropped = await browser.trusted_drop(tab, "document.getElementById('dropzone')", [original])
+    assert dropped["target"] == "div#dropzone", dropped
+    [received] = await asyncio.to_thread(site.wait_for, "drop", UPLOAD_TIMEOUT)
+    record_pick_to_upload("firefox", "drop (files)", time.monotonic() - started)
+    assert received.name == original.name
+    assert received.type == "image/jpeg"
+    assert_cloaked(original.read_bytes(), received.data)
+    assert_default_metadata_policy(received.data)
+    # The page's own capture-phase drop listener on window saw the cloak only.
+    assert await dropped_sizes(browser, tab) == [[len(received.data)]]
+    await browser.send("browsingContext.close", {"context": tab})
+
+
+async def test_firefox_drop_read_through_entries(
+    firefox: tuple[Firefox, str], site: UploadSite, photos: Path
+) -> None:
+    browser, _ = firefox
+    tab = await form_tab(browser, site, "paths")
+    original = photo(photos, "George_Clooney", "img38.jpg")
+    started = time.monotonic()
+    await browser.trusted_drop(tab, "document.getElementById('entries')", [original])
+    await received_cloak(browser, tab, site, "entries", original, "drop, webkitGetAsEntry", started)
+
+
+async def test_firefox_paste_of_an_image_delivers_the_cloak(
+    firefox: tuple[Firefox, str], site: UploadSite, photos: Path, tmp_path: Path
+) -> None:
+    # An image on the clipboard as PNG (as an image viewer's Copy puts it), then Ctrl+V.
+    browser, _ = firefox
+    png = tmp_path / "paste.png"
+    with Image.open(photo(photos, "Angelina_Jolie", "img6.jpg")) as image:
+        image.convert("RGB").save(png)
+    tab = await form_tab(browser, site)
+    await browser.put_image_on_clipboard(png)
+    await browser.click(tab, "document.getElementById('pastezone')")
+    started = time.monotonic()
+    await browser.key(tab, "v", CONTROL)
+    [received] = await asyncio.to_thread(site.wait_for, "paste", UPLOAD_TIMEOUT)
+    record_pick_to_upload("firefox", "paste", time.monotonic() - started)
+    assert received.type == "image/png"
+    with Image.open(io.BytesIO(received.data)) as image:
+        assert image.format == "PNG"
+    assert_cloaked(png.read_bytes(), received.data)
+    size = png.stat().st_size
+    [entry] = await seen(browser, tab, "paste")
+    assert [item["size"] for item in entry["files"]] == [len(received.data)] != [size], entry
+    await browser.send("browsingContext.close", {"context": tab})
+
+
+async def test_firefox_companion_down_drop_and_paste_give_the_page_nothing(
+    firefox: tuple[Firefox, str],
+    site: UploadSite,
+    companion: Companion,
+    photos: Path,
+    tmp_path: Path,
+) -> None:
+    """With the companion down, a drop and a paste of photos give the page nothing: Veil asks,
+    and after Cancel nothing was ever uploaded or seen by the page's listeners."""
+    browser, ext = firefox
+    png = tmp_path / "paste.png"
+    with Image.open(photo(photos, "George_Clooney", "img38.jpg")) as image:
+        image.convert("RGB").save(png)
+    await set_companion_port(browser, ext, free_port())
+    try:
+        tab = await form_tab(browser, site)
+        original = photo(photos, "Angelina_Jolie", "img6.jpg")
+        started = time.monotonic()
+        await browser.trusted_drop(tab, "document.getElementById('dropzone')", [original])
+        text = await prompt_while_nothing_uploaded(browser, tab, site, "drop")
+        record_pick_to_upload(
+            "firefox", "companion down, drop: to prompt", time.monotonic() - started
+        )
+        assert "not running" in text, text
+        assert await dropped_sizes(browser, tab) == [], "the page's drop listener got files"
+        await cancel_prompt(browser, tab)
+        assert await dropped_sizes(browser, tab) == [], "the page got the drop after Cancel"
+        assert await seen(browser, tab, "drop") == []
+        assert site.batches("drop") == []
+
+        await browser.put_image_on_clipboard(png)
+        await browser.click(tab, "document.getElementById('pastezone')")
+        await browser.key(tab, "v", CONTROL)
+        text = await prompt_while_nothing_uploaded(browser, tab, site, "paste")
+        assert "not running" in text, text
+        assert await seen(browser, tab, "paste") == [], "the page's paste listener got files"
+        await cancel_prompt(browser, tab)
+        assert await seen(browser, tab, "paste") == [], "the page got the paste after Cancel"
+        assert site.batches("paste") == [] and site.batches("drop") == []
+        await browser.send("browsingContext.close", {"context": tab})
+    finally:
+        await set_companion_port(browser, ext, companion.port)
 
 
 async def test_firefox_companion_down_gives_the_page_nothing(
