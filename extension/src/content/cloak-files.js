@@ -7,17 +7,6 @@
   const { fileKinds, transport } = veilContent;
 
   /**
-   * Whether an event carrying these files must be held back. When the site
-   * switch is not known yet, hold it: protect() checks it and may hand back
-   * the originals untouched.
-   * @param {ArrayLike<File> | null | undefined} files
-   */
-  function shouldIntercept(files) {
-    if (!fileKinds.hasCloakable(files)) return false;
-    return transport.currentSiteState()?.enabled !== false;
-  }
-
-  /**
    * @param {File[]} files
    * @param {string} [path]  Which interception path asks (see prompt.js).
    * @returns {Promise<File[] | null>}  The files for the page, or null: give it nothing.
@@ -72,21 +61,5 @@
     }
   }
 
-  /** @param {File[]} files */
-  function toDataTransfer(files) {
-    const transfer = new DataTransfer();
-    for (const file of files) transfer.items.add(file);
-    return transfer;
-  }
-
-  /**
-   * The element the event really happened on, also inside open shadow roots
-   * (where `event.target` is retargeted to the shadow host).
-   * @param {Event} event
-   */
-  function targetOf(event) {
-    return event.composedPath()[0] ?? event.target;
-  }
-
-  veilContent.cloakFiles = { protect, shouldIntercept, toDataTransfer, targetOf };
+  veilContent.cloakFiles = { protect };
 })();

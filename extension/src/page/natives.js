@@ -89,6 +89,8 @@
     itemKind: getter(DataTransferItem.prototype, 'kind'),
     itemGetAsFile: uncurry(DataTransferItem.prototype.getAsFile),
     DragEvent,
+    ClipboardEvent,
+    clipboardData: getter(ClipboardEvent.prototype, 'clipboardData'),
     Event,
     MessageEvent,
     MessageChannel,
@@ -252,7 +254,7 @@
   }
 
   /**
-   * A DataTransfer holding these files (for input.files and re-dispatched drops).
+   * A DataTransfer holding these files (for input.files and re-dispatched drops and pastes).
    * @param {File[]} files
    */
   function toDataTransfer(files) {

@@ -78,9 +78,6 @@ interface VeilContent {
   cloakFiles: {
     /** Resolves to the files to hand the page, or null when the page must get nothing. */
     protect(files: File[], path?: string): Promise<File[] | null>;
-    shouldIntercept(files: ArrayLike<File> | null | undefined): boolean;
-    toDataTransfer(files: File[]): DataTransfer;
-    targetOf(event: Event): EventTarget | null;
   };
 }
 
