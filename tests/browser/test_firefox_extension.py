@@ -81,6 +81,24 @@ async def firefox(
         await firefox.stop()
 
 
+READ_TOKEN = "chrome.storage.session.get('token').then((s) => s.token || '')"
+
+
+@pytest_asyncio.fixture(autouse=True, loop_scope="module")
+async def still_paired_after(
+    firefox: tuple[Firefox, str], companion: Companion
+) -> AsyncIterator[None]:
+    """A test that leaves Veil unpaired (it failed before pairing again) is reported here, and
+    Veil is paired again: otherwise every later test waits for an upload that never comes (seen
+    once: an unpaired test's failure made the next two fail, one after 180 s)."""
+    yield
+    browser, ext = firefox
+    if await browser.value(ext, READ_TOKEN):
+        return
+    await pair_again(browser, ext, companion)
+    pytest.fail("the test left Veil unpaired; paired again for the next tests")
+
+
 async def form_tab(firefox: Firefox, site: UploadSite, page: str = "form") -> str:
     site.clear()
     tab = await firefox.new_tab()
@@ -585,9 +603,8 @@ async def test_firefox_token_rejected_asks_then_the_open_tab_works_after_pairing
     asks the person to pair again, Cancel uploads nothing. Paired again, the same tab (whose
     transfer frame still holds the old token) delivers the cloak, and the new pairing stays."""
     browser, ext = firefox
-    read_token = "chrome.storage.session.get('token').then((s) => s.token || '')"
     await open_extension_page(browser, ext, "options/options.html")
-    token = await browser.value(ext, read_token)
+    token = await browser.value(ext, READ_TOKEN)
     assert isinstance(token, str) and token, "Veil holds no token"
     revoke = urllib.request.Request(
         f"{companion.url}/v1/unpair", method="POST", headers={"Authorization": f"Bearer {token}"}
@@ -610,14 +627,14 @@ async def test_firefox_token_rejected_asks_then_the_open_tab_works_after_pairing
         await page_got_nothing(browser, tab, site, "single", "after Cancel")
         await pair_again(browser, ext, companion)
         paired = True
-        new_token = await browser.value(ext, read_token)
+        new_token = await browser.value(ext, READ_TOKEN)
         assert new_token and new_token != token
         started = time.monotonic()
         await browser.set_files(tab, "document.getElementById('single')", [original])
         await received_cloak(
             browser, tab, site, "single", original, "token rejected, paired again", started
         )
-        assert await browser.value(ext, read_token) == new_token, "the new pairing was lost"
+        assert await browser.value(ext, READ_TOKEN) == new_token, "the new pairing was lost"
     finally:
         if not paired:
             await pair_again(browser, ext, companion)
