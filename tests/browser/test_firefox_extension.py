@@ -38,6 +38,11 @@ pytestmark = [pytest.mark.browser, pytest.mark.faces, pytest.mark.asyncio(loop_s
 
 UPLOAD_TIMEOUT = float(os.environ.get("VEIL_TEST_UPLOAD_TIMEOUT", "180"))
 CONTROL = "\ue009"  # WebDriver's key value for Control
+# Veil's own pages set data-ready when set up. While a page is still being parsed its
+# location is already the new one and document.body is null: an expression that throws there
+# ends wait_until at once (this made the unpaired, token-rejected and body-replaced tests fail
+# now and then under load, pairing again included), so read body with `?.`.
+PAGE_READY = "document.body?.dataset.ready === 'true'"
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -59,10 +64,10 @@ async def firefox(
         )
         tab = pairing["context"]
         # BiDi may not navigate to extension pages; the page itself may.
-        await firefox.wait_until(tab, "document.body.dataset.ready === 'true'")
+        await firefox.wait_until(tab, PAGE_READY)
         await firefox.value(tab, "location.assign('/src/options/options.html')")
         await firefox.wait_until(tab, "location.pathname.endsWith('options.html')")
-        await firefox.wait_until(tab, "document.body.dataset.ready === 'true'")
+        await firefox.wait_until(tab, PAGE_READY)
         await firefox.value(
             tab,
             f"""document.getElementById('port').value = '{companion.port}';
@@ -71,7 +76,7 @@ async def firefox(
         await firefox.wait_until(tab, "!document.getElementById('port-saved').hidden")
         await firefox.value(tab, "location.assign('/src/pairing/pairing.html')")
         await firefox.wait_until(tab, "location.pathname.endsWith('pairing.html')")
-        await firefox.wait_until(tab, "document.body.dataset.ready === 'true'")
+        await firefox.wait_until(tab, PAGE_READY)
         code = await asyncio.to_thread(companion.pairing_code)
         result = await submit_pairing_code(firefox, tab, code)
         assert "Paired" in result, result
@@ -171,9 +176,7 @@ async def set_debug(browser: Firefox, ext: str, debug: dict[str, Any]) -> None:
 async def open_extension_page(browser: Firefox, ext: str, page: str) -> None:
     """Veil's own page in the extension tab (BiDi may not navigate there; the page itself may)."""
     await browser.value(ext, f"location.assign('/src/{page}')")
-    await browser.wait_until(
-        ext, f"location.pathname === '/src/{page}' && document.body.dataset.ready === 'true'"
-    )
+    await browser.wait_until(ext, f"location.pathname === '/src/{page}' && {PAGE_READY}")
 
 
 async def pair_again(browser: Firefox, ext: str, companion: Companion) -> None:
@@ -495,7 +498,7 @@ async def test_firefox_companion_down_gives_the_page_nothing(
         await browser.key(tab, "\ue007")  # Enter
         window = await browser.wait_for_context(r"^moz-extension://[^/]+/src/confirm/confirm\.html")
         confirm = window["context"]
-        await browser.wait_until(confirm, "document.body.dataset.ready === 'true'")
+        await browser.wait_until(confirm, PAGE_READY)
         assert "127.0.0.1" in await browser.value(
             confirm, "document.getElementById('site').textContent"
         )
