@@ -52,7 +52,17 @@ def print_table(rows: dict[str, dict[str, object]]) -> None:
         shown = {
             k: v
             for k, v in settings.items()  # type: ignore[union-attr]
-            if k in ("linf", "penalty", "steps", "edge_protect", "surrogates", "luminance_adapt")
+            if k
+            in (
+                "linf",
+                "penalty",
+                "steps",
+                "edge_protect",
+                "surrogates",
+                "luminance_adapt",
+                "shade_grid",
+                "shade_linf",
+            )
         }
         loo = row["loo"]  # type: ignore[index]
         none, jpeg = loo.get("none", {}), loo.get("jpeg75", {})  # type: ignore[union-attr]
@@ -106,26 +116,34 @@ def main(argv: list[str] | None = None) -> int:
         loo = row["loo"]["none"]  # type: ignore[index]
         y = float(loo["logreg"])
         shipped = name.startswith("ship_")
-        old = name.startswith("v4_")
+        old = name.startswith(("v4_", "v5_"))
         marker, colour = (
-            ("*", "tab:green") if shipped else ("s", "tab:red") if old else ("o", "tab:blue")
+            ("*", "tab:green")
+            if shipped
+            else ("s", "tab:red")
+            if name.startswith("v4_")
+            else ("D", "tab:purple")
+            if old
+            else ("o", "tab:blue")
         )
         ax.scatter([x], [y], marker=marker, s=140 if shipped else 45, color=colour, zorder=3)
         ax.annotate(name, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=7)
     ax.axvline(80, color="grey", linestyle="--", linewidth=1)
-    ax.text(80.5, 0.02, "default floor: display >= 80", fontsize=7, color="grey")
+    ax.text(80.5, 0.02, "default floor: display mean >= 80", fontsize=7, color="grey")
     ax.axhline(0.60, color="grey", linestyle=":", linewidth=1)
     for eval_json, _, _ in args.eval[:1]:  # what no cloak at all gives on this split
         base = json.loads(Path(eval_json).read_text())["baseline"]
         level = sum(v["logreg"] for v in base.values()) / len(base)
         ax.axhline(level, color="tab:orange", linestyle="-.", linewidth=1)
         ax.text(-5, level + 0.01, f"no cloak: {level:.2f}", fontsize=7, color="tab:orange")
-    ax.set_xlabel("display SSIMULACRA2, mean over the quick photo set (higher = less visible)")
+    ax.set_xlabel(
+        "display SSIMULACRA2, mean (variants: quick photo set; shipped modes: all 50 photos)"
+    )
     ax.set_ylabel("leave-one-out protection, logistic regression (tuning split)")
     ax.set_ylim(0, 1)
     ax.set_title(
         "Veil cloaks: protection against visibility\n"
-        "(squares: v4 modes; stars: shipped v5 modes; dots: variants tried)",
+        "(squares: v4 modes; diamonds: v5 modes; stars: shipped v6 modes; dots: variants)",
         fontsize=9,
     )
     ax.grid(alpha=0.3)

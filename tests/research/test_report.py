@@ -48,7 +48,10 @@ def test_modes_table_shows_each_modes_ssimulacra2_from_its_largest_run(tmp_path:
     small = {"modes": ["mid"], "rows": [_row("a", mid=(70.0, 60.0))]}
     large = {
         "modes": ["mid", "high"],
-        "rows": [_row("a", mid=(80.0, 70.0), high=(60, 50)), _row("b", mid=(90.0, 74.0))],
+        "rows": [
+            _row("a", mid=(80.0, 70.0), high=(60, 50), jpeg85=(91.0, 89.0)),
+            _row("b", mid=(90.0, 74.0), jpeg85=(93.0, 87.0)),
+        ],
     }
     paths = []
     for name, payload in (("small", small), ("large", large)):
@@ -60,6 +63,12 @@ def test_modes_table_shows_each_modes_ssimulacra2_from_its_largest_run(tmp_path:
     (run,) = report.load_runs(report.default_inputs()[:1])
     mid = next(line for line in report.modes_table([run], seen).splitlines() if "**mid**" in line)
     assert "| 85.0 (80.0) | 72.0 (70.0) |" in mid and "; 2 photos |" in mid
+    # The no-cloak row: the site's own JPEG beside what the attackers miss with no cloak.
+    table = report.modes_table([run], seen)
+    none = next(line for line in table.splitlines() if line.startswith("| no cloak"))
+    assert "| 92.0 (91.0) | 88.0 (87.0) |" in none
+    mean = sum(s["logreg"] for s in run.baseline.values()) / len(run.baseline)
+    assert f"/ {mean:.2f} | – |" in none
 
 
 def _row(photo: str, **modes: tuple[float, float]) -> dict[str, object]:

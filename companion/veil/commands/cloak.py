@@ -36,7 +36,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     parser.add_argument("-o", "--output", type=Path, metavar="DIR", help="write outputs here")
     parser.add_argument(
-        "--mode", choices=[m.value for m in Mode], default=DEFAULT_MODE.value, help="strength"
+        "--mode",
+        choices=[m.value for m in Mode],
+        default=DEFAULT_MODE.value,
+        help="low: faintest; mid (default): hard to see; high: more protection, visible side by "
+        "side (README, Modes)",
     )
     parser.add_argument(
         "--aligned",
