@@ -274,15 +274,3 @@ def test_bad_strength_raises_a_typed_error(crops: np.ndarray, sface: Recognizer)
     for strength in ([1.0], [1.0, 0.0], [1.0, 1.5], [1.0, float("nan")]):
         with pytest.raises(CloakFailedError):
             optimizer.cloak_crops(crops, Mode.MID, [sface], seed=0, strength=strength)
-
-
-def test_shading_field_stays_within_its_cap(crops: np.ndarray, sface: Recognizer) -> None:
-    """The research shading knob (a smooth brightness field) adds at most its own cap on top
-    of the fine cloak, and changes the result."""
-    base = optimizer.with_overrides(optimizer.mode_budget(Mode.MID), steps=3)
-    shaded = optimizer.with_overrides(base, shade_grid=7, shade_linf=4 / 255)
-    plain = optimizer.cloak_crops(crops[:1], Mode.MID, [sface], seed=1, budget=base)
-    out = optimizer.cloak_crops(crops[:1], Mode.MID, [sface], seed=1, budget=shaded)
-    factor = base.texture_high * 3.0
-    assert np.max(np.abs(out - crops[:1])) <= factor * base.linf + 4 / 255 + 1e-6
-    assert not np.array_equal(out, plain)

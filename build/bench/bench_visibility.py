@@ -246,7 +246,7 @@ def apply_overrides(modes: list[str], settings: list[str]) -> None:
             paste.face_mask.cache_clear()
             continue
         value = ast.literal_eval(text)
-        changes[key] = value / 255 if key in ("linf", "shade_linf") else value
+        changes[key] = value / 255 if key == "linf" else value
     for mode in modes:
         budgets = optimizer._BUDGETS  # research override; the product never does this
         budgets[Mode(mode)] = optimizer.with_overrides(budgets[Mode(mode)], **changes)

@@ -99,9 +99,9 @@ VARIANTS: dict[str, tuple[str, dict[str, object]]] = {
     ),
     "pen2_l8_s3": ("mid", PERCEPTUAL | {"linf": 8, "penalty": 2, "steps": 12, "surrogates": S3}),
     "pen2_l8_grid56": ("mid", PERCEPTUAL | {"linf": 8, "penalty": 2, "steps": 12, "grid": 56}),
-    # v6 research: a smooth brightness field (contour shading) on top of the fine cloak.
-    "mid_shade14_l6": ("mid", {"shade_grid": 14, "shade_linf": 6}),
-    "mid_shade7_l6": ("mid", {"shade_grid": 7, "shade_linf": 6}),
+    # v6 research: a smooth brightness field (contour shading) on top of the fine cloak,
+    # `mid_shade14_l6` in docs/visibility-data/sweep.jsonl, was measured at commit 6fda30e
+    # (`shade_grid` 14, `shade_linf` 6) and dropped; its knob left the product with it.
     "high_l6": ("high", {"linf": 6}),
     "high_l5": ("high", {"linf": 5}),
     "high_l5_st20": ("high", {"linf": 5, "steps": 20}),
@@ -120,8 +120,6 @@ TUNE_FLAGS = {
     "penalty": "--penalty",
     "edge_protect": "--edge-protect",
     "steps": "--steps",
-    "shade_grid": "--shade-grid",
-    "shade_linf": "--shade-linf",
 }
 
 

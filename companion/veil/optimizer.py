@@ -25,9 +25,7 @@ One step, for every crop at once (see `cloak_crops`):
    research), signed MI-FGSM steps that fill the cap.
 
 Each crop's budget (cap, start, step) is scaled by its `strength` (v6): the engine gives a
-face that fills a large photo less (`veil.prominence`), because a feed shows it large. A
-smooth brightness field on a coarse grid (`shade_grid`, contour shading) can be optimised
-beside the fine cloak: a research knob, off in every mode (docs/visibility.md says why).
+face that fills a large photo less (`veil.prominence`), because a feed shows it large.
 
 Finally the perturbation is shrunk per crop, if needed, until the crop SSIM meets
 `min_crop_ssim`. The engine separately enforces `min_face_ssim` and `min_image_ssim` at
@@ -108,8 +106,6 @@ class ModeBudget:
     luminance_adapt: bool = False  # scale the budget by a luminance-adaptation factor
     penalty: float = 0.0  # > 0: Adam steps on (adversarial loss + penalty * visibility cost)
     edge_protect: float = 0.0  # share of the budget taken away on strong edges (0: off)
-    shade_grid: int = 0  # > 0: also a smooth brightness field on this grid (needs penalty)
-    shade_linf: float = 0.0  # the field's max |change|, 0..1 units
 
 
 # v5: a perceptual budget. Brightness only (no colour change, so no tint on skin), optimised
@@ -204,14 +200,12 @@ def cloak_crops(
     second = np.zeros_like(coarse)  # Adam's second moment (penalty variant)
     step = 2.5 * plan.linf * scale / max(plan.steps, 1)
     bound = np.maximum(1.5 * plan.linf * scale, np.max(cap, axis=(1, 2, 3), keepdims=True))
-    shading = _Shading(n, size, plan, scale)
     for k in range(plan.steps):
-        delta = _delta(coarse, cap, plan) + shading.field()
+        delta = _delta(coarse, cap, plan)
         x = np.clip(x0 + weight * delta, 0.0, 1.0)
         grad = weight * _ensemble_gradient(x, surrogates, targets, plan, rng)
         if plan.smooth_sigma > 0:
             grad = _blur(grad, plan.smooth_sigma)
-        shading.step(grad, weight, k)
         coarse_grad = _scale_colour(_downsample(grad, plan.grid), plan.colour_scale)
         norm = np.mean(np.abs(coarse_grad), axis=(1, 2, 3), keepdims=True) + 1e-12
         if plan.penalty > 0:
@@ -231,62 +225,8 @@ def cloak_crops(
             coarse = np.clip(coarse - step * np.sign(velocity).astype(np.float32), -bound, bound)
         coarse = _scale_colour(coarse.astype(np.float32), plan.colour_scale)
         coarse = _limit_colour_blotches(coarse, plan, plan.grid / size)
-    delta = _delta(coarse, cap, plan) + shading.field()
-    out = np.clip(x0 + weight * delta, 0.0, 1.0).astype(np.float32)
+    out = np.clip(x0 + weight * _delta(coarse, cap, plan), 0.0, 1.0).astype(np.float32)
     return _meet_ssim(x0, out, plan.min_crop_ssim)
-
-
-class _Shading:
-    """A smooth brightness field on a coarse grid, upsampled bicubically to the crop: the
-    slow shading change that contouring make-up makes, optimised with Adam and the same
-    visibility penalty as the fine part, (field / its cap)^2. Off when `shade_grid` is 0."""
-
-    def __init__(self, n: int, size: int, plan: ModeBudget, scale: F32) -> None:
-        self.plan = plan
-        self.size = size
-        self.on = plan.shade_grid > 0 and plan.shade_linf > 0 and plan.penalty > 0
-        grid = plan.shade_grid if self.on else 1
-        self.param = np.zeros((n, grid, grid, 1), dtype=np.float32)
-        self.first = np.zeros_like(self.param)
-        self.second = np.zeros_like(self.param)
-        self.cap = np.asarray(plan.shade_linf * scale, dtype=np.float32)  # [N,1,1,1]
-        self.rate = 2.5 * self.cap / max(plan.steps, 1)
-
-    def field(self) -> F32 | float:
-        if not self.on:
-            return 0.0
-        up = np.stack(
-            [
-                cv2.resize(p, (self.size, self.size), interpolation=cv2.INTER_CUBIC)
-                for p in self.param
-            ]
-        )[..., None]
-        return np.asarray(np.clip(up, -self.cap, self.cap), dtype=np.float32)
-
-    def step(self, grad: F32, weight: F32, k: int) -> None:
-        if not self.on:
-            return
-        grid = self.plan.shade_grid
-        luma = np.ascontiguousarray(np.sum(grad, axis=3, keepdims=True), dtype=np.float32)
-        coarse = _area(luma, grid)
-        norm = np.mean(np.abs(coarse), axis=(1, 2, 3), keepdims=True) + 1e-12
-        field = self.field()
-        cost = _area(np.ascontiguousarray(weight[..., :1] * field / self.cap), grid)
-        total = coarse / norm + self.plan.penalty * cost
-        beta = self.plan.momentum
-        self.first = beta * self.first + (1 - beta) * total
-        self.second = 0.99 * self.second + 0.01 * total * total
-        m_hat = self.first / (1 - beta ** (k + 1))
-        v_hat = self.second / (1 - 0.99 ** (k + 1))
-        moved = self.param - self.rate * m_hat / (np.sqrt(v_hat) + 1e-8)
-        self.param = np.clip(moved, -1.5 * self.cap, 1.5 * self.cap).astype(np.float32)
-
-
-def _area(fine: F32, grid: int) -> F32:
-    """[N,S,S,1] -> [N,g,g,1] by area averaging (the adjoint, up to scale, of upsampling)."""
-    return np.stack([cv2.resize(f, (grid, grid), interpolation=cv2.INTER_AREA) for f in fine])[
-        ..., None
-    ].astype(np.float32)
 
 
 def _strength_factors(strength: Sequence[float] | None, n: int) -> F32:

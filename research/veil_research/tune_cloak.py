@@ -85,8 +85,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--luminance-adapt", action="store_true")
     parser.add_argument("--penalty", type=float)
     parser.add_argument("--edge-protect", type=float)
-    parser.add_argument("--shade-grid", type=int, help="smooth brightness field's grid")
-    parser.add_argument("--shade-linf", type=float, help="its amplitude, in 1/255 units")
     parser.add_argument("--feather", type=float, help="research: paste mask feather share")
     parser.add_argument("--no-loo", action="store_true")
     parser.add_argument(
@@ -120,7 +118,6 @@ def main(argv: list[str] | None = None) -> int:
         "colour_scale",
         "penalty",
         "edge_protect",
-        "shade_grid",
     )
     for field in fields:
         value = getattr(args, field)
@@ -128,8 +125,6 @@ def main(argv: list[str] | None = None) -> int:
             changes[field] = value
     if args.linf is not None:
         changes["linf"] = args.linf / 255
-    if args.shade_linf is not None:
-        changes["shade_linf"] = args.shade_linf / 255
     if args.luminance_adapt:
         changes["luminance_adapt"] = True
     if args.feather is not None:
