@@ -11,6 +11,7 @@ getAsFileSystemHandle(), so those paths are tested in Chromium only."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import os
@@ -165,6 +166,18 @@ async def set_companion_port(browser: Firefox, ext: str, port: int) -> None:
         f"""chrome.storage.local.get('settings').then(({{settings}}) =>
             chrome.storage.local.set({{settings: {{...settings, port: {port}}}}})).then(() => 1)""",
     )
+
+
+@contextlib.asynccontextmanager
+async def companion_on_port(
+    browser: Firefox, ext: str, port: int, *, back: int
+) -> AsyncIterator[None]:
+    """Point Veil at `port` (e.g. one where nothing listens) for the block, then at `back`."""
+    await set_companion_port(browser, ext, port)
+    try:
+        yield
+    finally:
+        await set_companion_port(browser, ext, back)
 
 
 async def set_debug(browser: Firefox, ext: str, debug: dict[str, Any]) -> None:
@@ -432,8 +445,7 @@ async def test_firefox_companion_down_drop_and_paste_give_the_page_nothing(
     png = tmp_path / "paste.png"
     with Image.open(photo(photos, "George_Clooney", "img38.jpg")) as image:
         image.convert("RGB").save(png)
-    await set_companion_port(browser, ext, free_port())
-    try:
+    async with companion_on_port(browser, ext, free_port(), back=companion.port):
         tab = await form_tab(browser, site)
         original = photo(photos, "Angelina_Jolie", "img6.jpg")
         started = time.monotonic()
@@ -459,16 +471,13 @@ async def test_firefox_companion_down_drop_and_paste_give_the_page_nothing(
         assert await seen(browser, tab, "paste") == [], "the page got the paste after Cancel"
         assert site.batches("paste") == [] and site.batches("drop") == []
         await browser.send("browsingContext.close", {"context": tab})
-    finally:
-        await set_companion_port(browser, ext, companion.port)
 
 
 async def test_firefox_companion_down_gives_the_page_nothing(
     firefox: tuple[Firefox, str], site: UploadSite, companion: Companion, photos: Path
 ) -> None:
     browser, ext = firefox
-    await set_companion_port(browser, ext, free_port())
-    try:
+    async with companion_on_port(browser, ext, free_port(), back=companion.port):
         tab = await form_tab(browser, site)
         original = photo(photos, "Angelina_Jolie", "img6.jpg")
         started = time.monotonic()
@@ -506,8 +515,6 @@ async def test_firefox_companion_down_gives_the_page_nothing(
         await browser.value(confirm, "document.getElementById('send').click(), 1")
         [received] = await asyncio.to_thread(site.wait_for, "single", 30)
         assert received.data == original.read_bytes()
-    finally:
-        await set_companion_port(browser, ext, companion.port)
 
 
 async def test_firefox_a_later_pick_wins(
