@@ -27,6 +27,7 @@ from harness import (
     free_port,
     record_pick_to_upload,
 )
+from PIL import Image
 from playwright.sync_api import Page
 from upload_site import Received, UploadSite
 
@@ -312,6 +313,138 @@ def test_a_page_that_keeps_asking_is_answered_no(
         page.close()
 
 
+# As for showOpenFilePicker (test_chromium_extension.py), the folder dialog cannot be
+# answered headless: the stand-in returns a folder of the page's origin-private file system,
+# written before the test. Veil's wrappers (the picker, the folder's iterators and
+# getFileHandle, getFile) are the real ones.
+STAND_IN_FOLDER_PICKER = """
+window.showDirectoryPicker = async () =>
+    (await navigator.storage.getDirectory()).getDirectoryHandle('picked');
+"""
+
+WRITE_FOLDER_TO_OPFS = """async (layout) => {
+    const root = await navigator.storage.getDirectory();
+    for (const [path, name] of layout) {
+        const parts = ['picked', ...path.split('/')];
+        let folder = root;
+        for (const part of parts.slice(0, -1)) {
+            folder = await folder.getDirectoryHandle(part, { create: true });
+        }
+        const blob = await (await fetch('/photo/' + name)).blob();
+        const file = await folder.getFileHandle(parts.at(-1), { create: true });
+        const writable = await file.createWritable();
+        await writable.write(blob);
+        await writable.close();
+    }
+}"""
+
+
+def test_folder_picker_hands_out_cloaks_however_the_page_walks_the_folder(
+    browser: ExtensionBrowser, site: UploadSite, companion: Companion, photos: Path
+) -> None:
+    """showDirectoryPicker(): photos read through values(), for await (entries) and
+    getFileHandle(), in the folder and a subfolder, reach the page cloaked; other files as
+    they are; with the companion down the page gets nothing until the person answers."""
+    assert site.photos_dir is not None
+    sources = {
+        "a.jpg": photo(photos, "George_Clooney", "img38.jpg"),
+        "sub/b.jpg": photo(photos, "Angelina_Jolie", "img5.jpg"),
+        "sub/by-name.jpg": photo(photos, "Jennifer_Aniston", "img12.jpg"),
+    }
+    for source in sources.values():
+        (site.photos_dir / source.name).write_bytes(source.read_bytes())
+    notes = site.photos_dir / "notes.txt"
+    notes.write_bytes(b"not a photo\n" * 100)
+    layout = [[path, source.name] for path, source in sources.items()]
+    layout.append(["notes.txt", notes.name])
+    site.clear()
+    page = browser.context.new_page()
+    page.add_init_script(STAND_IN_FOLDER_PICKER)
+    page.goto(f"{site.url}/picker")
+    try:
+        page.evaluate(WRITE_FOLDER_TO_OPFS, layout)
+        set_companion_port(browser, free_port())
+        try:
+            page.click("#folder")
+            answer_prompt(page, "cancel")
+            page.wait_for_function("window.errors.length > 0", timeout=30_000)
+            assert page.evaluate("window.errors")[0].startswith("NotAllowedError")
+            assert page.evaluate("window.seen") == []
+            assert site.batches("folder") == []
+        finally:
+            set_companion_port(browser, companion.port)
+
+        started = time.monotonic()
+        page.click("#folder")
+        received = site.wait_for("folder", UPLOAD_TIMEOUT)
+        path = "showDirectoryPicker (3 photos + 1 text)"
+        record_pick_to_upload("chromium", path, time.monotonic() - started)
+        names = ["a.jpg", "notes.txt", "sub/b.jpg", "sub/by-name.jpg"]
+        assert [item.name for item in received] == names
+        assert received[1].data == notes.read_bytes()
+        for item in received:
+            if item.name in sources:
+                assert_cloaked(sources[item.name].read_bytes(), item.data)
+        # The page's own use of its origin-private files is left alone: the same file, reached
+        # from navigator.storage (not from the folder the person picked), is the original.
+        own = page.evaluate(
+            """async () => {
+                const root = await navigator.storage.getDirectory();
+                const folder = await root.getDirectoryHandle('picked');
+                return (await (await folder.getFileHandle('a.jpg')).getFile()).size;
+            }"""
+        )
+        assert own == sources["a.jpg"].stat().st_size
+    finally:
+        page.close()
+
+
+def test_clipboard_read_hands_out_the_cloak(
+    browser: ExtensionBrowser, site: UploadSite, companion: Companion, photos: Path
+) -> None:
+    """navigator.clipboard.read() from a "Paste image" button: the image reaches the page
+    cloaked and the text beside it unchanged; with the companion down, read() rejects after
+    the person's answer and nothing is uploaded."""
+    assert site.photos_dir is not None
+    png = site.photos_dir / "clip.png"
+    with Image.open(photo(photos, "Angelina_Jolie", "img6.jpg")) as image:
+        image.convert("RGB").save(png)
+    site.clear()
+    browser.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=site.url)
+    page = browser.context.new_page()
+    page.goto(f"{site.url}/picker")
+    try:
+        page.click("h1")  # focus and activation for write()
+        page.evaluate(
+            """async () => {
+                const blob = await (await fetch('/photo/clip.png')).blob();
+                const text = new Blob(['caption beside the photo'], { type: 'text/plain' });
+                const item = new ClipboardItem({ 'image/png': blob, 'text/plain': text });
+                await navigator.clipboard.write([item]);
+            }"""
+        )
+        set_companion_port(browser, free_port())
+        try:
+            page.click("#read-clipboard")
+            answer_prompt(page, "cancel")
+            page.wait_for_function("window.errors.length > 0", timeout=30_000)
+            assert page.evaluate("window.errors")[0].startswith("NotAllowedError")
+            assert page.evaluate("window.seen") == []
+            assert site.batches("clipboard") == []
+        finally:
+            set_companion_port(browser, companion.port)
+
+        started = time.monotonic()
+        page.click("#read-clipboard")
+        [received] = site.wait_for("clipboard", UPLOAD_TIMEOUT)
+        record_pick_to_upload("chromium", "navigator.clipboard.read()", time.monotonic() - started)
+        assert received.type == "image/png"
+        assert_cloaked(png.read_bytes(), received.data)
+        assert page.evaluate("window.clipText") == [["text/plain", "caption beside the photo"]]
+    finally:
+        page.close()
+
+
 def test_content_scripts_cannot_reach_secrets_or_settings(
     form: Page, browser: ExtensionBrowser
 ) -> None:
@@ -370,7 +503,14 @@ def test_what_a_page_can_see_of_veil(form: Page) -> None:
             Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, 'files').set,
             window.FormData,
             window.showOpenFilePicker,
+            window.showDirectoryPicker,
             FileSystemFileHandle.prototype.getFile,
+            FileSystemDirectoryHandle.prototype.getFileHandle,
+            FileSystemDirectoryHandle.prototype.getDirectoryHandle,
+            FileSystemDirectoryHandle.prototype.values,
+            FileSystemDirectoryHandle.prototype.entries,
+            FileSystemDirectoryHandle.prototype[Symbol.asyncIterator],
+            Clipboard.prototype.read,
             DataTransferItem.prototype.webkitGetAsEntry,
             DataTransferItem.prototype.getAsFileSystemHandle,
             Function.prototype.toString,
