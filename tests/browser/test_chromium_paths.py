@@ -18,6 +18,7 @@ from chromium_driver import (
     all_text,
     answer_prompt,
     prompt_is_open,
+    read_cancelled_while_companion_down,
     trusted_drop,
 )
 from harness import (
@@ -213,16 +214,6 @@ def test_port_fallback_delivers_the_cloak(
     assert "veil:frame:received" not in marks
 
 
-def set_companion_port(browser: ExtensionBrowser, port: int) -> None:
-    browser.worker().evaluate(
-        """async (port) => {
-            const {settings} = await chrome.storage.local.get('settings');
-            await chrome.storage.local.set({settings: {...settings, port}});
-        }""",
-        port,
-    )
-
-
 def test_hidden_prompt_cannot_release_the_original(
     form: Page, browser: ExtensionBrowser, site: UploadSite, companion: Companion, photos: Path
 ) -> None:
@@ -246,7 +237,7 @@ def test_hidden_prompt_cannot_release_the_original(
         }"""
     )
     original = photo(photos, "Angelina_Jolie", "img6.jpg")
-    set_companion_port(browser, free_port())
+    browser.store_port(free_port())
     try:
         form.set_input_files("#single", str(original))
         deadline = time.monotonic() + 30
@@ -273,7 +264,7 @@ def test_hidden_prompt_cannot_release_the_original(
         assert site.batches("single") == []
         assert seen(form, "single") == []
     finally:
-        set_companion_port(browser, companion.port)
+        browser.store_port(companion.port)
 
 
 def test_a_page_that_keeps_asking_is_answered_no(
@@ -288,7 +279,7 @@ def test_a_page_that_keeps_asking_is_answered_no(
     page = browser.context.new_page()
     page.add_init_script(STAND_IN_PICKER)
     page.goto(f"{site.url}/picker")
-    set_companion_port(browser, free_port())
+    browser.store_port(free_port())
     try:
         page.evaluate(WRITE_TO_OPFS, [source.name])
         # Not awaited: the first read waits for the person's answer.
@@ -309,7 +300,7 @@ def test_a_page_that_keeps_asking_is_answered_no(
         assert not prompt_is_open(page), "the page raised another prompt"
         assert site.batches("picker") == []
     finally:
-        set_companion_port(browser, companion.port)
+        browser.store_port(companion.port)
         page.close()
 
 
@@ -363,16 +354,8 @@ def test_folder_picker_hands_out_cloaks_however_the_page_walks_the_folder(
     page.goto(f"{site.url}/picker")
     try:
         page.evaluate(WRITE_FOLDER_TO_OPFS, layout)
-        set_companion_port(browser, free_port())
-        try:
-            page.click("#folder")
-            answer_prompt(page, "cancel")
-            page.wait_for_function("window.errors.length > 0", timeout=30_000)
-            assert page.evaluate("window.errors")[0].startswith("NotAllowedError")
-            assert page.evaluate("window.seen") == []
-            assert site.batches("folder") == []
-        finally:
-            set_companion_port(browser, companion.port)
+        read_cancelled_while_companion_down(browser, page, companion.port, free_port(), "#folder")
+        assert site.batches("folder") == []
 
         started = time.monotonic()
         page.click("#folder")
@@ -423,16 +406,9 @@ def test_clipboard_read_hands_out_the_cloak(
                 await navigator.clipboard.write([item]);
             }"""
         )
-        set_companion_port(browser, free_port())
-        try:
-            page.click("#read-clipboard")
-            answer_prompt(page, "cancel")
-            page.wait_for_function("window.errors.length > 0", timeout=30_000)
-            assert page.evaluate("window.errors")[0].startswith("NotAllowedError")
-            assert page.evaluate("window.seen") == []
-            assert site.batches("clipboard") == []
-        finally:
-            set_companion_port(browser, companion.port)
+        button = "#read-clipboard"
+        read_cancelled_while_companion_down(browser, page, companion.port, free_port(), button)
+        assert site.batches("clipboard") == []
 
         started = time.monotonic()
         page.click("#read-clipboard")
@@ -555,7 +531,7 @@ def test_time_out_asks_and_uploads_nothing(
     set_debug = "async (debug) => chrome.storage.local.set({debug})"
     stalling = StallingCompanion()
     browser.worker().evaluate(set_debug, {"cloakTimeoutMs": 3000})
-    set_companion_port(browser, stalling.port)
+    browser.store_port(stalling.port)
     try:
         original = photo(photos, "George_Clooney", "img38.jpg")
         started = time.monotonic()
@@ -581,7 +557,7 @@ def test_time_out_asks_and_uploads_nothing(
         assert seen(form, "single") == []
     finally:
         browser.worker().evaluate(set_debug, {})
-        set_companion_port(browser, companion.port)
+        browser.store_port(companion.port)
         stalling.stop()
 
 
