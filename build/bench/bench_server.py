@@ -1,7 +1,7 @@
 """Benchmark `veil serve`: request overhead over the engine's own time, and throughput.
 
 Starts real `veil serve` subprocesses on loopback (real models), pairs with them through
-`veil pair`, and prints:
+`veil pair` (the test suite's harness, tests/server/companion.py), and prints:
 
 1. overhead: for a ~5 MB JPEG (a full-resolution press photo re-encoded at high quality),
    the client's wall time per request minus the engine time the server reports in
@@ -15,13 +15,9 @@ Usage:  nice -n 10 .venv/bin/python build/bench/bench_server.py [--faces-dir DIR
 from __future__ import annotations
 
 import argparse
-import http.client
 import io
-import json
 import os
-import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,82 +25,37 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO_ROOT / "tests"))
+
+from server.companion import start_companion, stop_companion  # noqa: E402
+
 BIG_PHOTO = ("George_Clooney", "img40.jpg")  # 3061x4600, 14 MP
 TARGET_BYTES = 5 * 1024 * 1024
 
 
 class Server:
+    """A paired `veil serve` subprocess, started by the test suite's harness."""
+
     def __init__(self, workdir: Path, *args: str) -> None:
-        self.env = {
-            **os.environ,
-            "VEIL_CONFIG_DIR": str(workdir / "config"),
-            "VEIL_TOKEN_STORE": "file",
-            "PYTHONUNBUFFERED": "1",
-        }
-        self.log = workdir / "server.log"
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "veil.cli", "serve", "--port", "0", *args],
-            env=self.env,
-            stdout=self.log.open("wb"),
-            stderr=subprocess.STDOUT,
-        )
         started = time.monotonic()
-        while True:
-            found = re.search(r"listening on http://127\.0\.0\.1:(\d+)", self.log.read_text())
-            if found:
-                self.port = int(found.group(1))
-                break
-            if self.process.poll() is not None or time.monotonic() - started > 180:
-                raise SystemExit(f"veil serve did not start:\n{self.log.read_text()}")
-            time.sleep(0.2)
+        self.companion = start_companion(workdir, *args)
         self.startup_s = time.monotonic() - started
-        self.token = self._pair()
-
-    def _pair(self) -> str:
-        out = subprocess.run(
-            [sys.executable, "-m", "veil.cli", "pair", "--port", str(self.port)],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        found = re.search(r"Pairing code: (\d{3}) (\d{3})", out)
-        assert found, out
-        status, _, body = self.request(
-            "POST", "/v1/pair", json.dumps({"code": found.group(1) + found.group(2)}).encode(), {}
-        )
-        assert status == 200, body
-        return str(json.loads(body)["token"])
-
-    def request(
-        self, method: str, path: str, body: bytes, headers: dict[str, str]
-    ) -> tuple[int, dict[str, str], bytes]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=600)
-        try:
-            conn.request(method, path, body=body, headers=headers)
-            response = conn.getresponse()
-            return response.status, dict(response.headers), response.read()
-        finally:
-            conn.close()
+        self.token = self.companion.pair()
 
     def cloak(self, data: bytes, mode: str) -> tuple[float, float]:
         """(client wall seconds, engine seconds reported by the server) for one photo."""
-        headers = {"Authorization": f"Bearer {self.token}", "Content-Type": "image/jpeg"}
         started = time.perf_counter()
-        status, reply_headers, body = self.request("POST", f"/v1/cloak?mode={mode}", data, headers)
+        reply = self.companion.cloak(data, self.token, query=f"mode={mode}")
         wall = time.perf_counter() - started
-        if status != 200:
-            raise SystemExit(f"cloak failed: {status} {body[:300]!r}")
-        return wall, float(reply_headers["X-Veil-Seconds"])
+        if reply.status != 200:
+            raise SystemExit(f"cloak failed: {reply.status} {reply.body[:300]!r}")
+        return wall, float(reply.headers["X-Veil-Seconds"])
 
     def peak_rss_kib(self) -> int:
-        status = Path(f"/proc/{self.process.pid}/status").read_text()
-        found = re.search(r"^VmHWM:\s+(\d+) kB", status, re.MULTILINE)
-        return int(found.group(1)) if found else 0
+        return self.companion.rss_kib("VmHWM")
 
     def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=30)
+        stop_companion(self.companion)
 
 
 def five_mb_jpeg(path: Path) -> bytes:
@@ -188,7 +139,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="veil-bench-") as tmp:
         root = Path(tmp)
         if not args.skip_overhead:
-            (root / "overhead" / "config").mkdir(parents=True)
+            (root / "overhead").mkdir()
             measure_overhead(args.faces_dir, args.mode, args.repeats, root / "overhead")
         if not args.skip_throughput:
             people = sorted(p for p in (args.faces_dir / "photos").iterdir() if p.is_dir())
@@ -202,7 +153,7 @@ def main() -> int:
             print(f"\n== throughput, {len(batch)} real photos (MB: {sizes}), mode={args.mode} ==")
             for workers in (2, 1):
                 workdir = root / f"throughput{workers}"
-                (workdir / "config").mkdir(parents=True)
+                workdir.mkdir()
                 measure_throughput(args.faces_dir, args.mode, workers, batch, workdir)
     return 0
 

@@ -3,25 +3,30 @@
     .venv/bin/python build/bench/fuzz_companion.py bombs             # peak RSS / time per bomb
     .venv/bin/python build/bench/fuzz_companion.py health            # /v1/health latency while
                                                                      # each bomb is uploaded
+    .venv/bin/python build/bench/fuzz_companion.py idle              # /v1/health latency with
+                                                                     # 1,100 idle sockets open
     .venv/bin/python build/bench/fuzz_companion.py fuzz --cases 2000 # HTTP + CLI mutation fuzz
 
 `bombs` runs each bomb (tests/hostile_inputs.py) through `Engine.cloak_bytes` in a fresh
 process and prints the outcome, the seconds and the peak RSS above the loaded engine's.
 `health` starts a real `veil serve`, uploads each bomb and polls /v1/health every 50 ms
-meanwhile, printing the worst latency. `fuzz` mutates real JPEG/PNG/WebP photos (fixed seed)
-and sends them to a real `veil serve`, counting replies by status and code; a 5xx, a
-non-JSON error or a dead server is a failure (exit 1). Uses ../shared/faces.
+meanwhile, printing the worst latency. `idle` holds 1,100 half-open connections against a
+server limited to 1,024 descriptors and prints health's latency meanwhile. `fuzz` mutates
+real JPEG/PNG/WebP photos (fixed seed) and sends them to a real `veil serve`, counting
+replies by status and code; a 5xx, a non-JSON error or a dead server is a failure (exit 1).
+Uses ../shared/faces. The servers are started and paired by the test suite's harness
+(tests/server/companion.py).
 """
 
 from __future__ import annotations
 
 import argparse
-import http.client
 import io
 import json
 import os
-import re
 import resource
+import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,6 +39,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests"))
 
 import hostile_inputs  # noqa: E402
+from server.companion import start_companion, stop_companion  # noqa: E402
 
 FACES = Path(os.environ.get("VEIL_FACES_DIR", REPO.parent / "shared" / "faces"))
 BOMB_TIMEOUT_S = 300
@@ -88,76 +94,32 @@ def bombs(names: list[str]) -> None:
         sys.stdout.flush()
 
 
-# -- a real `veil serve` ----------------------------------------------------------------
+# -- a real `veil serve` (the test suite's harness, tests/server/companion.py) ----------
 
 
 class Server:
-    def __init__(self, tmp: Path, *extra: str) -> None:
-        (tmp / "config").mkdir(mode=0o700)
-        (tmp / "tmpdir").mkdir()
-        self.env = {
-            **os.environ,
-            "VEIL_CONFIG_DIR": str(tmp / "config"),
-            "VEIL_TOKEN_STORE": "file",
-            "TMPDIR": str(tmp / "tmpdir"),
-            "PYTHONUNBUFFERED": "1",
-        }
-        self.log_path = tmp / "serve.log"
-        self.log = self.log_path.open("wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "veil.cli", "serve", "--port", "0", *extra],
-            env=self.env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 120
-        self.port = 0
-        while time.monotonic() < deadline and self.process.poll() is None:
-            found = re.search(r"listening on http://127\.0\.0\.1:(\d+)", self.log_path.read_text())
-            if found:
-                self.port = int(found.group(1))
-                break
-            time.sleep(0.2)
-        if not self.port:
-            raise SystemExit("veil serve did not start:\n" + self.log_path.read_text())
-        pairing = subprocess.run(
-            [sys.executable, "-m", "veil.cli", "pair", "--port", str(self.port)],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        code = "".join(re.findall(r"Pairing code: (\d{3}) (\d{3})", pairing.stdout)[0])
-        _status, body, _ = self.request("POST", "/v1/pair", json.dumps({"code": code}).encode())
-        self.token = json.loads(body)["token"]
+    """A paired `veil serve` subprocess; `request` returns (status, body, seconds)."""
+
+    def __init__(self, tmp: Path, *extra: str, nofile: int | None = None) -> None:
+        self.companion = start_companion(tmp, *extra, nofile=nofile)
+        self.process = self.companion.process
+        self.token = self.companion.pair()
 
     def request(
         self, method: str, path: str, body: bytes | None = None, timeout: float = 600
     ) -> tuple[int, bytes, float]:
         headers = {"Content-Type": "application/octet-stream"}
         if path.startswith("/v1/cloak"):
-            headers["Authorization"] = f"Bearer {getattr(self, 'token', '')}"
+            headers["Authorization"] = f"Bearer {self.token}"
         started = time.perf_counter()
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        try:
-            conn.request(method, path, body=body, headers=headers)
-            reply = conn.getresponse()
-            return reply.status, reply.read(), time.perf_counter() - started
-        finally:
-            conn.close()
+        reply = self.companion.request(method, path, body=body, headers=headers, timeout=timeout)
+        return reply.status, reply.body, time.perf_counter() - started
 
     def rss_mib(self, field: str = "VmHWM") -> float:
-        text = Path(f"/proc/{self.process.pid}/status").read_text()
-        return int(re.search(rf"^{field}:\s+(\d+)", text, re.MULTILINE).group(1)) / 1024  # type: ignore[union-attr]
+        return self.companion.rss_kib(field) / 1024
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.log.close()
+        stop_companion(self.companion)
 
 
 def _error_code(body: bytes) -> str:
@@ -211,6 +173,45 @@ def health(names: list[str]) -> None:
             server.stop()
 
 
+def idle(sockets: int, seconds: float) -> None:
+    """Health latency while `sockets` half-open connections sit on a server limited to
+    1,024 descriptors (tests/server/test_hardening_server.py asserts only that it answers)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, sockets + 1024)), hard))
+    with tempfile.TemporaryDirectory() as tmp:
+        server = Server(Path(tmp), "--workers", "2", "--queue", "2", nofile=1024)
+        held: list[socket.socket] = []
+        try:
+            quiet = [server.request("GET", "/v1/health")[2] for _ in range(20)]
+            for _ in range(sockets):
+                sock = socket.socket()
+                sock.setblocking(False)
+                sock.connect_ex(("127.0.0.1", server.companion.port))
+                held.append(sock)
+            time.sleep(1.0)
+            latencies: list[float] = []
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline:
+                try:
+                    status, _, took = server.request("GET", "/v1/health", timeout=120)
+                    latencies.append(took if status == 200 else float("inf"))
+                except OSError:
+                    latencies.append(float("inf"))
+                time.sleep(0.05)
+            fds = len(os.listdir(f"/proc/{server.process.pid}/fd"))
+        finally:
+            for sock in held:
+                sock.close()
+            server.stop()
+    print(f"load {os.getloadavg()[0]:.1f}, cpus {os.cpu_count()}")
+    print(f"health, idle server: median {statistics.median(quiet):.3f} s, worst {max(quiet):.3f} s")
+    print(
+        f"health, {sockets} idle sockets: median {statistics.median(latencies):.3f} s, "
+        f"worst {max(latencies):.3f} s, {len(latencies)} polls, "
+        f"{latencies.count(float('inf'))} failed; server descriptors {fds}"
+    )
+
+
 def _seed_photos() -> list[bytes]:
     from PIL import Image
 
@@ -262,6 +263,9 @@ def main() -> int:
     for command in ("bombs", "health"):
         p = sub.add_parser(command)
         p.add_argument("names", nargs="*", default=list(hostile_inputs.BOMBS))
+    p = sub.add_parser("idle")
+    p.add_argument("--sockets", type=int, default=1100)
+    p.add_argument("--seconds", type=float, default=10.0)
     p = sub.add_parser("fuzz")
     p.add_argument("--cases", type=int, default=2000)
     p.add_argument("--seed", type=int, default=13)
@@ -271,6 +275,8 @@ def main() -> int:
         bombs(args.names)
     elif args.command == "health":
         health(args.names)
+    elif args.command == "idle":
+        idle(args.sockets, args.seconds)
     else:
         return fuzz(args.cases, args.seed)
     return 0

@@ -41,6 +41,16 @@ class ExtensionBrowser:
         assert isinstance(tabs, int) and tabs > 0, f"no tab for {url}"
         return tabs
 
+    def store_port(self, port: int) -> None:
+        """Points Veil at `port` straight in storage (a dead port: the companion is down)."""
+        self.worker().evaluate(
+            """async (port) => {
+                const {settings} = await chrome.storage.local.get('settings');
+                await chrome.storage.local.set({settings: {...settings, port}});
+            }""",
+            port,
+        )
+
     def set_port(self, port: int) -> None:
         """Sets the companion port through the options page, as a person would."""
         page = self.context.new_page()
@@ -152,3 +162,20 @@ def trusted_drop(page: Page, selector: str, files: list[Path]) -> None:
             cdp.send("Input.dispatchDragEvent", {"type": kind, "x": x, "y": y, "data": data})
     finally:
         cdp.detach()
+
+
+def read_cancelled_while_companion_down(
+    browser: ExtensionBrowser, page: Page, back_port: int, dead_port: int, button: str
+) -> None:
+    """With Veil pointed at a dead port, clicking `button` makes the page read photos (a
+    picker, a folder, the clipboard): Veil asks, Cancel makes the read reject with
+    NotAllowedError, and the page's script saw nothing. Veil is pointed back after."""
+    browser.store_port(dead_port)
+    try:
+        page.click(button)
+        answer_prompt(page, "cancel")
+        page.wait_for_function("window.errors.length > 0", timeout=30_000)
+        assert page.evaluate("window.errors")[0].startswith("NotAllowedError")
+        assert page.evaluate("window.seen") == []
+    finally:
+        browser.store_port(back_port)

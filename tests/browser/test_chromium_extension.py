@@ -16,6 +16,7 @@ from chromium_driver import (
     all_text,
     answer_prompt,
     prompt_is_open,
+    read_cancelled_while_companion_down,
     screenshot,
     trusted_drop,
 )
@@ -394,20 +395,8 @@ def test_show_open_file_picker_hands_out_the_cloak(
         assert own == hashlib.sha256(first.read_bytes()).hexdigest()
 
         # Companion unreachable: the person is asked; Cancel gives the page nothing.
-        set_port = """async (port) => {
-            const {settings} = await chrome.storage.local.get('settings');
-            await chrome.storage.local.set({settings: {...settings, port}});
-        }"""
-        browser.worker().evaluate(set_port, free_port())
-        try:
-            page.click("#open")
-            answer_prompt(page, "cancel")
-            page.wait_for_function("window.errors.length > 0", timeout=30_000)
-            assert page.evaluate("window.errors")[0].startswith("NotAllowedError")
-            assert page.evaluate("window.seen") == []
-            assert site.batches("picker") == []
-        finally:
-            browser.worker().evaluate(set_port, companion.port)
+        read_cancelled_while_companion_down(browser, page, companion.port, free_port(), "#open")
+        assert site.batches("picker") == []
 
         started = time.monotonic()
         page.click("#open")

@@ -18,6 +18,7 @@ from chromium_driver import (
     all_text,
     answer_prompt,
     prompt_is_open,
+    read_cancelled_while_companion_down,
     trusted_drop,
 )
 from harness import (
@@ -27,6 +28,7 @@ from harness import (
     free_port,
     record_pick_to_upload,
 )
+from PIL import Image
 from playwright.sync_api import Page
 from upload_site import Received, UploadSite
 
@@ -212,16 +214,6 @@ def test_port_fallback_delivers_the_cloak(
     assert "veil:frame:received" not in marks
 
 
-def set_companion_port(browser: ExtensionBrowser, port: int) -> None:
-    browser.worker().evaluate(
-        """async (port) => {
-            const {settings} = await chrome.storage.local.get('settings');
-            await chrome.storage.local.set({settings: {...settings, port}});
-        }""",
-        port,
-    )
-
-
 def test_hidden_prompt_cannot_release_the_original(
     form: Page, browser: ExtensionBrowser, site: UploadSite, companion: Companion, photos: Path
 ) -> None:
@@ -245,7 +237,7 @@ def test_hidden_prompt_cannot_release_the_original(
         }"""
     )
     original = photo(photos, "Angelina_Jolie", "img6.jpg")
-    set_companion_port(browser, free_port())
+    browser.store_port(free_port())
     try:
         form.set_input_files("#single", str(original))
         deadline = time.monotonic() + 30
@@ -272,7 +264,7 @@ def test_hidden_prompt_cannot_release_the_original(
         assert site.batches("single") == []
         assert seen(form, "single") == []
     finally:
-        set_companion_port(browser, companion.port)
+        browser.store_port(companion.port)
 
 
 def test_a_page_that_keeps_asking_is_answered_no(
@@ -287,7 +279,7 @@ def test_a_page_that_keeps_asking_is_answered_no(
     page = browser.context.new_page()
     page.add_init_script(STAND_IN_PICKER)
     page.goto(f"{site.url}/picker")
-    set_companion_port(browser, free_port())
+    browser.store_port(free_port())
     try:
         page.evaluate(WRITE_TO_OPFS, [source.name])
         # Not awaited: the first read waits for the person's answer.
@@ -308,7 +300,124 @@ def test_a_page_that_keeps_asking_is_answered_no(
         assert not prompt_is_open(page), "the page raised another prompt"
         assert site.batches("picker") == []
     finally:
-        set_companion_port(browser, companion.port)
+        browser.store_port(companion.port)
+        page.close()
+
+
+# As for showOpenFilePicker (test_chromium_extension.py), the folder dialog cannot be
+# answered headless: the stand-in returns a folder of the page's origin-private file system,
+# written before the test. Veil's wrappers (the picker, the folder's iterators and
+# getFileHandle, getFile) are the real ones.
+STAND_IN_FOLDER_PICKER = """
+window.showDirectoryPicker = async () =>
+    (await navigator.storage.getDirectory()).getDirectoryHandle('picked');
+"""
+
+WRITE_FOLDER_TO_OPFS = """async (layout) => {
+    const root = await navigator.storage.getDirectory();
+    for (const [path, name] of layout) {
+        const parts = ['picked', ...path.split('/')];
+        let folder = root;
+        for (const part of parts.slice(0, -1)) {
+            folder = await folder.getDirectoryHandle(part, { create: true });
+        }
+        const blob = await (await fetch('/photo/' + name)).blob();
+        const file = await folder.getFileHandle(parts.at(-1), { create: true });
+        const writable = await file.createWritable();
+        await writable.write(blob);
+        await writable.close();
+    }
+}"""
+
+
+def test_folder_picker_hands_out_cloaks_however_the_page_walks_the_folder(
+    browser: ExtensionBrowser, site: UploadSite, companion: Companion, photos: Path
+) -> None:
+    """showDirectoryPicker(): photos read through values(), for await (entries) and
+    getFileHandle(), in the folder and a subfolder, reach the page cloaked; other files as
+    they are; with the companion down the page gets nothing until the person answers."""
+    assert site.photos_dir is not None
+    sources = {
+        "a.jpg": photo(photos, "George_Clooney", "img38.jpg"),
+        "sub/b.jpg": photo(photos, "Angelina_Jolie", "img5.jpg"),
+        "sub/by-name.jpg": photo(photos, "Jennifer_Aniston", "img12.jpg"),
+    }
+    for source in sources.values():
+        (site.photos_dir / source.name).write_bytes(source.read_bytes())
+    notes = site.photos_dir / "notes.txt"
+    notes.write_bytes(b"not a photo\n" * 100)
+    layout = [[path, source.name] for path, source in sources.items()]
+    layout.append(["notes.txt", notes.name])
+    site.clear()
+    page = browser.context.new_page()
+    page.add_init_script(STAND_IN_FOLDER_PICKER)
+    page.goto(f"{site.url}/picker")
+    try:
+        page.evaluate(WRITE_FOLDER_TO_OPFS, layout)
+        read_cancelled_while_companion_down(browser, page, companion.port, free_port(), "#folder")
+        assert site.batches("folder") == []
+
+        started = time.monotonic()
+        page.click("#folder")
+        received = site.wait_for("folder", UPLOAD_TIMEOUT)
+        path = "showDirectoryPicker (3 photos + 1 text)"
+        record_pick_to_upload("chromium", path, time.monotonic() - started)
+        names = ["a.jpg", "notes.txt", "sub/b.jpg", "sub/by-name.jpg"]
+        assert [item.name for item in received] == names
+        assert received[1].data == notes.read_bytes()
+        for item in received:
+            if item.name in sources:
+                assert_cloaked(sources[item.name].read_bytes(), item.data)
+        # The page's own use of its origin-private files is left alone: the same file, reached
+        # from navigator.storage (not from the folder the person picked), is the original.
+        own = page.evaluate(
+            """async () => {
+                const root = await navigator.storage.getDirectory();
+                const folder = await root.getDirectoryHandle('picked');
+                return (await (await folder.getFileHandle('a.jpg')).getFile()).size;
+            }"""
+        )
+        assert own == sources["a.jpg"].stat().st_size
+    finally:
+        page.close()
+
+
+def test_clipboard_read_hands_out_the_cloak(
+    browser: ExtensionBrowser, site: UploadSite, companion: Companion, photos: Path
+) -> None:
+    """navigator.clipboard.read() from a "Paste image" button: the image reaches the page
+    cloaked and the text beside it unchanged; with the companion down, read() rejects after
+    the person's answer and nothing is uploaded."""
+    assert site.photos_dir is not None
+    png = site.photos_dir / "clip.png"
+    with Image.open(photo(photos, "Angelina_Jolie", "img6.jpg")) as image:
+        image.convert("RGB").save(png)
+    site.clear()
+    browser.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=site.url)
+    page = browser.context.new_page()
+    page.goto(f"{site.url}/picker")
+    try:
+        page.click("h1")  # focus and activation for write()
+        page.evaluate(
+            """async () => {
+                const blob = await (await fetch('/photo/clip.png')).blob();
+                const text = new Blob(['caption beside the photo'], { type: 'text/plain' });
+                const item = new ClipboardItem({ 'image/png': blob, 'text/plain': text });
+                await navigator.clipboard.write([item]);
+            }"""
+        )
+        button = "#read-clipboard"
+        read_cancelled_while_companion_down(browser, page, companion.port, free_port(), button)
+        assert site.batches("clipboard") == []
+
+        started = time.monotonic()
+        page.click("#read-clipboard")
+        [received] = site.wait_for("clipboard", UPLOAD_TIMEOUT)
+        record_pick_to_upload("chromium", "navigator.clipboard.read()", time.monotonic() - started)
+        assert received.type == "image/png"
+        assert_cloaked(png.read_bytes(), received.data)
+        assert page.evaluate("window.clipText") == [["text/plain", "caption beside the photo"]]
+    finally:
         page.close()
 
 
@@ -370,7 +479,14 @@ def test_what_a_page_can_see_of_veil(form: Page) -> None:
             Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, 'files').set,
             window.FormData,
             window.showOpenFilePicker,
+            window.showDirectoryPicker,
             FileSystemFileHandle.prototype.getFile,
+            FileSystemDirectoryHandle.prototype.getFileHandle,
+            FileSystemDirectoryHandle.prototype.getDirectoryHandle,
+            FileSystemDirectoryHandle.prototype.values,
+            FileSystemDirectoryHandle.prototype.entries,
+            FileSystemDirectoryHandle.prototype[Symbol.asyncIterator],
+            Clipboard.prototype.read,
             DataTransferItem.prototype.webkitGetAsEntry,
             DataTransferItem.prototype.getAsFileSystemHandle,
             Function.prototype.toString,
@@ -415,7 +531,7 @@ def test_time_out_asks_and_uploads_nothing(
     set_debug = "async (debug) => chrome.storage.local.set({debug})"
     stalling = StallingCompanion()
     browser.worker().evaluate(set_debug, {"cloakTimeoutMs": 3000})
-    set_companion_port(browser, stalling.port)
+    browser.store_port(stalling.port)
     try:
         original = photo(photos, "George_Clooney", "img38.jpg")
         started = time.monotonic()
@@ -441,7 +557,7 @@ def test_time_out_asks_and_uploads_nothing(
         assert seen(form, "single") == []
     finally:
         browser.worker().evaluate(set_debug, {})
-        set_companion_port(browser, companion.port)
+        browser.store_port(companion.port)
         stalling.stop()
 
 

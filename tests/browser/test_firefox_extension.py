@@ -432,6 +432,46 @@ async def test_firefox_paste_of_an_image_delivers_the_cloak(
     await browser.send("browsingContext.close", {"context": tab})
 
 
+async def test_firefox_clipboard_read_hands_out_the_cloak(
+    firefox: tuple[Firefox, str],
+    site: UploadSite,
+    companion: Companion,
+    photos: Path,
+    tmp_path: Path,
+) -> None:
+    """navigator.clipboard.read() from a "Paste image" button: with the companion down the
+    read rejects after the person's answer and nothing is uploaded; then the cloak."""
+    browser, ext = firefox
+    png = tmp_path / "clip.png"
+    with Image.open(photo(photos, "Angelina_Jolie", "img6.jpg")) as image:
+        image.convert("RGB").save(png)
+    # Firefox asks with its own "Paste" menu before a page reads what another origin copied;
+    # its testing pref skips that menu (the test is about what Veil does after the read).
+    await browser.chrome_value(
+        "(() => { Services.prefs.setBoolPref('dom.events.testing.asyncClipboard', true); "
+        "return 1; })()"
+    )
+    await browser.put_image_on_clipboard(png)
+    tab = await form_tab(browser, site, "picker")
+    async with companion_on_port(browser, ext, free_port(), back=companion.port):
+        await browser.click(tab, "document.getElementById('read-clipboard')")
+        text = await prompt_while_nothing_uploaded(browser, tab, site, "clipboard")
+        assert "not running" in text, text
+        await cancel_prompt(browser, tab)
+        await browser.wait_until(tab, "window.errors.length > 0")
+        assert str(await browser.value(tab, "window.errors[0]")).startswith("NotAllowedError")
+        assert site.batches("clipboard") == []
+    # The headless clipboard answers from a stream of the image, which one read uses up.
+    await browser.put_image_on_clipboard(png)
+    started = time.monotonic()
+    await browser.click(tab, "document.getElementById('read-clipboard')")
+    [received] = await asyncio.to_thread(site.wait_for, "clipboard", UPLOAD_TIMEOUT)
+    record_pick_to_upload("firefox", "navigator.clipboard.read()", time.monotonic() - started)
+    assert received.type == "image/png"
+    assert_cloaked(png.read_bytes(), received.data)
+    await browser.send("browsingContext.close", {"context": tab})
+
+
 async def test_firefox_companion_down_drop_and_paste_give_the_page_nothing(
     firefox: tuple[Firefox, str],
     site: UploadSite,

@@ -22,6 +22,11 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXTENSION_ORIGIN = "chrome-extension://abcdefghijklmnopabcdefghijklmnop"
 START_TIMEOUT_S = 120
+# What tells a server that keeps answering on a busy 2-core machine (tens of milliseconds,
+# about a second at worst under load) from a stuck one: a frozen event loop (16-55 s per
+# parser bomb before issue 13), descriptors run out (never). Not a latency target: those
+# figures come from benchmarks (build/bench/fuzz_companion.py `health` and `idle`).
+STUCK_S = 5.0
 
 
 def small_jpeg(path: Path, long_side: int = 480, quality: int = 90) -> bytes:

@@ -5,7 +5,8 @@ decode, face detector, alignment, paste, encoder and metadata code) with one che
 surrogate in place of the ONNX recognisers, so a few hundred cases fit in seconds; the
 recognisers' cost is not what a fuzz of the parsers explores. Asserted: no 5xx, every
 error is JSON with a typed 4xx code, and /v1/health, polled all along on the same event
-loop, answers within 1 s throughout. CLI: the real `veil cloak` over a folder of mutants:
+loop, answers every poll throughout and never stalls like a stuck server (the latency
+itself is a benchmark figure). CLI: the real `veil cloak` over a folder of mutants:
 one typed line per file, exit status 0 or 1, no traceback.
 
 The longer fuzz is `build/bench/fuzz_companion.py fuzz` (real recognisers, real server).
@@ -38,10 +39,11 @@ from veil.server.backend import EngineBackend
 from veil.server.settings import ServerConfig
 from veil.server.tokens import FileTokenStore, issue_token
 
+from .companion import STUCK_S
+
 SEED = 13
 HTTP_CASES = 300
 CLI_CASES = 36
-HEALTH_LIMIT_S = 1.0
 TYPED_4XX = {code.value for code in ErrorCode}
 F32 = npt.NDArray[np.float32]
 
@@ -97,7 +99,7 @@ def fast_engine() -> Engine:
     return Engine(real.detector, [LinearSurrogate()])
 
 
-async def test_http_fuzz_no_5xx_typed_4xx_health_under_a_second(
+async def test_http_fuzz_no_5xx_typed_4xx_health_keeps_answering(
     fast_engine: Engine, tmp_path: Path
 ) -> None:
     store = FileTokenStore(tmp_path / "tokens.json")
@@ -148,7 +150,8 @@ async def test_http_fuzz_no_5xx_typed_4xx_health_under_a_second(
     assert not problems, problems[:10]
     assert counts["200"] and len(counts) > 1, "the mutants reach both outcomes"
     assert len(latencies) >= 10
-    assert max(latencies) < HEALTH_LIMIT_S
+    assert float("inf") not in latencies, "a health poll failed"
+    assert max(latencies) < STUCK_S
 
 
 def test_cli_fuzz_every_file_typed_no_crash(tmp_path: Path) -> None:

@@ -17,9 +17,7 @@ import pytest
 import hostile_inputs as hostile
 from corpus import require_faces
 
-from .companion import Companion, small_jpeg, start_companion, stop_companion
-
-HEALTH_LIMIT_S = 1.0
+from .companion import STUCK_S, Companion, small_jpeg, start_companion, stop_companion
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +38,8 @@ def token(companion: Companion) -> str:
 
 
 class HealthWatch:
-    """Polls /v1/health every 50 ms on fresh connections; records the worst latency."""
+    """Polls /v1/health every 50 ms on fresh connections; records each latency, and an
+    infinite one for a poll that failed (refused, reset, not 200)."""
 
     def __init__(self, companion: Companion) -> None:
         self.companion = companion
@@ -71,13 +70,22 @@ class HealthWatch:
     def worst(self) -> float:
         return max(self.latencies, default=float("inf"))
 
+    def assert_kept_answering(self) -> None:
+        """Every poll answered 200 and none waited like a stuck server. The latency itself
+        is a benchmark figure (`build/bench/fuzz_companion.py health` and `idle`), printed
+        here for the log."""
+        print(f"\nhealth: {len(self.latencies)} polls, worst {self.worst:.3f} s")
+        assert len(self.latencies) >= 3, self.latencies
+        assert float("inf") not in self.latencies, "a health poll failed"
+        assert self.worst < STUCK_S, f"health took {self.worst:.2f} s"
+
 
 # Full-size parser bombs: each blocked /v1/health for 16-55 s with the old code.
 WORST_UPLOADS = ["jpeg-24MB-ff-run", "png-3.6M-chunks", "jpeg-10M-comments", "jpeg-700-exif"]
 
 
 @pytest.mark.parametrize("name", WORST_UPLOADS)
-def test_health_answers_within_a_second_while_a_bomb_is_uploaded(
+def test_health_keeps_answering_while_a_bomb_is_uploaded(
     companion: Companion, token: str, name: str
 ) -> None:
     data = hostile.BOMBS[name]()
@@ -86,8 +94,7 @@ def test_health_answers_within_a_second_while_a_bomb_is_uploaded(
         reply = companion.cloak(data, token, content_type="application/octet-stream")
         time.sleep(0.2)
     assert 400 <= reply.status < 500 and reply.code, (reply.status, reply.body[:200])
-    assert len(watch.latencies) >= 3
-    assert watch.worst < HEALTH_LIMIT_S, f"health took {watch.worst:.2f} s"
+    watch.assert_kept_answering()
 
 
 def test_idle_sockets_cannot_exhaust_descriptors_or_flood_the_log(companion: Companion) -> None:
@@ -107,7 +114,7 @@ def test_idle_sockets_cannot_exhaust_descriptors_or_flood_the_log(companion: Com
         with HealthWatch(companion) as watch:
             time.sleep(2.0)
             server_fds = len(os.listdir(f"/proc/{companion.process.pid}/fd"))
-        assert watch.worst < HEALTH_LIMIT_S, f"health took {watch.worst:.2f} s"
+        watch.assert_kept_answering()
         assert server_fds < 512, f"the server holds {server_fds} descriptors"
     finally:
         for sock in sockets:

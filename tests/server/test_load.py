@@ -77,11 +77,15 @@ def test_concurrent_requests_all_answered_identical_and_bounded(
     assert companion.request("GET", "/v1/health").status == 200
 
 
-def test_timeout_answers_504_and_keeps_the_slot_until_work_ends(
+def test_real_cloak_over_its_time_out_answers_504_and_the_next_is_typed(
     companion_factory: Callable[..., Companion], photos: list[bytes]
 ) -> None:
-    """A request over its time-out gets 504; the photo still running keeps its worker, so the
-    pool stays bounded (the next request is refused with 503, not queued behind it)."""
+    """A real cloak over its time-out gets 504 and is cancelled. The next request meets the
+    cancelled photo either still holding the only worker (503 busy) or stopped already
+    (admitted, then over its own time-out: 504); which, depends on how fast the engine
+    reaches its next cancel check on a loaded machine. That the running photo keeps its
+    slot until it stops is pinned without a race in test_app.py
+    (`test_time_out_answers_504_and_the_running_photo_keeps_its_slot`)."""
     # 0.2 s: well under one cloak (about a second a face, even for these small photos, since
     # the optimiser's cost is per face, not per pixel), so the request always runs over.
     tight = companion_factory("--workers", "1", "--queue", "0", "--timeout", "0.2")
@@ -92,4 +96,6 @@ def test_timeout_answers_504_and_keeps_the_slot_until_work_ends(
     assert (late.status, late.code) == (504, "timeout")
     assert elapsed < 5.0
     behind = tight.cloak(photos[1], token)
-    assert (behind.status, behind.code) == (503, "busy")
+    assert (behind.status, behind.code) in {(503, "busy"), (504, "timeout")}
+    assert tight.request("GET", "/v1/health").status == 200
+    assert "Traceback" not in tight.log()

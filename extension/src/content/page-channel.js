@@ -1,6 +1,7 @@
 // The isolated end of the channel to Veil's page-world scripts (src/page/):
 // they catch files where the page gets them (file inputs in and out of the
-// document, drops with their entries and handles, showOpenFilePicker) and ask
+// document, drops with their entries and handles, pastes, the file and folder
+// pickers, navigator.clipboard.read()) and ask
 // here, over a private MessageChannel, for the files to hand out instead: the
 // same cloaking, indicator and failure prompt for every path.
 //

@@ -54,13 +54,13 @@
   /**
    * @param {FailureInfo} failure
    * @param {string[]} names  The photos that could not be protected.
-   * @param {string} [path]  Which interception path asks ('picker' reads may repeat on their own).
+   * @param {string} [path]  Which interception path asks (picker and clipboard reads may repeat on their own).
    * @returns {Promise<PromptChoice>}
    */
   function ask(failure, names, path = '') {
     const fileCount = names.length;
     const recentlyCancelled = performance.now() - cancelledAt < QUIET_AFTER_CANCEL_MS;
-    if (open || (path === 'picker' && recentlyCancelled)) {
+    if (open || ((path === 'picker' || path === 'clipboard') && recentlyCancelled)) {
       veilContent.indicator.notice('Veil could not protect the photo the page asked for again; nothing was given to the page.');
       return Promise.resolve(/** @type {PromptChoice} */ ('cancel'));
     }
