@@ -104,8 +104,14 @@ def test_serve_and_a_cloak_make_no_outside_connection(tmp_path: Path) -> None:
     trace, log_path = tmp_path / "serve.strace", tmp_path / "serve.log"
     started = time.monotonic()
     with log_path.open("wb") as log:
+        # Its own process group: SIGTERM to strace alone detaches it and leaves the traced
+        # `veil serve` running after the test, so the whole group is signalled.
         server = subprocess.Popen(
-            _strace_command(trace, "serve", "--port", "0"), env=env, stdout=log, stderr=log
+            _strace_command(trace, "serve", "--port", "0"),
+            env=env,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
         )
     try:
         port = 0
@@ -141,11 +147,11 @@ def test_serve_and_a_cloak_make_no_outside_connection(tmp_path: Path) -> None:
         conn.close()
         time.sleep(max(0.0, WATCH_S - (time.monotonic() - started)))
     finally:
-        server.send_signal(signal.SIGTERM)
+        os.killpg(server.pid, signal.SIGTERM)
         try:
             server.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            server.kill()
+            os.killpg(server.pid, signal.SIGKILL)
             server.wait()
     recorded = trace.read_text()
     assert "sendto(" in recorded, "strace saw the server answer (it traced the server)"
