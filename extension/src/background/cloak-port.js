@@ -4,6 +4,7 @@
 // only fails the photos in flight (the content script then asks the person).
 
 import { CLIENT_ERRORS, VeilFailure, fixFor } from '../shared/client-errors.js';
+import { ERROR_CODES } from '../shared/error-codes.js';
 import { forgetRejectedToken, loadSettings, loadToken } from '../shared/settings.js';
 import { cloak } from './companion.js';
 import { PreviewSkipped, recordPreview } from './previews.js';
@@ -79,7 +80,7 @@ async function finish(port, header, original, startedAt, isClosed) {
     const failure =
       error instanceof VeilFailure ? error : new VeilFailure(CLIENT_ERRORS.BAD_RESPONSE, String(error));
     // A rejected token means the pairing is gone: forget it so the popup says "not paired".
-    if (failure.code === 'unauthorized') await forgetRejectedToken(token);
+    if (failure.code === ERROR_CODES.UNAUTHORIZED) await forgetRejectedToken(token);
     if (!isClosed()) {
       post(port, { kind: 'error', code: failure.code, message: failure.message, fix: fixFor(failure.code, companionPort) });
     }

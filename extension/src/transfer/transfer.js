@@ -14,6 +14,7 @@
 
 import '../shared/wire.js';
 import { CLIENT_ERRORS, VeilFailure, fixFor } from '../shared/client-errors.js';
+import { ERROR_CODES } from '../shared/error-codes.js';
 import { SETTINGS_KEY, forgetRejectedToken, loadSettings, loadToken } from '../shared/settings.js';
 import { TOKEN_CHANGE } from '../shared/secret-store.js';
 import { cloak } from '../background/companion.js';
@@ -50,7 +51,8 @@ chrome.storage.onChanged.addListener((changes, area) => {
 });
 
 // The companion refused the token, or there was none when the frame loaded.
-const AUTH_FAILURES = new Set([CLIENT_ERRORS.NOT_PAIRED, 'unauthorized']);
+/** @type {Set<string>} */
+const AUTH_FAILURES = new Set([CLIENT_ERRORS.NOT_PAIRED, ERROR_CODES.UNAUTHORIZED]);
 
 /**
  * Cloaks with the token read when the frame loaded; when there was none or
@@ -72,7 +74,7 @@ async function cloakWithCurrentToken(photo, type, mode, options) {
     config = readConfig();
     const { token } = await currentConfig();
     if (token && token !== options.token) return await cloak(photo, type, mode, { ...options, token });
-    if (error.code === 'unauthorized') await forgetRejectedToken(options.token);
+    if (error.code === ERROR_CODES.UNAUTHORIZED) await forgetRejectedToken(options.token);
     throw error;
   }
 }
