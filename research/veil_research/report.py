@@ -110,6 +110,13 @@ def _mean_min(pair: tuple[float, float]) -> str:
     return f"{pair[0]:.1f} ({pair[1]:.1f})"
 
 
+def _visibility_cells(looks: Visibility | None, sample: str) -> tuple[str, str, str]:
+    """A row's feed-size and face cells, and its sample with the visibility run's photos."""
+    if looks is None:
+        return "–", "–", sample
+    return _mean_min(looks.display), _mean_min(looks.face), f"{sample}; {looks.photos} photos"
+
+
 def default_inputs() -> list[Path]:
     return sorted(DATA.glob("*.json"))
 
@@ -155,12 +162,9 @@ def modes_table(runs: Sequence[Figures], seen: dict[str, Visibility] | None = No
         unseen = [r.scores for r in plain if r.attacker not in row.surrogates]
         loo = [means for m, re, means, _ in run.loo_means() if m == mode and re == "none"]
         photo = photos.get(mode)
-        looks = seen.get(mode)
-        display = _mean_min(looks.display) if looks else "–"
-        face = _mean_min(looks.face) if looks else "–"
-        sample = f"{run.identities} people × {_uploads(run)}"
-        if looks:
-            sample += f"; {looks.photos} photos"
+        display, face, sample = _visibility_cells(
+            seen.get(mode), f"{run.identities} people × {_uploads(run)}"
+        )
         seconds = f"{(photo.seconds_per_face if photo else row.seconds_per_face):.1f}"
         name = f"**{mode}** (default)" if mode == "mid" else mode
         lines.append(
@@ -180,11 +184,7 @@ def _no_cloak_row(run: Figures, yardstick: Visibility | None) -> str:
         c: sum(s[c] for s in run.baseline.values()) / len(run.baseline)
         for c in ("centroid", "logreg")
     }
-    display = _mean_min(yardstick.display) if yardstick else "–"
-    face = _mean_min(yardstick.face) if yardstick else "–"
-    sample = f"{run.identities} people"
-    if yardstick:
-        sample += f"; {yardstick.photos} photos"
+    display, face, sample = _visibility_cells(yardstick, f"{run.identities} people")
     return (
         f"| no cloak (site's JPEG q85) | {display} | {face} | {_span(white)} | {_span(unseen)} "
         f"| {_pair(mean)} | – | {sample} |"
