@@ -226,6 +226,13 @@ def face_boxes(data: bytes) -> list[tuple[int, int, int, int]]:
     return [tuple(int(v / scale) for v in row[:4]) for row in found]  # type: ignore[misc]
 
 
+def png_copy(source: Path, dest: Path) -> Path:
+    """`source` re-saved as a PNG at `dest` (what a clipboard holds after an image is copied)."""
+    with Image.open(source) as image:
+        image.convert("RGB").save(dest, "PNG")
+    return dest
+
+
 def assert_cloaked(original: bytes, received: bytes) -> None:
     """`received` is a cloak of `original`: not the same file, same size, and changed in the faces
     far more than elsewhere (so it is neither the original nor a mere re-encode)."""

@@ -24,6 +24,7 @@ from harness import (
     Companion,
     assert_cloaked,
     free_port,
+    png_copy,
     record_pick_to_upload,
 )
 from PIL import Image
@@ -117,9 +118,7 @@ def test_paste_of_an_image_delivers_the_cloak(
 ) -> None:
     # The clipboard holds PNG images: put a real photo there as PNG, then press Ctrl+V.
     assert site.photos_dir is not None
-    png = site.photos_dir / "paste.png"
-    with Image.open(photo(photos, "Angelina_Jolie", "img6.jpg")) as image:
-        image.convert("RGB").save(png)
+    png = png_copy(photo(photos, "Angelina_Jolie", "img6.jpg"), site.photos_dir / "paste.png")
     browser.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=site.url)
     form.click("#pastezone")
     form.evaluate(

@@ -26,6 +26,7 @@ from harness import (
     StallingCompanion,
     assert_cloaked,
     free_port,
+    png_copy,
     record_pick_to_upload,
 )
 from PIL import Image
@@ -389,9 +390,7 @@ def test_clipboard_read_hands_out_the_cloak(
     cloaked and the text beside it unchanged; with the companion down, read() rejects after
     the person's answer and nothing is uploaded."""
     assert site.photos_dir is not None
-    png = site.photos_dir / "clip.png"
-    with Image.open(photo(photos, "Angelina_Jolie", "img6.jpg")) as image:
-        image.convert("RGB").save(png)
+    png = png_copy(photo(photos, "Angelina_Jolie", "img6.jpg"), site.photos_dir / "clip.png")
     site.clear()
     browser.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=site.url)
     page = browser.context.new_page()
@@ -576,7 +575,6 @@ def test_heic_preview_is_skipped_quietly(
     """Chromium cannot decode HEIC: the photo is still cloaked and uploaded, its preview is
     skipped without a console error, and a JPEG picked after it still gets its preview."""
     pillow_heif = pytest.importorskip("pillow_heif")
-    from PIL import Image
 
     source = photo(photos, "Angelina_Jolie", "img5.jpg")
     heic = tmp_path / "face.heic"

@@ -30,6 +30,7 @@ from harness import (
     StallingCompanion,
     assert_cloaked,
     free_port,
+    png_copy,
     record_pick_to_upload,
 )
 from PIL import Image
@@ -412,9 +413,7 @@ async def test_firefox_paste_of_an_image_delivers_the_cloak(
 ) -> None:
     # An image on the clipboard as PNG (as an image viewer's Copy puts it), then Ctrl+V.
     browser, _ = firefox
-    png = tmp_path / "paste.png"
-    with Image.open(photo(photos, "Angelina_Jolie", "img6.jpg")) as image:
-        image.convert("RGB").save(png)
+    png = png_copy(photo(photos, "Angelina_Jolie", "img6.jpg"), tmp_path / "paste.png")
     tab = await form_tab(browser, site)
     await browser.put_image_on_clipboard(png)
     await browser.click(tab, "document.getElementById('pastezone')")
@@ -442,9 +441,7 @@ async def test_firefox_clipboard_read_hands_out_the_cloak(
     """navigator.clipboard.read() from a "Paste image" button: with the companion down the
     read rejects after the person's answer and nothing is uploaded; then the cloak."""
     browser, ext = firefox
-    png = tmp_path / "clip.png"
-    with Image.open(photo(photos, "Angelina_Jolie", "img6.jpg")) as image:
-        image.convert("RGB").save(png)
+    png = png_copy(photo(photos, "Angelina_Jolie", "img6.jpg"), tmp_path / "clip.png")
     # Firefox asks with its own "Paste" menu before a page reads what another origin copied;
     # its testing pref skips that menu (the test is about what Veil does after the read).
     await browser.chrome_value(
@@ -482,9 +479,7 @@ async def test_firefox_companion_down_drop_and_paste_give_the_page_nothing(
     """With the companion down, a drop and a paste of photos give the page nothing: Veil asks,
     and after Cancel nothing was ever uploaded or seen by the page's listeners."""
     browser, ext = firefox
-    png = tmp_path / "paste.png"
-    with Image.open(photo(photos, "George_Clooney", "img38.jpg")) as image:
-        image.convert("RGB").save(png)
+    png = png_copy(photo(photos, "George_Clooney", "img38.jpg"), tmp_path / "paste.png")
     async with companion_on_port(browser, ext, free_port(), back=companion.port):
         tab = await form_tab(browser, site)
         original = photo(photos, "Angelina_Jolie", "img6.jpg")
