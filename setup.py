@@ -9,6 +9,6 @@ MODEL_FILES = ["manifest.json", "*.onnx", "*.weights"]
 setup(
     packages=[*find_packages("companion"), "veil.models"],
     package_dir={"": "companion", "veil.models": "models"},
-    package_data={"veil": ["py.typed"], "veil.models": MODEL_FILES},
+    package_data={"veil": ["py.typed", "data/*.json"], "veil.models": MODEL_FILES},
     exclude_package_data={"veil.models": ["cache/*"]},
 )

@@ -175,7 +175,7 @@ def test_concurrent_gradients_equal_one_call_per_surrogate(crops: np.ndarray) ->
     batch = np.concatenate([crops, crops[::-1] * 0.9]).astype(np.float32)
     targets = [m.embed(crops[::-1].repeat(2, axis=0)) for m in models]
     for chosen in (models, models[:1]):
-        got = optimizer._parallel_gradients(chosen, batch, targets[: len(chosen)])
+        got = optimizer.parallel_gradients(chosen, batch, targets[: len(chosen)])
         for model, target, grad in zip(chosen, targets, got, strict=False):
             expected = model.loss_and_grad(batch, target)[2]
             assert grad.shape == batch.shape

@@ -11,7 +11,7 @@ from typing import Protocol, cast
 from veil import __version__
 
 # Each name is a module `veil.commands.<name>` that defines `add_parser` and `run`.
-SUBCOMMANDS = ("cloak", "check", "serve", "pair", "unpair", "doctor")
+SUBCOMMANDS = ("cloak", "check", "enrol", "serve", "pair", "unpair", "doctor")
 
 
 class Subcommand(Protocol):

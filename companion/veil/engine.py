@@ -26,13 +26,14 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from veil import imageio, optimizer
+from veil import imageio, optimizer, personal
 from veil.align import Box, alignment_matrix, merge_boxes, warp_crop
 from veil.cancel import checkpoint, guard_surrogates
 from veil.errors import CloakFailedError, TooManyFacesError, UnsupportedFormatError
 from veil.fileio import write_atomically
 from veil.imageio import DEFAULT_MAX_PIXELS, DecodedImage, MetadataReport
 from veil.paste import face_mask, paste, ssim_box
+from veil.profiles import Match, ProfileBook, profile_fingerprints
 from veil.prominence import face_strengths
 from veil.quality import ssim, ssim_sum
 from veil.results import DEFAULT_MODE, CloakResult, FaceReport, Mode
@@ -120,6 +121,7 @@ class Engine:
         max_pixels: int = DEFAULT_MAX_PIXELS,
         detect_long_side: int = DETECT_LONG_SIDE,
         max_faces: int = MAX_FACES,
+        profiles: ProfileBook | None = None,
     ) -> None:
         if not surrogates:
             raise CloakFailedError("the engine needs at least one face-recognition surrogate")
@@ -128,6 +130,8 @@ class Engine:
         self.max_pixels = max_pixels
         self.detect_long_side = detect_long_side
         self.max_faces = max_faces
+        # Enrolled people (`veil enrol`): faces that match get their personal cloak.
+        self.profiles = profiles
 
     @classmethod
     def load(
@@ -136,11 +140,14 @@ class Engine:
         *,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         surrogates: Sequence[str] | None = None,
+        config_dir: Path | None = None,
     ) -> Engine:
         """Load the detector and the surrogates once (hashes verified by `veil.modelstore`).
 
         `surrogates` names the recognisers the cloak is computed with; by default the
         manifest's default surrogates (the others stay unseen attackers for evaluation).
+        `config_dir` is where enrolled people's profiles are read from (None: nobody is
+        enrolled for this engine).
         """
         from veil.detector import FaceDetector
         from veil.memory import share_one_malloc_arena
@@ -157,7 +164,10 @@ class Engine:
             # built never adds to a photo's (measured: peak RSS on a 14 MP photo about 40 MB
             # lower than with the sessions built lazily, two at once, inside the first call).
             recognizer.verify()
-        return cls(detector, recognizers, max_pixels=max_pixels)
+        book = None
+        if config_dir is not None:
+            book = ProfileBook(config_dir, profile_fingerprints(recognizers))
+        return cls(detector, recognizers, max_pixels=max_pixels, profiles=book)
 
     def all_recognizers(self) -> list[optimizer.Surrogate]:
         """Every recogniser in the manifest (surrogates and held-out ones), for `veil check`."""
@@ -280,10 +290,14 @@ class Engine:
             crop = np.asarray(
                 cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA), np.float32
             )
-        cloaked = optimizer.cloak_crops(
-            crop[None], mode, self.surrogates, seed=seed_for(data, mode), region=face_mask(size)
-        )
-        delta = cloaked[0] - crop
+        match = self.match_faces(crop[None])[0]
+        if match is not None:
+            delta = self.personal_deltas(crop[None], [match], seed_for(data, mode))[0]
+        else:
+            cloaked = optimizer.cloak_crops(
+                crop[None], mode, self.surrogates, seed=seed_for(data, mode), region=face_mask(size)
+            )
+            delta = cloaked[0] - crop
         if decoded.width != size:
             delta = np.asarray(
                 cv2.resize(delta, (decoded.width,) * 2, interpolation=cv2.INTER_CUBIC), np.float32
@@ -300,7 +314,7 @@ class Engine:
             media_type=decoded.info.media_type,
             width=decoded.width,
             height=decoded.height,
-            faces=(FaceReport(box, 1.0, crop_ssim, crop_s2),),
+            faces=(FaceReport(box, 1.0, crop_ssim, crop_s2, *_matched(match)),),
             seconds=time.perf_counter() - start,
             ssim=crop_ssim,
             metadata_removed=tuple(report.removed),
@@ -408,6 +422,40 @@ class Engine:
 
     # -- stages -------------------------------------------------------------------------
 
+    def match_faces(self, crops: npt.NDArray[np.float32]) -> list[Match | None]:
+        """For each aligned crop, the enrolled person it shows, or None."""
+        if self.profiles is None or not self.profiles.profiles():
+            return [None] * len(crops)
+        embeddings = {
+            s.name: s.embed(crops) for s in self.surrogates if s.name in self.match_models()
+        }
+        if not embeddings:
+            raise CloakFailedError(
+                "people are enrolled but no matching recogniser is loaded; refusing to guess"
+            )
+        return self.profiles.match(embeddings)
+
+    def match_models(self) -> tuple[str, ...]:
+        from veil.profiles import MATCH_MODELS
+
+        return MATCH_MODELS
+
+    def personal_deltas(
+        self, crops: npt.NDArray[np.float32], matches: Sequence[Match], seed: int
+    ) -> npt.NDArray[np.float32]:
+        """Each enrolled face's personal cloak [N,S,S,3] (premasked, brightness only)."""
+        out = np.empty_like(crops, dtype=np.float32)
+        for i, match in enumerate(matches):
+            out[i] = personal.personal_delta(
+                crops[i],
+                match.profile.cloak,
+                match.profile.strength,
+                guard_surrogates(self.surrogates),
+                match.profile.targets,
+                seed=seed + i,
+            )
+        return out
+
     def find_faces(self, pixels: npt.NDArray[Any]) -> list[ImageFace]:
         """Faces in a decoded full-resolution image, searched on a shrunk copy."""
         return self.detect_faces(*shrink_for_detection(pixels, self.detect_long_side))
@@ -448,18 +496,28 @@ class Engine:
         # mask): budget spent on hair or background corners of the crop would never reach
         # the photo.
         # Faces that fill a large photo are seen large in a feed: less budget each.
+        matches = self.match_faces(crops)
+        timer.lap("match")
         strengths = face_strengths([face.box for face in faces], width, height)
-        cloaked = optimizer.cloak_crops(
-            crops,
-            mode,
-            guard_surrogates(self.surrogates),
-            seed=seed,
-            region=face_mask(size),
-            strength=strengths,
-        )
-        if cloaked.shape != crops.shape or not np.all(np.isfinite(cloaked)):
-            raise CloakFailedError("the optimiser returned crops of the wrong shape or NaNs")
-        deltas = (cloaked - crops).astype(np.float32)
+        deltas = np.zeros_like(crops, dtype=np.float32)
+        others = [i for i, m in enumerate(matches) if m is None]
+        enrolled = [i for i, m in enumerate(matches) if m is not None]
+        if others:
+            cloaked = optimizer.cloak_crops(
+                crops[others],
+                mode,
+                guard_surrogates(self.surrogates),
+                seed=seed,
+                region=face_mask(size),
+                strength=[strengths[i] for i in others],
+            )
+            if cloaked.shape != crops[others].shape or not np.all(np.isfinite(cloaked)):
+                raise CloakFailedError("the optimiser returned crops of the wrong shape or NaNs")
+            deltas[others] = cloaked - crops[others]
+        if enrolled:
+            deltas[enrolled] = self.personal_deltas(
+                crops[enrolled], [m for m in matches if m is not None], seed
+            )
         timer.lap("optimize")
         boxes = [ssim_box(m, size, width, height) for m in matrices]
         disjoint = len(merge_boxes(boxes)) == len(boxes)
@@ -469,7 +527,9 @@ class Engine:
         budget = optimizer.mode_budget(mode)
         region_floor = _region_ssim_floor(budget.min_image_ssim, boxes, width * height)
         reports, outcomes = [], []
-        for face, matrix, delta, reach in zip(faces, matrices, deltas, boxes, strict=True):
+        for face, matrix, delta, reach, match in zip(
+            faces, matrices, deltas, boxes, matches, strict=True
+        ):
             if reach.empty:  # landmarks entirely outside the picture
                 continue
             x0, y0 = max(face.box.x0, 0), max(face.box.y0, 0)
@@ -480,15 +540,18 @@ class Engine:
                 delta,
                 matrix,
                 face.box,
-                min_face_ssim=budget.min_face_ssim,
-                min_region_ssim=region_floor,
+                # A personal cloak is as visible as the person chose: no floor scales it down.
+                min_face_ssim=budget.min_face_ssim if match is None else 0.0,
+                min_region_ssim=region_floor if match is None else 0.0,
                 premasked=True,
             )
             outcomes.append(outcome)
             box = (x0, y0, x1 - x0, y1 - y0)
             # Judged on this face alone: a later, overlapping face's paste is not counted.
             visibility = face_ssimulacra2(face_before, canvas[y0:y1, x0:x1])
-            reports.append(FaceReport(box, face.score, outcome.face_ssim, visibility))
+            reports.append(
+                FaceReport(box, face.score, outcome.face_ssim, visibility, *_matched(match))
+            )
         if not reports:
             raise CloakFailedError("faces were found but none could be cloaked")
         # Outside these boxes the pixels, hence the SSIM map (= 1), are unchanged.
@@ -504,6 +567,12 @@ class Engine:
         area = sum(b.width * b.height for b, _ in measured)
         timer.lap("paste")
         return tuple(reports), (sum(v for _, v in measured) + total - area) / total
+
+
+def _matched(match: Match | None) -> tuple[str | None, str | None]:
+    if match is None:
+        return None, None
+    return match.profile.name, match.profile.strength.value
 
 
 def _region_ssim_floor(min_image_ssim: float, regions: Sequence[Box], total: int) -> float:

@@ -35,6 +35,12 @@ class ErrorCode(StrEnum):
     MODEL_MISSING = "model_missing"
     TOKEN_STORE_UNREADABLE = "token_store_unreadable"
     CLOAK_FAILED = "cloak_failed"
+    # Enrolment ("Protect my face").
+    ENROL_NO_FACE = "enrol_no_face"
+    ENROL_FACE_AMBIGUOUS = "enrol_face_ambiguous"
+    ENROL_TOO_FEW_PHOTOS = "enrol_too_few_photos"
+    PROFILE_NOT_FOUND = "profile_not_found"
+    PROFILE_UNREADABLE = "profile_unreadable"
     INTERNAL = "internal_error"
     # The command line's outputs (`veil cloak`; never sent by the HTTP API).
     DISK_FULL = "disk_full"
@@ -60,6 +66,11 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.MODEL_MISSING: 503,
     ErrorCode.TOKEN_STORE_UNREADABLE: 503,
     ErrorCode.CLOAK_FAILED: 500,
+    ErrorCode.ENROL_NO_FACE: 422,
+    ErrorCode.ENROL_FACE_AMBIGUOUS: 409,
+    ErrorCode.ENROL_TOO_FEW_PHOTOS: 422,
+    ErrorCode.PROFILE_NOT_FOUND: 404,
+    ErrorCode.PROFILE_UNREADABLE: 503,
     ErrorCode.INTERNAL: 500,
     ErrorCode.DISK_FULL: 507,
     ErrorCode.OUTPUT_NOT_WRITABLE: 500,
@@ -123,3 +134,35 @@ class CloakFailedError(VeilError):
     """Cloaking ran but could not produce a protected image; never fall back to the original."""
 
     code = ErrorCode.CLOAK_FAILED
+
+
+class EnrolError(VeilError):
+    """Enrolment photos that cannot make a profile: no face, too few photos."""
+
+    code = ErrorCode.ENROL_NO_FACE
+
+
+class EnrolFaceAmbiguousError(EnrolError):
+    """An enrolment photo shows several faces and Veil cannot tell which one is the person:
+    the caller must say which (`PHOTO#N` on the command line, a choice in the options page)."""
+
+    code = ErrorCode.ENROL_FACE_AMBIGUOUS
+
+    def __init__(self, message: str, *, photo: int, boxes: list[tuple[int, int, int, int]]):
+        super().__init__(message)
+        self.photo = photo
+        self.boxes = boxes
+
+
+class ProfileNotFoundError(VeilError):
+    """No enrolled person by that name or id."""
+
+    code = ErrorCode.PROFILE_NOT_FOUND
+
+
+class ProfileUnreadableError(VeilError):
+    """A stored profile is damaged or was made by a model or algorithm this Veil no longer
+    has: it is never used silently (faces would get the default cloak while the person
+    believes they have their own); the person re-enrols."""
+
+    code = ErrorCode.PROFILE_UNREADABLE

@@ -167,6 +167,8 @@ def cloak_crops(
     budget: ModeBudget | None = None,
     region: npt.NDArray[np.floating] | None = None,
     strength: Sequence[float] | None = None,
+    targets: Sequence[npt.NDArray[np.floating]] | None = None,
+    start: npt.NDArray[np.floating] | None = None,
 ) -> F32:
     """Cloak ArcFace-aligned crops: float32 [N,S,S,3] RGB 0..1 in, same shape out.
 
@@ -175,7 +177,10 @@ def cloak_crops(
     be pasted (the engine passes `veil.paste.face_mask`; None: the whole crop). `strength`
     (one factor in 0..1 per crop) scales each crop's budget: the engine passes
     `veil.prominence.face_strengths`, less for faces that fill a large photo. `budget`
-    overrides the mode's budget (research and benchmarks). Deterministic for a given seed.
+    overrides the mode's budget (research and benchmarks). `targets` (per surrogate, [N,D]
+    or [D] unit vectors) are the directions whose cosine is lowered; by default each crop's
+    own embedding. `start` [N,S,S,3] is a perturbation to start from (an enrolled person's
+    cloak) instead of a small random one. Deterministic for a given seed.
     """
     x0 = _validated(crops)
     if not surrogates:
@@ -185,7 +190,13 @@ def cloak_crops(
     if n == 0:
         return x0.copy()
     rng = np.random.default_rng(seed)
-    targets = _targets(x0, surrogates)
+    if targets is None:
+        targets = _targets(x0, surrogates)
+    else:
+        targets = [
+            np.ascontiguousarray(np.broadcast_to(np.asarray(t, np.float32), (n, t.shape[-1])))
+            for t in targets
+        ]
     scale = _strength_factors(strength, n)
     cap = plan.linf * scale * _texture_mask(x0, plan.texture_low, plan.texture_high)
     if plan.luminance_adapt:
@@ -196,6 +207,8 @@ def cloak_crops(
     # Small random start on the grid so the first gradient is not taken exactly at x0.
     coarse = rng.uniform(-0.25, 0.25, (n, plan.grid, plan.grid, 3)).astype(np.float32)
     coarse = _scale_colour(coarse * plan.linf * scale, plan.colour_scale)  # luma-only: grey
+    if start is not None:
+        coarse = _downsample(np.asarray(start, np.float32), plan.grid) + 0.1 * coarse
     velocity = np.zeros_like(coarse)
     second = np.zeros_like(coarse)  # Adam's second moment (penalty variant)
     step = 2.5 * plan.linf * scale / max(plan.steps, 1)
@@ -345,7 +358,7 @@ def _ensemble_gradient(
     batch = np.concatenate([t.forward(x) for t in transforms], axis=0)
     tiled = [np.tile(target, (len(transforms), 1)) for target in targets]
     total = np.zeros_like(x)
-    for grad in _parallel_gradients(surrogates, batch, tiled):
+    for grad in parallel_gradients(surrogates, batch, tiled):
         summed = np.zeros_like(x)
         for k, transform in enumerate(transforms):
             summed += transform.backward(grad[k * n : (k + 1) * n])
@@ -354,7 +367,7 @@ def _ensemble_gradient(
     return total
 
 
-def _parallel_gradients(
+def parallel_gradients(
     surrogates: Sequence[Surrogate], batch: F32, targets: Sequence[F32]
 ) -> list[F32]:
     """Each surrogate's d loss / d batch, computed concurrently.

@@ -27,6 +27,10 @@ class FaceReport:
     # SSIMULACRA2 of the same region (100 identical, 90 visually lossless, 70 high quality),
     # None where the region is under 8x8 pixels
     ssimulacra2: float | None = None
+    # The enrolled person this face was recognised as, and the strength of their personal
+    # cloak it got; None for everyone else (the default cloak of the request's mode).
+    profile: str | None = None
+    strength: str | None = None
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,9 @@
 - `veil-research eval [--quick] [--loo] ...`: protection benchmark (Fawkes protocol)
 - `veil-research report RESULTS.json ...`: docs/protection.md and .png from eval JSON
 - `veil-research tune [--steps N ...]`: one optimiser budget: protection, LOO, speed
+- `veil-research personal [--strengths ...]`: an enrolled person's personal cloak: LOO,
+  after JPEG, against an adaptive tracker
+- `veil-research match [--photos]`: own-face and false-match rates of enrolment matching
 """
 
 from __future__ import annotations
@@ -31,6 +34,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         from veil_research import report
 
         return report.main(rest)
+    if command == "personal":
+        from veil.memory import share_one_malloc_arena
+        from veil_research import personal_eval
+
+        share_one_malloc_arena()
+        return personal_eval.main(rest)
+    if command == "match":
+        from veil_research import match_eval
+
+        return match_eval.main(rest)
     if command == "tune":
         from veil_research import tune_cloak
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TextIO
 
 from veil.commands.tmpfiles import remove_stale_temporaries
+from veil.config import config_dir
 from veil.errors import ErrorCode, VeilError
 from veil.results import DEFAULT_MODE, CloakResult, Mode
 
@@ -110,9 +111,11 @@ class Progress:
 def result_line(job: Job, result: CloakResult) -> str:
     ssim = f"{result.ssim:.4f}" if result.ssim is not None else "-"
     removed = ",".join(result.metadata_removed) or "none"
+    personal = [f"{f.profile}/{f.strength}" for f in result.faces if f.profile is not None]
+    mine = f"  personal={','.join(personal)}" if personal else ""
     return (
         f"ok    {job.src} -> {job.dst}  faces={result.face_count}  "
-        f"{result.seconds:.2f}s  ssim={ssim}  removed={removed}"
+        f"{result.seconds:.2f}s  ssim={ssim}  removed={removed}{mine}"
     )
 
 
@@ -124,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     jobs = list(collect(args.paths, args.output, args.in_place))
     try:
-        engine = Engine.load(args.models)
+        engine = Engine.load(args.models, config_dir=config_dir())
     except VeilError as exc:
         print(f"veil cloak: {exc.code}: {exc.message}", file=sys.stderr)
         return 2

@@ -87,9 +87,10 @@ def load_backend() -> CloakBackend:
 
     # Kept as a second switch; the one that works is ORT_DISABLE_TELEMETRY (veil/__init__.py).
     onnxruntime.disable_telemetry_events()
+    from veil.config import config_dir
     from veil.engine import Engine
 
-    return EngineBackend(Engine.load())
+    return EngineBackend(Engine.load(config_dir=config_dir()))
 
 
 def run(args: argparse.Namespace) -> int:

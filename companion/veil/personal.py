@@ -1,0 +1,303 @@
+"""The personal cloak: one perturbation per enrolled person, computed once, applied to every
+upload of that person.
+
+Why one cloak per person: a tracker builds its picture of a person from many uploads.
+Per-photo cloaks push each upload a different way, and the pushes average out in the
+tracker's gallery; measured (docs/protection.md), the invisible per-photo cloak moves
+modern recognisers less than a change of photo does. A single perturbation, the same in
+every upload, moves the whole gallery the same way (Fawkes v0.3's consistency, OPOM's one
+mask per person), and a visible budget makes the move large.
+
+What is optimised: one brightness-only change `delta` [112,112] in ArcFace crop space (the
+engine warps it onto each face from that face's landmarks, as it pastes every cloak). It
+is universal over the person's enrolment crops: each step takes a batch of them, each
+augmented as a different photo of the same person would be (pose: scale, shift, rotation;
+lighting: gain and offset; blur; JPEG), adds the change, and descends the mean cosine of
+every surrogate's embedding to the person's fixed direction (`PersonalTargets`): the
+centroid of their clean embeddings. Lowering it moves every upload away from where the
+person's clean photos sit, the same way each time.
+
+What it looks like: the change is luma only (no tint) and low-pass (smoothed with
+`Strength.smooth` crop pixels), so it reads as shading (contouring around eyes, brows and
+nose) rather than grain; its size is bounded by `Strength.linf` inside the paste mask.
+Strengths and what each buys, measured: docs/protection.md and the README.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from veil.errors import CloakFailedError
+from veil.optimizer import (
+    CROP_SIZE,
+    F32,
+    ModeBudget,
+    Surrogate,
+    cloak_crops,
+    mode_budget,
+    parallel_gradients,
+    with_overrides,
+)
+from veil.paste import face_mask
+from veil.results import Mode
+
+PERSONAL_ALGORITHM_VERSION = 1
+"""Stored with every profile; a profile made by another version is recomputed or refused."""
+
+
+class Strength(StrEnum):
+    """How visible the personal cloak may be (figures per strength in the README)."""
+
+    LIGHT = "light"
+    MEDIUM = "medium"
+    STRONG = "strong"
+
+
+@dataclass(frozen=True)
+class StrengthBudget:
+    linf: float  # max |change| on the crop, 0..1 units (brightness)
+    smooth: float  # crop px: Gaussian low-pass of the change (shading, not grain)
+
+
+STRENGTHS: dict[Strength, StrengthBudget] = {
+    Strength.LIGHT: StrengthBudget(linf=6 / 255, smooth=1.0),
+    Strength.MEDIUM: StrengthBudget(linf=9 / 255, smooth=1.0),
+    Strength.STRONG: StrengthBudget(linf=12 / 255, smooth=1.0),
+}
+
+
+@dataclass(frozen=True)
+class EnrolPlan:
+    """How much compute the enrolment spends (minutes on 2 cores for 20 photos)."""
+
+    steps: int = 40
+    batch: int = 8  # enrolment crops per step
+    copies: int = 1  # augmented copies of each crop per step
+    lr: float = 0.1  # Adam step, share of linf
+
+
+ProgressCallback = Callable[[int, int], None]
+"""progress(done_steps, total_steps), called after every step (and once at 0)."""
+
+
+def centroids(crops: F32, surrogates: Sequence[Surrogate]) -> list[F32]:
+    """Per surrogate, the unit mean of the crops' unit embeddings."""
+    out = []
+    for model in surrogates:
+        emb = model.embed(crops)
+        mean = emb.mean(axis=0)
+        out.append(np.asarray(mean / (np.linalg.norm(mean) + 1e-12), np.float32))
+    return out
+
+
+def compute_personal_cloak(
+    crops: npt.NDArray[np.floating],
+    surrogates: Sequence[Surrogate],
+    strength: Strength,
+    *,
+    seed: int,
+    plan: EnrolPlan | None = None,
+    targets: Sequence[F32] | None = None,
+    progress: ProgressCallback | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> F32:
+    """The person's cloak [112,112] (brightness change, 0..1 units, premasked) from their
+    enrolment crops [N,112,112,3] RGB 0..1. Deterministic for a given seed.
+
+    `targets` (per surrogate, unit vectors) are the directions whose cosine is lowered;
+    by default each surrogate's centroid of the crops. `should_stop` is polled every step
+    (a cancelled enrolment raises `CloakFailedError`).
+    """
+    x0 = np.clip(np.asarray(crops, dtype=np.float32), 0.0, 1.0)
+    if x0.ndim != 4 or x0.shape[1:] != (CROP_SIZE, CROP_SIZE, 3) or len(x0) == 0:
+        raise CloakFailedError(f"expected enrolment crops [N,112,112,3], got {list(x0.shape)}")
+    if not surrogates:
+        raise CloakFailedError("no face-recognition surrogate is loaded")
+    plan = plan or EnrolPlan()
+    budget = STRENGTHS[Strength(strength)]
+    goal = list(targets) if targets is not None else centroids(x0, surrogates)
+    rng = np.random.default_rng(seed)
+    mask = face_mask(CROP_SIZE)[None, :, :, None]
+    theta = np.zeros((CROP_SIZE, CROP_SIZE), np.float32)
+    first = np.zeros_like(theta)
+    second = np.zeros_like(theta)
+    lr = plan.lr * budget.linf
+    if progress:
+        progress(0, plan.steps)
+    for k in range(plan.steps):
+        if should_stop is not None and should_stop():
+            raise CloakFailedError("enrolment was cancelled")
+        pick = rng.choice(len(x0), size=min(plan.batch, len(x0)), replace=False)
+        base = x0[pick]
+        delta = _shade(theta, budget)
+        grad_delta = np.zeros((CROP_SIZE, CROP_SIZE), np.float32)
+        for _ in range(plan.copies):
+            lit = _relight(base, rng)
+            aug = _Augment.random(len(base), rng)
+            batch = aug.forward(np.clip(lit + mask * delta[None, :, :, None], 0.0, 1.0))
+            tiled = [np.tile(t[None], (len(batch), 1)) for t in goal]
+            for grad in parallel_gradients(surrogates, batch, tiled):
+                back = aug.backward(grad)
+                g = np.sum(mask * back, axis=(0, 3))
+                grad_delta += g / (np.mean(np.abs(g)) + 1e-12)
+        # Through the low-pass (self-adjoint) to theta; Adam, then project to the box.
+        g_theta = _blur2d(grad_delta, budget.smooth)
+        first = 0.9 * first + 0.1 * g_theta
+        second = 0.999 * second + 0.001 * g_theta * g_theta
+        m_hat = first / (1 - 0.9 ** (k + 1))
+        v_hat = second / (1 - 0.999 ** (k + 1))
+        theta = np.clip(theta - lr * m_hat / (np.sqrt(v_hat) + 1e-8), -budget.linf, budget.linf)
+        theta = theta.astype(np.float32)
+        if not np.all(np.isfinite(theta)):
+            raise CloakFailedError("the personal cloak diverged (a recogniser gave NaN)")
+        if progress:
+            progress(k + 1, plan.steps)
+    return np.asarray(face_mask(CROP_SIZE) * _shade(theta, budget), np.float32)
+
+
+def apply_personal_cloak(crop: F32, cloak: F32) -> F32:
+    """A crop [S,S,3] with the person's cloak [112,112] added (resized for other sizes)."""
+    size = crop.shape[0]
+    delta = cloak
+    if size != cloak.shape[0]:
+        delta = np.asarray(cv2.resize(cloak, (size, size), interpolation=cv2.INTER_CUBIC))
+    return np.asarray(np.clip(crop + delta[:, :, None], 0.0, 1.0), np.float32)
+
+
+def _shade(theta: F32, budget: StrengthBudget) -> F32:
+    """The change the parameters stand for: low-passed, within +-linf."""
+    smooth = _blur2d(theta, budget.smooth)
+    return np.clip(smooth, -budget.linf, budget.linf).astype(np.float32)
+
+
+def _blur2d(v: F32, sigma: float) -> F32:
+    if sigma <= 0:
+        return v
+    return np.asarray(
+        cv2.GaussianBlur(v, (0, 0), sigma, borderType=cv2.BORDER_REFLECT_101), np.float32
+    )
+
+
+def _relight(x: F32, rng: np.random.Generator) -> F32:
+    """Another photo's lighting: per crop a gain and an offset on brightness, and a tilt
+    (light from one side)."""
+    n, size = x.shape[0], x.shape[1]
+    gain = rng.uniform(0.8, 1.2, (n, 1, 1, 1)).astype(np.float32)
+    offset = rng.uniform(-0.06, 0.06, (n, 1, 1, 1)).astype(np.float32)
+    ramp = np.linspace(-1.0, 1.0, size, dtype=np.float32)[None, None, :, None]
+    tilt = rng.uniform(-0.05, 0.05, (n, 1, 1, 1)).astype(np.float32) * ramp
+    return np.clip(x * gain + offset + tilt, 0.0, 1.0).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class _Augment:
+    """Pose (scale, shift, rotation), blur and JPEG, each with its adjoint for the gradient
+    (JPEG: straight-through)."""
+
+    matrices: npt.NDArray[np.float64]
+    blur: float
+    jpeg: int
+
+    @staticmethod
+    def random(n: int, rng: np.random.Generator) -> _Augment:
+        size = CROP_SIZE
+        centre = (size - 1) / 2.0
+        matrices = np.zeros((n, 2, 3))
+        for i in range(n):
+            angle = float(rng.uniform(-10, 10))
+            scale = float(rng.uniform(0.9, 1.1))
+            m = np.asarray(cv2.getRotationMatrix2D((centre, centre), angle, scale), np.float64)
+            m[:, 2] += rng.uniform(-0.04, 0.04, 2) * size
+            matrices[i] = m
+        kind = int(rng.integers(0, 3))
+        blur = float(rng.uniform(0.4, 1.2)) if kind == 1 else 0.0
+        jpeg = int(rng.integers(60, 90)) if kind == 2 else 0
+        return _Augment(matrices, blur, jpeg)
+
+    def forward(self, x: F32) -> F32:
+        out = np.empty_like(x)
+        for i in range(len(x)):
+            out[i] = cv2.warpAffine(
+                x[i],
+                self.matrices[i],
+                (CROP_SIZE, CROP_SIZE),
+                flags=cv2.INTER_LINEAR,
+                borderMode=cv2.BORDER_REFLECT_101,
+            )
+            if self.blur > 0:
+                out[i] = cv2.GaussianBlur(out[i], (0, 0), self.blur)
+            if self.jpeg:
+                out[i] = _jpeg_round_trip(out[i], self.jpeg)
+        return out
+
+    def backward(self, grad: F32) -> F32:
+        out = np.empty_like(grad)
+        for i in range(len(grad)):
+            g = grad[i]
+            if self.blur > 0:
+                g = cv2.GaussianBlur(g, (0, 0), self.blur)
+            out[i] = cv2.warpAffine(
+                g,
+                self.matrices[i],
+                (CROP_SIZE, CROP_SIZE),
+                flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                borderMode=cv2.BORDER_CONSTANT,
+            )
+        return out
+
+
+def _jpeg_round_trip(rgb: F32, quality: int) -> F32:
+    u8 = np.clip(rgb * 255 + 0.5, 0, 255).astype(np.uint8)
+    ok, buf = cv2.imencode(".jpg", u8[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
+    decoded = cv2.imdecode(buf, cv2.IMREAD_COLOR) if ok else None
+    if decoded is None:
+        raise CloakFailedError("JPEG round trip failed inside the personal optimiser")
+    return np.asarray(decoded[:, :, ::-1], np.float32) / 255.0
+
+
+REFINE_STEPS = 0
+"""Optimiser steps on the photo itself, from the person's cloak, toward their direction."""
+
+
+def refine_budget(strength: Strength, steps: int) -> ModeBudget:
+    """The per-photo optimiser's budget for refining a personal cloak: the strength's cap,
+    no SSIM floor (the person chose how visible)."""
+    level = STRENGTHS[Strength(strength)]
+    return with_overrides(mode_budget(Mode.HIGH), linf=level.linf, steps=steps, min_crop_ssim=0.0)
+
+
+def personal_delta(
+    crop: F32,
+    cloak: F32,
+    strength: Strength,
+    surrogates: Sequence[Surrogate],
+    targets: Mapping[str, F32],
+    *,
+    seed: int,
+    steps: int = REFINE_STEPS,
+) -> F32:
+    """The change one upload of an enrolled person gets [S,S,3]: their cloak, then `steps`
+    refining steps on this crop toward their fixed direction."""
+    start = np.repeat(np.asarray(cloak, np.float32)[:, :, None], 3, axis=2)
+    if steps <= 0:
+        return np.asarray(apply_personal_cloak(crop, cloak) - crop, np.float32)
+    chosen = [s for s in surrogates if s.name in targets]
+    if not chosen:
+        raise CloakFailedError("the personal cloak's recognisers are not loaded")
+    cloaked = cloak_crops(
+        crop[None],
+        Mode.HIGH,
+        chosen,
+        seed=seed,
+        budget=refine_budget(strength, steps),
+        region=face_mask(CROP_SIZE),
+        targets=[targets[s.name] for s in chosen],
+        start=start[None],
+    )
+    return np.asarray(cloaked[0] - crop, np.float32)
