@@ -6,8 +6,9 @@
    faces of the single-face photos clearly best; else `EnrolFaceAmbiguousError` names the
    photo and its faces so that the caller can ask.
 2. `build_profile`: the person's embeddings (for matching), their direction (the unit
-   centroid per surrogate: the cloak lowers every upload's cosine to it), and the personal
-   cloak at every strength (`veil.personal.compute_personal_cloak`), with progress.
+   centroid per surrogate: every upload's cosine to it is lowered), and the personal cloak
+   (`veil.personal.compute_personal_cloak`, through every shipped recogniser, with
+   progress), computed once at the strongest strength and scaled down for the others.
 """
 
 from __future__ import annotations
@@ -187,23 +188,28 @@ def build_profile(
         for model, c in zip(engine_models, personal.centroids(crops, engine_models), strict=True)
     }
     every = {s.name: s for s in (*engine_models, *surrogates)}
-    cloaks: dict[personal.Strength, F32] = {}
-    strengths = list(personal.Strength)
-    for k, level in enumerate(strengths):
 
-        def step(done: int, total: int, k: int = k) -> None:
-            if progress is not None:
-                progress((k + done / max(total, 1)) / len(strengths))
+    def step(done: int, total: int) -> None:
+        if progress is not None:
+            progress(done / max(total, 1))
 
-        cloaks[level] = personal.compute_personal_cloak(
-            crops,
-            list(surrogates),
-            level,
-            seed=k,
-            plan=plan,
-            progress=step,
-            should_stop=should_stop,
-        )
+    # Computed once, at the strongest budget; the lighter strengths are the same cloak scaled
+    # down (the upload's refining steps then fit it to each photo at that strength).
+    strongest = personal.Strength.STRONG
+    cloak = personal.compute_personal_cloak(
+        crops,
+        list(surrogates),
+        strongest,
+        seed=0,
+        plan=plan,
+        progress=step,
+        should_stop=should_stop,
+    )
+    top = personal.STRENGTHS[strongest].linf
+    cloaks = {
+        level: np.asarray(cloak * (budget.linf / top), np.float32)
+        for level, budget in personal.STRENGTHS.items()
+    }
     return Profile(
         profile_id=new_profile_id(),
         name=label,

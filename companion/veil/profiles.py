@@ -199,6 +199,35 @@ def list_profiles(config_dir: Path, fingerprints: Mapping[str, str] | None = Non
     return sorted(profiles, key=lambda p: p.created)
 
 
+def profile_summaries(
+    config_dir: Path, fingerprints: Mapping[str, str] | None = None
+) -> list[dict[str, object]]:
+    """Every profile file's `Profile.summary()`, oldest first, for the API's list. Unlike
+    `list_profiles` a damaged or stale profile does not hide the others: it is listed with
+    `"unusable": <why>` (and its name when that can still be read), so that the person can
+    see it and forget it."""
+    folder = config_dir / PROFILES_FOLDER
+    if not folder.is_dir():
+        return []
+    out: list[tuple[float, dict[str, object]]] = []
+    for path in sorted(folder.glob("*.npz")):
+        try:
+            profile = load_profile(path, fingerprints)
+        except ProfileUnreadableError as exc:
+            entry: dict[str, object] = {"id": path.stem, "name": path.stem, "unusable": exc.message}
+            created = 0.0
+            try:
+                stale = load_profile(path)  # readable, only made with other models
+                entry = {**stale.summary(), "unusable": exc.message}
+                created = stale.created
+            except ProfileUnreadableError:
+                pass
+            out.append((created, entry))
+            continue
+        out.append((profile.created, profile.summary()))
+    return [entry for _, entry in sorted(out, key=lambda item: item[0])]
+
+
 def find_profile(config_dir: Path, key: str) -> Profile:
     """A profile by id or by name (case-insensitive)."""
     for profile in list_profiles(config_dir):

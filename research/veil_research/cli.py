@@ -5,6 +5,8 @@
 - `veil-research tune [--steps N ...]`: one optimiser budget: protection, LOO, speed
 - `veil-research personal [--strengths ...]`: an enrolled person's personal cloak: LOO,
   after JPEG, against an adaptive tracker
+- `veil-research personal-report`: the README's strengths table and the product's
+  per-strength figures, from the committed personal runs
 - `veil-research match [--photos]`: own-face and false-match rates of enrolment matching
 """
 
@@ -40,6 +42,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         share_one_malloc_arena()
         return personal_eval.main(rest)
+    if command == "personal-report":
+        from veil_research import personal_report
+
+        return personal_report.main(rest)
     if command == "match":
         from veil_research import match_eval
 

@@ -22,13 +22,17 @@ import json
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from veil import personal
+from veil.engine import Engine
+from veil.enrolment import FoundFace, build_profile
 from veil.optimizer import Surrogate
+from veil.profiles import Profile, ProfileBook, load_profile, save_profile
 from veil_research import evaluate as ev
 
 
@@ -64,39 +68,45 @@ def _face_set(split: PersonalSplit) -> ev.FaceSet:
     return ev.FaceSet(split.identities, split.uploads, split.probes, names)
 
 
-def personal_cloaks(
+def enrolled_profiles(
     split: PersonalSplit,
+    engine: Engine,
     surrogates: Sequence[Surrogate],
-    strength: personal.Strength,
     plan: personal.EnrolPlan,
     cache_dir: Path,
-) -> dict[str, np.ndarray]:
-    """Each identity's cloak [112,112], cached by strength, plan, surrogates and crops."""
+) -> dict[str, Profile]:
+    """Each identity enrolled from its enrolment crops (`veil.enrolment.build_profile`, the
+    product's code), cached by plan, strengths, surrogates and crops."""
     key = json.dumps(
         [
-            strength.value,
-            asdict(personal.STRENGTHS[strength]),
+            repr(personal.STRENGTHS),
             asdict(plan),
             [f"{s.name}@{getattr(s, 'fingerprint', '')}" for s in surrogates],
+            [s.name for s in engine.surrogates],
             personal.PERSONAL_ALGORITHM_VERSION,
         ]
     )
     tag = hashlib.sha256(key.encode()).hexdigest()[:12]
-    folder = cache_dir / f"personal-{strength.value}-{tag}"
-    folder.mkdir(parents=True, exist_ok=True)
     out = {}
-    for n, ident in enumerate(split.identities):
+    for ident in split.identities:
         crops = split.enrol[ident]
-        path = folder / f"{ident}-{hashlib.sha256(crops.tobytes()).hexdigest()[:12]}.npy"
-        if path.exists():
-            out[ident] = np.load(path)
+        folder = cache_dir / tag / f"{ident}-{hashlib.sha256(crops.tobytes()).hexdigest()[:12]}"
+        stored = sorted((folder / "profiles").glob("*.npz")) if folder.exists() else []
+        if stored:
+            out[ident] = load_profile(stored[0])
             continue
         started = time.perf_counter()
-        cloak = personal.compute_personal_cloak(
-            ev.to_float(crops), surrogates, strength, seed=1000 + n, plan=plan
+        faces = [FoundFace(i, c, (0, 0, 112, 112)) for i, c in enumerate(ev.to_float(crops))]
+        profile = build_profile(
+            engine,
+            faces,
+            ident,
+            strength=personal.Strength.MEDIUM,
+            surrogates=surrogates,
+            plan=plan,
         )
-        np.save(path, cloak)
-        out[ident] = cloak
+        save_profile(folder, profile)
+        out[ident] = profile
         print(
             f"  enrolled {ident}: {len(crops)} crops, {time.perf_counter() - started:.1f} s",
             flush=True,
@@ -104,15 +114,29 @@ def personal_cloaks(
     return out
 
 
-def cloak_split(split: PersonalSplit, cloaks: dict[str, np.ndarray]) -> dict[str, ev.U8]:
-    return {
-        i: ev.to_uint8(
-            np.stack(
-                [personal.apply_personal_cloak(c, cloaks[i]) for c in ev.to_float(split.uploads[i])]
-            )
-        )
-        for i in split.identities
-    }
+def cloak_uploads(
+    split: PersonalSplit, engine: Engine, profiles: dict[str, Profile], strength: personal.Strength
+) -> tuple[dict[str, ev.U8], float]:
+    """Every identity's uploads, each cloaked on its own by the engine (`cloak_aligned_bytes`,
+    what `veil cloak --aligned` runs) with only that identity enrolled: matched crops get the
+    personal cloak, unmatched ones the default. Returns the uploads and the match rate."""
+    out: dict[str, ev.U8] = {}
+    matched = total = 0
+    for ident in split.identities:
+        engine.profiles = ProfileBook.fixed([replace(profiles[ident], strength=strength)])
+        crops: list[ev.U8] = []
+        for crop in split.uploads[ident]:
+            ok, png = cv2.imencode(".png", crop[:, :, ::-1])
+            if not ok:
+                raise RuntimeError("PNG encode failed")
+            result = engine.cloak_aligned_bytes(png.tobytes())
+            matched += result.faces[0].profile is not None
+            total += 1
+            pixels = np.asarray(cv2.imdecode(np.frombuffer(result.data, np.uint8), 1))
+            crops.append(pixels[:, :, ::-1])
+        out[ident] = np.stack(crops).astype(np.uint8)
+    engine.profiles = None
+    return out, matched / max(total, 1)
 
 
 def adaptive_strip(split: PersonalSplit, cloaked: dict[str, ev.U8], known: int) -> dict[str, ev.U8]:
@@ -128,6 +152,7 @@ def adaptive_strip(split: PersonalSplit, cloaked: dict[str, ev.U8], known: int) 
 def main(argv: Sequence[str]) -> int:
     from veil.modelstore import get_store
     from veil.optimizer import crop_ssim
+    from veil.profiles import MATCH_MODELS
     from veil.recognizers import load_recognizers
 
     parser = argparse.ArgumentParser(prog="veil-research personal", description=__doc__)
@@ -174,20 +199,24 @@ def main(argv: Sequence[str]) -> int:
         results.append(
             {"strength": "none", "attacker": name, "reencode": "none", "scores": base.by_classifier}
         )
-    for strength_name in args.strengths:
-        strength = personal.Strength(strength_name)
-        for held in attackers:
-            models = [recognisers[n] for n in recognisers if n != held]
+    strengths = [personal.Strength(n) for n in args.strengths]
+    for held in attackers:
+        enrol_models = [recognisers[n] for n in recognisers if n != held]
+        upload_models = [n for n in MATCH_MODELS if n != held]
+        engine = Engine.load(surrogates=upload_models)
+        started = time.perf_counter()
+        profiles = enrolled_profiles(split, engine, enrol_models, plan, out / "personal")
+        print(f"[without {held}] enrolled in {time.perf_counter() - started:.0f} s", flush=True)
+        for strength in strengths:
             started = time.perf_counter()
-            cloaks = personal_cloaks(split, models, strength, plan, out / "personal")
-            cloaked = cloak_split(split, cloaks)
+            cloaked, match_rate = cloak_uploads(split, engine, profiles, strength)
             ssims = [
                 float(np.mean(crop_ssim(ev.to_float(split.uploads[i]), ev.to_float(cloaked[i]))))
                 for i in split.identities
             ]
             print(
                 f"[{strength.value}] without {held}: crop SSIM {np.mean(ssims):.3f}, "
-                f"{time.perf_counter() - started:.0f} s",
+                f"matched {match_rate:.0%}, {time.perf_counter() - started:.0f} s",
                 flush=True,
             )
             conditions = [(r, cloaked) for r in args.reencodes]
@@ -204,6 +233,7 @@ def main(argv: Sequence[str]) -> int:
                         "reencode": reencode,
                         "scores": result.by_classifier,
                         "crop_ssim": float(np.mean(ssims)),
+                        "matched": match_rate,
                     }
                 )
     _print_means(results)

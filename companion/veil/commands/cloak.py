@@ -1,7 +1,9 @@
-"""`veil cloak PATH... [-o DIR] [--mode low|mid|high] [--aligned] [--in-place] [--keep-metadata]`
+"""`veil cloak PATH... [-o DIR] [--mode low|mid|high] [--aligned] [--in-place] [--keep-metadata]
+[--max-video-seconds S] [--max-video-bytes N]`
 
-Files and folders (recursive). Outputs keep their file names: in `-o DIR` (folders keep their
-relative layout there), in place with `--in-place`, else next to the input as
+Files and folders (recursive): photos, and videos (MP4, MOV, WebM, MKV: every tracked face
+cloaked, audio copied, see docs/video.md). Outputs keep their file names: in `-o DIR`
+(folders keep their relative layout there), in place with `--in-place`, else next to the input as
 `name.cloaked.ext`. Every write is atomic. One result line per file on stdout, a progress bar
 on stderr when it is a terminal; a failing file is reported and the batch goes on; the exit
 status is 1 when some file failed, 2 when the models cannot be loaded.
@@ -14,16 +16,21 @@ import errno
 import sys
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from veil.commands.tmpfiles import remove_stale_temporaries
 from veil.config import config_dir
 from veil.errors import ErrorCode, VeilError
 from veil.results import DEFAULT_MODE, CloakResult, Mode
 
+if TYPE_CHECKING:
+    from veil.video import VideoCloakResult, VideoLimits
+
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".mpo", ".png", ".webp", ".heic", ".heif", ".avif"}
+# Videos (veil.video.VIDEO_SUFFIXES, repeated here so listing a folder imports no PyAV).
+VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".qt", ".3gp", ".webm", ".mkv"}
 CLOAKED_TAG = ".cloaked"
 
 
@@ -53,6 +60,20 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--keep-metadata", action="store_true", help="keep GPS, serial numbers, owner names"
     )
     parser.add_argument("--models", type=Path, metavar="DIR", help="models folder")
+    parser.add_argument(
+        "--max-video-seconds",
+        type=float,
+        default=None,
+        metavar="S",
+        help="refuse longer videos (default 900)",
+    )
+    parser.add_argument(
+        "--max-video-bytes",
+        type=int,
+        default=None,
+        metavar="N",
+        help="refuse larger video files (default 4 GiB)",
+    )
 
 
 @dataclass(frozen=True)
@@ -67,7 +88,8 @@ def collect(paths: Iterable[Path], output: Path | None, in_place: bool) -> Itera
     for path in paths:
         if path.is_dir():
             for src in sorted(p for p in path.rglob("*") if p.is_file()):
-                if src.suffix.lower() not in IMAGE_SUFFIXES or CLOAKED_TAG in src.name:
+                suffix = src.suffix.lower()
+                if suffix not in IMAGE_SUFFIXES | VIDEO_SUFFIXES or CLOAKED_TAG in src.name:
                     continue
                 if out_root and out_root in src.resolve().parents:
                     continue  # never re-cloak our own outputs
@@ -117,6 +139,30 @@ def result_line(job: Job, result: CloakResult) -> str:
         f"ok    {job.src} -> {job.dst}  faces={result.face_count}  "
         f"{result.seconds:.2f}s  ssim={ssim}  removed={removed}{mine}"
     )
+
+
+def video_result_line(job: Job, result: VideoCloakResult) -> str:
+    removed = ",".join(result.metadata_removed) or "none"
+    personal = [f"{t.profile}/{t.strength}" for t in result.tracks if t.profile is not None]
+    mine = f"  personal={','.join(personal)}" if personal else ""
+    copied = "" if result.reencoded else "  video=copied"
+    return (
+        f"ok    {job.src} -> {job.dst}  faces={result.face_count}  tracks={len(result.tracks)}  "
+        f"frames={result.frames}  face-frames={result.face_frames}  {result.seconds:.2f}s  "
+        f"removed={removed}{copied}{mine}"
+    )
+
+
+def video_limits(args: argparse.Namespace) -> VideoLimits:
+    from veil.video import VideoLimits
+
+    limits = VideoLimits()
+    changes: dict[str, float | int] = {}
+    if getattr(args, "max_video_seconds", None) is not None:
+        changes["max_seconds"] = float(args.max_video_seconds)
+    if getattr(args, "max_video_bytes", None) is not None:
+        changes["max_bytes"] = int(args.max_video_bytes)
+    return replace(limits, **changes)  # type: ignore[arg-type]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -184,6 +230,19 @@ def cloak_one(engine: object, job: Job, args: argparse.Namespace, written: set[P
                 f"two inputs would both be written to {job.dst}", code=ErrorCode.BAD_REQUEST
             )
         remove_stale_temporaries(job.dst)
+        if not args.aligned and is_video(job.src):
+            from veil.video import cloak_video_file
+
+            video = cloak_video_file(
+                engine,
+                job.src,
+                job.dst,
+                mode=Mode(args.mode),
+                keep_metadata=args.keep_metadata,
+                limits=video_limits(args),
+            )
+            written.add(target)
+            return video_result_line(job, video)
         result = engine.cloak_file(
             job.src,
             job.dst,
@@ -202,3 +261,10 @@ def cloak_one(engine: object, job: Job, args: argparse.Namespace, written: set[P
         return (
             f"FAIL  {job.src}: {ErrorCode.INTERNAL}: {type(exc).__name__}: {exc} ({seconds:.2f}s)"
         )
+
+
+def is_video(path: Path) -> bool:
+    """Whether a file is a video, by its first bytes (a photo named .mp4 is still a photo)."""
+    from veil.video.probe import is_video_file
+
+    return is_video_file(path)

@@ -1,4 +1,5 @@
-"""`veil doctor`: versions, models and their hashes, token store, port, pairing state.
+"""`veil doctor`: versions, models and their hashes, token store, port, pairing state, and
+whether anyone is enrolled (names and strengths only).
 
 Exit status is non-zero when a model is missing or fails its hash check, so
 `scripts/install` (which runs `veil doctor --models-only`) fails loudly.
@@ -132,6 +133,25 @@ def _pairing() -> None:
         print(f"  a pairing code is pending for {int(pending.expires - time.time())} s more")
 
 
+def _profiles() -> None:
+    from veil.profiles import PROFILES_FOLDER, list_profiles
+
+    folder = config_dir() / PROFILES_FOLDER
+    print("Protect my face (enrolment):")
+    try:
+        people = list_profiles(config_dir())
+    except VeilError as exc:
+        print(f"  {exc.message}")
+        return
+    if not people:
+        print("  nobody enrolled: every face gets the default cloak, which protects little")
+        print("  (`veil enrol PHOTO...` or the extension's options page)")
+        return
+    print(f"  {len(people)} enrolled, in {folder} (mode 0600 files):")
+    for p in people:
+        print(f"  - {p.name}: strength {p.strength.value}, {p.photos} photos")
+
+
 def run(args: argparse.Namespace) -> int:
     if args.models_only:
         return 0 if check_models() else 1
@@ -141,4 +161,5 @@ def run(args: argparse.Namespace) -> int:
     _token_store()
     _server(args.port)
     _pairing()
+    _profiles()
     return 0 if models_ok else 1

@@ -55,8 +55,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--steps",
         type=int,
         default=None,
-        help="optimiser steps per strength (default %d; fewer is faster and protects less)"
-        % EnrolPlan.steps,
+        help=f"optimiser steps per strength (default {EnrolPlan.steps}; fewer is faster and "
+        "protects less)",
     )
     parser.add_argument("--models", type=Path, metavar="DIR", help="models folder")
 

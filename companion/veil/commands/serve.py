@@ -7,6 +7,7 @@ import asyncio
 import sys
 
 from veil.errors import VeilError
+from veil.personal import EnrolPlan
 from veil.server.backend import CloakBackend, EngineBackend
 from veil.server.logs import configure_logging
 from veil.server.runner import BindError, check_bind_address, is_loopback, serve
@@ -69,6 +70,13 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "(default: a quarter of RAM, at most 4096, at least what one 100 MP photo needs)",
     )
     parser.add_argument(
+        "--enrol-steps",
+        type=int,
+        default=EnrolPlan.steps,
+        help='optimiser steps per strength when the extension enrols a face ("Protect my '
+        'face"; default %(default)s; fewer is faster and protects less: tests use 2)',
+    )
+    parser.add_argument(
         "--pairing-lock-seconds",
         type=float,
         default=PAIRING_LOCK_S,
@@ -98,6 +106,9 @@ def run(args: argparse.Namespace) -> int:
     if args.workers < 1 or args.queue < 0 or args.timeout <= 0 or args.body_timeout <= 0:
         print("veil serve: --workers must be >= 1, --queue >= 0, --timeout > 0", file=sys.stderr)
         return 2
+    if args.enrol_steps < 1:
+        print("veil serve: --enrol-steps must be >= 1", file=sys.stderr)
+        return 2
     try:
         check_bind_address(args.host, allow_remote=args.allow_remote)
     except BindError as exc:  # before the models load: refuse at once
@@ -119,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
         request_timeout_s=args.timeout,
         pairing_lock_s=args.pairing_lock_seconds,
         body_timeout_s=args.body_timeout,
+        enrol_steps=args.enrol_steps,
         **(
             {"memory_budget_bytes": args.memory_budget_mb * 1024 * 1024}
             if args.memory_budget_mb

@@ -1,0 +1,148 @@
+"""Research (issue 19): the variants behind the personal cloak's design, on the last N
+people of `aligned/` (the personal split: first fifth enrols, half the rest are uploads,
+10 of them cloaked, the other half clean probes), one held-out attacker.
+
+direction: the per-photo optimiser (12 steps, every recogniser but the attacker, the
+  perceptual caps of the default modes at linf L/255, no SSIM floor), lowering the cosine
+  to (a) each upload's own embedding (today's per-photo cloak), (b) the person's centroid
+  (one fixed direction per person), (c) unit(centroid - decoy centroid), the decoy being
+  the least similar other person of the corpus (the external pilot's rule; research only,
+  Veil ships no decoy faces).
+universal: the product's two parts separately and together, at linf L/255: `uni:L:K` =
+  the enrolment's universal cloak then K refining steps at upload; `zero:L:K` = K steps
+  from nothing (both through `veil.personal`).
+
+    .venv/bin/python build/research/personal_variants.py direction facenet 7 own centroid decoy
+    .venv/bin/python build/research/personal_variants.py universal facenet \
+        uni:9:0 uni:9:6 zero:9:6
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import replace
+
+import numpy as np
+
+from veil import optimizer, personal
+from veil.modelstore import get_store
+from veil.paste import face_mask
+from veil.recognizers import load_recognizers
+from veil.results import Mode
+from veil_research import evaluate as ev
+from veil_research.personal_eval import load_split
+
+PEOPLE = 8
+UPLOADS = 10
+
+
+def unit(v: np.ndarray) -> np.ndarray:
+    return np.asarray(v / np.linalg.norm(v, axis=-1, keepdims=True))
+
+
+def main(argv: list[str]) -> int:
+    kind, held, *rest = argv
+    store = get_store()
+    models = {r.name: r for r in load_recognizers(store.names(role="recogniser"), store)}
+    split = load_split(ev.default_faces_dir())
+    people, everyone = split.identities[-PEOPLE:], split.identities
+    cache = ev.EmbeddingCache(ev.REPO / "bench-out" / "embeddings")
+    clean = {i: cache.embed(models[held], split.uploads[i]) for i in everyone}
+    probes = {i: cache.embed(models[held], split.probes[i]) for i in everyone}
+    enrol_models = [models[n] for n in models if n != held]
+    upload_models = [models[n] for n in ("mobilefacenet", "sface") if n != held]
+    cent = {
+        i: {m.name: unit(cache.embed(m, split.enrol[i]).mean(0)) for m in enrol_models}
+        for i in everyone
+    }
+
+    def decoy_of(u: str) -> str:
+        sims = {d: np.mean([cent[u][m] @ cent[d][m] for m in cent[u]]) for d in everyone if d != u}
+        return min(sims, key=lambda d: sims[d])
+
+    def report(label: str, out: dict[str, np.ndarray], started: float) -> None:
+        ssim = np.mean(
+            [
+                optimizer.crop_ssim(
+                    ev.to_float(split.uploads[u][:UPLOADS]), ev.to_float(out[u])
+                ).mean()
+                for u in people
+            ]
+        )
+        parts = []
+        for reencode in ("none", "jpeg75"):
+            att = {i: cache.embed(models[held], ev.REENCODES[reencode](out[i])) for i in people}
+            p = ev.protection(clean, probes, att).by_classifier
+            parts.append(f"{reencode} {p['centroid']:.2f}/{p['logreg']:.2f}")
+        print(
+            f"{label:18s} held {held:14s} crop SSIM {ssim:.3f}  {'  '.join(parts)}  "
+            f"{time.perf_counter() - started:.0f} s",
+            flush=True,
+        )
+
+    if kind == "direction":
+        linf, variants = float(rest[0]), rest[1:]
+        budget = replace(optimizer.mode_budget(Mode.HIGH), linf=linf / 255, min_crop_ssim=0.0)
+        for variant in variants:
+            started, out = time.perf_counter(), {}
+            for n, u in enumerate(people):
+                x = ev.to_float(split.uploads[u][:UPLOADS])
+                targets = None
+                if variant == "centroid":
+                    targets = [cent[u][m.name] for m in enrol_models]
+                elif variant == "decoy":
+                    d = decoy_of(u)
+                    targets = [unit(cent[u][m.name] - cent[d][m.name]) for m in enrol_models]
+                out[u] = ev.to_uint8(
+                    optimizer.cloak_crops(
+                        x,
+                        Mode.HIGH,
+                        enrol_models,
+                        seed=n,
+                        budget=budget,
+                        region=face_mask(112),
+                        targets=targets,
+                    )
+                )
+            report(f"{variant} linf {linf:g}", out, started)
+    else:
+        for variant in rest:
+            what, cap, steps = variant.split(":")
+            linf = float(cap) / 255
+            level = personal.Strength.MEDIUM  # the name only; linf sets the budget
+            started, out = time.perf_counter(), {}
+            for n, u in enumerate(people):
+                x = ev.to_float(split.uploads[u][:UPLOADS])
+                targets = {
+                    m.name: unit(cache.embed(m, split.enrol[u]).mean(0)) for m in upload_models
+                }
+                cloak = np.zeros((112, 112), np.float32)
+                if what == "uni":
+                    cloak = personal.compute_personal_cloak(
+                        ev.to_float(split.enrol[u]),
+                        enrol_models,
+                        level,
+                        seed=n,
+                        budget=personal.StrengthBudget(linf=linf, smooth=1.0),
+                    )
+                deltas = [
+                    personal.personal_delta(
+                        c,
+                        cloak,
+                        level,
+                        upload_models,
+                        targets,
+                        seed=n * 100 + k,
+                        steps=int(steps),
+                        linf=linf,
+                    )
+                    for k, c in enumerate(x)
+                ]
+                out[u] = ev.to_uint8(x + np.stack(deltas))
+            report(variant, out, started)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
