@@ -441,9 +441,17 @@ class Engine:
         return MATCH_MODELS
 
     def personal_deltas(
-        self, crops: npt.NDArray[np.float32], matches: Sequence[Match], seed: int
+        self,
+        crops: npt.NDArray[np.float32],
+        matches: Sequence[Match],
+        seed: int,
+        scales: Sequence[float] | None = None,
     ) -> npt.NDArray[np.float32]:
-        """Each enrolled face's personal cloak [N,S,S,3] (premasked, brightness only)."""
+        """Each enrolled face's personal cloak [N,S,S,3] (premasked, brightness only).
+
+        `scales` (per face, 0..1) shrink a face's cloak where it would show most: the
+        prominence rule of the default cloak (`veil.prominence`), for close-up portraits;
+        aligned crops (`cloak_aligned_bytes`) keep the whole strength."""
         out = np.empty_like(crops, dtype=np.float32)
         for i, match in enumerate(matches):
             out[i] = personal.personal_delta(
@@ -453,6 +461,7 @@ class Engine:
                 guard_surrogates(self.surrogates),
                 match.profile.targets,
                 seed=seed + i,
+                scale=1.0 if scales is None else float(scales[i]),
             )
         return out
 
@@ -516,7 +525,10 @@ class Engine:
             deltas[others] = cloaked - crops[others]
         if enrolled:
             deltas[enrolled] = self.personal_deltas(
-                crops[enrolled], [m for m in matches if m is not None], seed
+                crops[enrolled],
+                [m for m in matches if m is not None],
+                seed,
+                scales=[strengths[i] for i in enrolled],
             )
         timer.lap("optimize")
         boxes = [ssim_box(m, size, width, height) for m in matrices]

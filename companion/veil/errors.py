@@ -20,6 +20,9 @@ class ErrorCode(StrEnum):
     PAYLOAD_TOO_LARGE = "payload_too_large"
     BAD_REQUEST = "bad_request"
     TOO_MANY_FACES = "too_many_faces"
+    # Videos: a codec with no encoder here, a video over the duration or frame caps.
+    UNSUPPORTED_CODEC = "unsupported_codec"
+    VIDEO_TOO_LONG = "video_too_long"
     # Who gets in.
     FORBIDDEN_HOST = "forbidden_host"
     FORBIDDEN_ORIGIN = "forbidden_origin"
@@ -41,6 +44,8 @@ class ErrorCode(StrEnum):
     ENROL_TOO_FEW_PHOTOS = "enrol_too_few_photos"
     PROFILE_NOT_FOUND = "profile_not_found"
     PROFILE_UNREADABLE = "profile_unreadable"
+    ENROL_JOB_NOT_FOUND = "enrol_job_not_found"
+    ENROL_NOT_READY = "enrol_not_ready"
     INTERNAL = "internal_error"
     # The command line's outputs (`veil cloak`; never sent by the HTTP API).
     DISK_FULL = "disk_full"
@@ -54,6 +59,8 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.PAYLOAD_TOO_LARGE: 413,
     ErrorCode.BAD_REQUEST: 400,
     ErrorCode.TOO_MANY_FACES: 422,
+    ErrorCode.UNSUPPORTED_CODEC: 415,
+    ErrorCode.VIDEO_TOO_LONG: 413,
     ErrorCode.FORBIDDEN_HOST: 403,
     ErrorCode.FORBIDDEN_ORIGIN: 403,
     ErrorCode.UNAUTHORIZED: 401,
@@ -71,6 +78,8 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.ENROL_TOO_FEW_PHOTOS: 422,
     ErrorCode.PROFILE_NOT_FOUND: 404,
     ErrorCode.PROFILE_UNREADABLE: 503,
+    ErrorCode.ENROL_JOB_NOT_FOUND: 404,
+    ErrorCode.ENROL_NOT_READY: 409,
     ErrorCode.INTERNAL: 500,
     ErrorCode.DISK_FULL: 507,
     ErrorCode.OUTPUT_NOT_WRITABLE: 500,
@@ -118,6 +127,28 @@ class TooManyFacesError(VeilError):
     code = ErrorCode.TOO_MANY_FACES
 
 
+class UnsupportedCodecError(UnsupportedFormatError):
+    """A video whose codec Veil cannot decode or re-encode with the FFmpeg it has: refused,
+    never passed through (the original's faces would leave uncloaked)."""
+
+    code = ErrorCode.UNSUPPORTED_CODEC
+
+
+class CorruptVideoError(CorruptImageError):
+    """A video container or stream that cannot be parsed or decoded (truncated, malformed)."""
+
+
+class VideoTooLargeError(ImageTooLargeError):
+    """A video whose frames, bit rate or file size exceed Veil's caps (absurd dimensions,
+    decompression bombs)."""
+
+
+class VideoTooLongError(VeilError):
+    """A video longer (in seconds or frames) than the configured cap."""
+
+    code = ErrorCode.VIDEO_TOO_LONG
+
+
 class ModelMissingError(VeilError):
     """A model file is absent or its sha256 does not match the manifest."""
 
@@ -158,6 +189,19 @@ class ProfileNotFoundError(VeilError):
     """No enrolled person by that name or id."""
 
     code = ErrorCode.PROFILE_NOT_FOUND
+
+
+class EnrolJobNotFoundError(VeilError):
+    """No enrolment job by that id for this token: never started, expired, saved or
+    discarded (`veil serve` keeps jobs in memory only)."""
+
+    code = ErrorCode.ENROL_JOB_NOT_FOUND
+
+
+class EnrolNotReadyError(VeilError):
+    """The enrolment job has nothing to save: still running, failed or cancelled."""
+
+    code = ErrorCode.ENROL_NOT_READY
 
 
 class ProfileUnreadableError(VeilError):

@@ -290,12 +290,17 @@ def personal_delta(
     seed: int,
     steps: int = REFINE_STEPS,
     linf: float | None = None,
+    scale: float = 1.0,
 ) -> F32:
     """The change one upload of an enrolled person gets [S,S,3]: their cloak, then `steps`
-    refining steps on this crop toward their fixed direction."""
-    start = np.repeat(np.asarray(cloak, np.float32)[:, :, None], 3, axis=2)
+    refining steps on this crop toward their fixed direction. `scale` (0..1] shrinks both
+    (the engine's prominence rule for close-ups)."""
+    if not 0.0 < scale <= 1.0:
+        raise CloakFailedError("a personal cloak's scale must lie in (0, 1]")
+    shrunk = np.asarray(cloak, np.float32) * np.float32(scale)
+    start = np.repeat(shrunk[:, :, None], 3, axis=2)
     if steps <= 0:
-        return np.asarray(apply_personal_cloak(crop, cloak) - crop, np.float32)
+        return np.asarray(apply_personal_cloak(crop, shrunk) - crop, np.float32)
     chosen = [s for s in surrogates if s.name in targets]
     if not chosen:
         raise CloakFailedError("the personal cloak's recognisers are not loaded")
@@ -308,5 +313,6 @@ def personal_delta(
         region=face_mask(CROP_SIZE),
         targets=[targets[s.name] for s in chosen],
         start=start[None],
+        strength=[scale],
     )
     return np.asarray(cloaked[0] - crop, np.float32)

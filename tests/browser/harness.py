@@ -54,9 +54,10 @@ def port_is_listening(port: int) -> bool:
 class Companion:
     """A real `veil serve` subprocess with its own config directory and file token store."""
 
-    def __init__(self, config_dir: Path, port: int | None = None) -> None:
+    def __init__(self, config_dir: Path, port: int | None = None, *args: str) -> None:
         self.config_dir = config_dir
         self.port = port or free_port()
+        self.args = args  # more `veil serve` options (e.g. --enrol-steps 2)
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = config_dir / "serve.log"
 
@@ -76,7 +77,7 @@ class Companion:
         self.config_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [str(VEIL), "serve", "--port", str(self.port)],
+            [str(VEIL), "serve", "--port", str(self.port), *self.args],
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,

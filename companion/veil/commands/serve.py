@@ -73,8 +73,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--enrol-steps",
         type=int,
         default=EnrolPlan.steps,
-        help='optimiser steps per strength when the extension enrols a face ("Protect my '
-        'face"; default %(default)s; fewer is faster and protects less: tests use 2)',
+        help='optimiser steps of an enrolment from the extension ("Protect my face"; '
+        "default %(default)s; fewer is faster and protects less: tests use 2)",
     )
     parser.add_argument(
         "--pairing-lock-seconds",

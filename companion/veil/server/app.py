@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from veil.server import handlers
-from veil.server.backend import CloakBackend
+from veil.server import enrol_handlers, handlers
+from veil.server.backend import CloakBackend, EnrolBackend
 from veil.server.connections import GUARD_KEY, ConnectionGuard
+from veil.server.enrol_jobs import EnrolJobs
 from veil.server.error_responses import error_middleware
 from veil.server.guard import ALLOW_REMOTE_KEY, add_response_headers, guard_middleware
 from veil.server.pairing import PairingGate
@@ -19,6 +22,7 @@ from veil.server.state import (
     BACKEND_KEY,
     BODIES_KEY,
     CONFIG_KEY,
+    ENROL_KEY,
     GATE_KEY,
     POOL_KEY,
     TOKENS_KEY,
@@ -62,15 +66,57 @@ def create_app(
     )
     app[POOL_KEY] = pool
     app[BODIES_KEY] = {}
+    app[ENROL_KEY] = _enrol_jobs(config, backend, clock)
 
     async def stop_pool(_app: web.Application) -> None:
         pool.shutdown()
 
     app.on_cleanup.append(stop_pool)
+    app.cleanup_ctx.append(_sweep_enrol_jobs)
     app.on_response_prepare.append(add_response_headers)
     app.router.add_get("/v1/health", handlers.health)
     app.router.add_post("/v1/pair", handlers.pair)
     app.router.add_get("/v1/token", handlers.token_info)
     app.router.add_post("/v1/unpair", handlers.unpair)
     app.router.add_post("/v1/cloak", handlers.cloak, expect_handler=handlers.expect_cloak_body)
+    app.router.add_get("/v1/profiles", enrol_handlers.list_profiles)
+    app.router.add_patch("/v1/profiles/{profile}", enrol_handlers.patch_profile)
+    app.router.add_delete("/v1/profiles/{profile}", enrol_handlers.delete_profile)
+    app.router.add_post("/v1/enrol", enrol_handlers.start_enrolment)
+    app.router.add_get("/v1/enrol/{job}", enrol_handlers.enrolment_status)
+    app.router.add_delete("/v1/enrol/{job}", enrol_handlers.cancel_enrolment)
+    app.router.add_post("/v1/enrol/{job}/save", enrol_handlers.save_enrolment)
     return app
+
+
+ENROL_SWEEP_S = 60.0
+
+
+def _enrol_jobs(
+    config: ServerConfig, backend: CloakBackend, clock: Callable[[], float]
+) -> EnrolJobs:
+    """The enrolment jobs, when the backend can enrol (the real engine can; test stand-ins
+    that only cloak cannot, and the enrolment paths then answer 404)."""
+    from veil.personal import EnrolPlan
+
+    plan = EnrolPlan(steps=config.enrol_steps) if config.enrol_steps else None
+    enrol = backend if isinstance(backend, EnrolBackend) else None
+    return EnrolJobs(enrol, plan=plan, ttl_s=config.enrol_job_ttl_s, clock=clock)
+
+
+async def _sweep_enrol_jobs(app: web.Application) -> AsyncIterator[None]:
+    """Drop expired enrolment jobs from memory every minute, even if nobody asks; stop the
+    running one when the server stops."""
+    jobs = app[ENROL_KEY]
+
+    async def sweep() -> None:
+        while True:
+            await asyncio.sleep(ENROL_SWEEP_S)
+            jobs.sweep()
+
+    task = asyncio.create_task(sweep())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    jobs.shutdown()

@@ -6,12 +6,19 @@ on import and `veil serve` decides when the (heavy) load happens: once, at start
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+import copy
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from veil.results import CloakResult, Mode
 
 if TYPE_CHECKING:
     from veil.engine import Engine
+    from veil.enrolment import EnrolPhoto, FoundFace
+    from veil.optimizer import Surrogate
+    from veil.personal import EnrolPlan
+    from veil.profiles import Profile
 
 
 class CloakBackend(Protocol):
@@ -25,13 +32,55 @@ class CloakBackend(Protocol):
         ...
 
 
+@runtime_checkable
+class EnrolBackend(Protocol):
+    """What "Protect my face" needs from the engine (`veil.enrolment`, `veil.strengths`).
+
+    Every method is slow or parses photos: the server calls them from its enrolment thread
+    only, never on the event loop. Raises `veil.errors.VeilError` subclasses.
+    """
+
+    @property
+    def max_pixels(self) -> int:
+        """The largest photo (width x height) the engine decodes."""
+        ...
+
+    @property
+    def profile_fingerprints(self) -> Mapping[str, str]:
+        """recogniser -> fingerprint of the installed model; a profile made with others is
+        listed as unusable."""
+        ...
+
+    def enrol_faces(self, photos: Sequence[EnrolPhoto]) -> list[FoundFace]:
+        """The person's face in each photo (`veil.enrolment.enrolment_faces`)."""
+        ...
+
+    def enrol_profile(
+        self,
+        faces: Sequence[FoundFace],
+        name: str,
+        *,
+        plan: EnrolPlan | None,
+        progress: Callable[[float], None],
+        should_stop: Callable[[], bool],
+    ) -> Profile:
+        """The person's profile and personal cloak at every strength (not saved)."""
+        ...
+
+    def enrol_previews(self, profile: Profile, data: bytes) -> dict[str, dict[str, bytes]]:
+        """JPEG previews of one photo: original and every strength, feed size and face."""
+        ...
+
+
 class EngineBackend:
-    """The real engine as a `CloakBackend`: names its models and forwards `cloak_bytes`."""
+    """The real engine as a `CloakBackend` and an `EnrolBackend`."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         detector = getattr(engine.detector, "name", type(engine.detector).__name__)
         self._names = (str(detector), *(s.name for s in engine.surrogates))
+        self._everyone: list[Surrogate] | None = None
+        self._everyone_lock = threading.Lock()
 
     @property
     def model_names(self) -> tuple[str, ...]:
@@ -43,3 +92,63 @@ class EngineBackend:
 
     def cloak_bytes(self, data: bytes, *, mode: Mode, keep_metadata: bool) -> CloakResult:
         return self._engine.cloak_bytes(data, mode=mode, keep_metadata=keep_metadata)
+
+    # -- enrolment ("Protect my face") ----------------------------------------------------
+
+    @property
+    def max_pixels(self) -> int:
+        return self._engine.max_pixels
+
+    @property
+    def profile_fingerprints(self) -> Mapping[str, str]:
+        from veil.profiles import profile_fingerprints
+
+        book = self._engine.profiles
+        if book is not None:
+            return dict(book.fingerprints)
+        return profile_fingerprints(list(self._engine.surrogates))
+
+    def _enrolment_surrogates(self) -> list[Surrogate]:
+        """Every recogniser in the manifest (as `veil enrol`): enrolment runs once and may
+        spend minutes. Loaded at the first enrolment, not at start-up."""
+        with self._everyone_lock:
+            if self._everyone is None:
+                self._everyone = self._engine.all_recognizers()
+            return self._everyone
+
+    def enrol_faces(self, photos: Sequence[EnrolPhoto]) -> list[FoundFace]:
+        from veil.enrolment import enrolment_faces
+
+        return enrolment_faces(self._engine, photos)
+
+    def enrol_profile(
+        self,
+        faces: Sequence[FoundFace],
+        name: str,
+        *,
+        plan: EnrolPlan | None,
+        progress: Callable[[float], None],
+        should_stop: Callable[[], bool],
+    ) -> Profile:
+        from veil.enrolment import build_profile
+        from veil.strengths import recommended_strength
+
+        return build_profile(
+            self._engine,
+            faces,
+            name,
+            strength=recommended_strength(),
+            surrogates=self._enrolment_surrogates(),
+            plan=plan,
+            progress=progress,
+            should_stop=should_stop,
+        )
+
+    def enrol_previews(self, profile: Profile, data: bytes) -> dict[str, dict[str, bytes]]:
+        from veil.strengths import preview_images
+
+        # preview_images swaps the engine's enrolled people for this one profile while it
+        # cloaks: on a copy, so that the photos other workers cloak meanwhile keep seeing
+        # the people enrolled on disk (and never this unsaved profile).
+        sibling = copy.copy(self._engine)
+        return preview_images(sibling, profile, data)

@@ -18,9 +18,9 @@ EXTENSION_SCHEMES = ("chrome-extension://", "moz-extension://")
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 EXPOSED_HEADERS = (
     "X-Veil-Faces, X-Veil-Face-Boxes, X-Veil-Seconds, X-Veil-SSIM, X-Veil-Metadata-Removed, "
-    "Retry-After, X-Veil-Face-SSIMULACRA2"
+    "Retry-After, X-Veil-Face-SSIMULACRA2, X-Veil-Face-Profiles"
 )
-ALLOWED_METHODS = "GET, POST, OPTIONS"
+ALLOWED_METHODS = "GET, POST, PATCH, DELETE, OPTIONS"
 ALLOWED_HEADERS = "Authorization, Content-Type"
 PREFLIGHT_MAX_AGE_S = 600
 

@@ -138,8 +138,17 @@ def _cloak_response(result: CloakResult) -> web.Response:
         "X-Veil-Seconds": f"{result.seconds:.3f}",
     }
     if result.faces:
-        boxes = [list(face.box) for face in result.faces[:MAX_BOXES_IN_HEADER]]
+        shown = result.faces[:MAX_BOXES_IN_HEADER]
+        boxes = [list(face.box) for face in shown]
         headers["X-Veil-Face-Boxes"] = json.dumps(boxes, separators=(",", ":"))
+        # Which faces were recognised as an enrolled person, and the strength of the personal
+        # cloak each got (null: the default cloak), in the order of the boxes. ASCII JSON:
+        # names are escaped, so the header stays valid whatever the name.
+        profiles = [
+            None if face.profile is None else {"profile": face.profile, "strength": face.strength}
+            for face in shown
+        ]
+        headers["X-Veil-Face-Profiles"] = json.dumps(profiles, separators=(",", ":"))
     if result.ssim is not None:
         headers["X-Veil-SSIM"] = f"{result.ssim:.4f}"
     if result.face_ssimulacra2 is not None:

@@ -135,6 +135,18 @@ class CloakPool:
             self._admitted -= 1
             self._memory_reserved -= memory
 
+    def hold_memory(self, nbytes: int) -> MemoryHold:
+        """Reserve memory for work that runs outside the pool's workers (an enrolment, in
+        its own thread), so that it counts against the same budget as the photos being
+        cloaked: BusyError when it does not fit next to them, ImageTooLargeError when it
+        would not fit even alone. Give it back with `MemoryHold.release()`."""
+        self._reserve_memory(nbytes)
+        return MemoryHold(self, nbytes if self.memory_budget is not None else 0)
+
+    def _release_memory(self, memory: int) -> None:
+        with self._lock:
+            self._memory_reserved -= memory
+
     def shutdown(self) -> None:
         self._probe_executor.shutdown(wait=False, cancel_futures=True)
         self._executor.shutdown(wait=False, cancel_futures=True)
@@ -179,6 +191,23 @@ class Slot:
         if self._state == "reserved":
             self._state = "closed"
             self._pool._release(self._memory)
+
+
+class MemoryHold:
+    """Memory reserved by `CloakPool.hold_memory`; `release()` gives it back (once)."""
+
+    def __init__(self, pool: CloakPool, nbytes: int) -> None:
+        self._pool = pool
+        self._nbytes = nbytes
+        self._released = threading.Lock()
+        self._done = False
+
+    def release(self) -> None:
+        with self._released:
+            if self._done:
+                return
+            self._done = True
+        self._pool._release_memory(self._nbytes)
 
 
 def _bound(token: CancelToken, work: Callable[[], T]) -> Callable[[], T]:

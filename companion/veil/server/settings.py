@@ -28,6 +28,11 @@ MAX_CONNECTIONS = 256
 BODY_TIMEOUT_S = 30.0
 MAX_BODIES_PER_TOKEN = 4
 MEMORY_BUDGET_CAP = 4 * 1024**3
+# Enrolment ("Protect my face", docs/api.md): 3-20 photos in one multipart body of at most
+# MAX_ENROL_BODY_BYTES (each photo at most MAX_BODY_BYTES); a job's result stays in memory
+# ENROL_JOB_TTL_S after it finished, then it is dropped unsaved.
+MAX_ENROL_BODY_BYTES = 100 * 1024 * 1024
+ENROL_JOB_TTL_S = 15 * 60.0
 
 
 def default_memory_budget(max_pixels: int = MAX_PIXELS) -> int:
@@ -71,3 +76,7 @@ class ServerConfig:
     idle_timeout_s: float = IDLE_TIMEOUT_S
     max_connections: int = MAX_CONNECTIONS
     config_dir: Path = field(default_factory=config_dir)
+    # Optimiser steps of an enrolment (None: veil.personal.EnrolPlan's default).
+    enrol_steps: int | None = None
+    max_enrol_body_bytes: int = MAX_ENROL_BODY_BYTES
+    enrol_job_ttl_s: float = ENROL_JOB_TTL_S

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from veil.server.backend import CloakBackend
+from veil.server.enrol_jobs import EnrolJobs
 from veil.server.pairing import PairingGate
 from veil.server.pool import CloakPool
 from veil.server.settings import ServerConfig
@@ -17,3 +18,4 @@ GATE_KEY = web.AppKey("pairing_gate", PairingGate)
 TOKENS_KEY = web.AppKey("token_store", TokenStore)
 # token_id -> cloak bodies being read right now for that token (event loop only).
 BODIES_KEY = web.AppKey("bodies_in_flight", dict[str, int])
+ENROL_KEY = web.AppKey("enrol_jobs", EnrolJobs)

@@ -111,6 +111,7 @@ async function finish(port, header, original, startedAt, isClosed) {
       seconds: outcome.seconds,
       totalSeconds: (performance.now() - startedAt) / 1000,
       boxes: outcome.boxes,
+      profiles: outcome.profiles,
     });
   } catch (error) {
     // A preview is a nicety: the upload itself already succeeded.

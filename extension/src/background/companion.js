@@ -23,6 +23,60 @@ import { loadSettings, loadToken } from '../shared/settings.js';
  * @property {number | null} ssim
  * @property {number | null} faceSsimulacra2  The most visible face's SSIMULACRA2 (100 = unchanged).
  * @property {Array<[number, number, number, number]>} boxes  Face boxes (x, y, w, h) when the companion sends them.
+ * @property {Array<FaceProfile | null>} profiles  Per face, in the order of `boxes`: the enrolled person it was
+ *   recognised as and the strength of the personal cloak it got, or null (the default cloak).
+ */
+
+/** @typedef {'light' | 'medium' | 'strong'} Strength */
+
+/**
+ * @typedef {object} FaceProfile
+ * @property {string} profile  The enrolled person's name.
+ * @property {Strength} strength
+ */
+
+/**
+ * @typedef {object} ProfileSummary  What the companion tells about an enrolled person (never biometrics).
+ * @property {string} id
+ * @property {string} name
+ * @property {Strength} [strength]
+ * @property {number} [created]  Unix seconds.
+ * @property {number} [photos]
+ * @property {string} [unusable]  Why this profile cannot be used (damaged, other models): forget it and enrol again.
+ */
+
+/**
+ * @typedef {object} StrengthFigures  One strength, with what it buys as the companion measured it.
+ * @property {Strength} strength
+ * @property {boolean} recommended
+ * @property {string} description
+ */
+
+/**
+ * @typedef {object} EnrolError
+ * @property {string} code
+ * @property {string} message
+ * @property {number} [photo]  The photo (0-based) whose face Veil could not choose.
+ * @property {Array<{box: [number, number, number, number], thumbnail: string | null}>} [faces]
+ */
+
+/**
+ * @typedef {object} EnrolStatus  GET /v1/enrol/{job}.
+ * @property {string} job
+ * @property {'running' | 'done' | 'failed' | 'cancelled'} state
+ * @property {number} progress  0..1
+ * @property {string} name
+ * @property {number} photos
+ * @property {EnrolError | null} error
+ * @property {Record<string, {feed: string, face: string}> | null} previews  'original' and each strength.
+ * @property {StrengthFigures[]} strengths
+ */
+
+/**
+ * @typedef {object} EnrolPhotoUpload
+ * @property {string} name
+ * @property {Blob} blob
+ * @property {number} [face]  The face (0-based, from the left) the person chose in this photo.
  */
 
 const HEALTH_TIMEOUT_MS = 3000;
@@ -147,6 +201,104 @@ export async function unpair() {
   if (!response.ok && response.status !== 401) throw await failureFrom(response);
 }
 
+// Enrolment requests carry photos (up to 100 MB over loopback) or previews back.
+const ENROL_TIMEOUT_MS = 60_000;
+// 503 busy on POST /v1/enrol: the previous enrolment is still stopping; wait this long at most.
+const ENROL_BUSY_WAIT_MS = 30_000;
+
+/**
+ * An authenticated JSON request to the companion (profiles and enrolment).
+ * @param {string} method
+ * @param {string} path  Under /v1/.
+ * @param {{json?: unknown, form?: FormData}} [body]
+ * @returns {Promise<any>}
+ */
+async function authorised(method, path, body = {}) {
+  const token = await loadToken();
+  if (!token) throw new VeilFailure(CLIENT_ERRORS.NOT_PAIRED, 'Veil is not paired with the companion yet.');
+  /** @type {Record<string, string>} */
+  const headers = { Authorization: `Bearer ${token}` };
+  /** @type {BodyInit | undefined} */
+  let payload;
+  if (body.form) payload = body.form;
+  else if (body.json !== undefined) {
+    headers['Content-Type'] = 'application/json';
+    payload = JSON.stringify(body.json);
+  }
+  const url = `${await baseUrl()}/v1/${path}`;
+  const deadline = Date.now() + ENROL_BUSY_WAIT_MS;
+  for (;;) {
+    const response = await request(url, { method, headers, body: payload }, ENROL_TIMEOUT_MS);
+    if (response.ok) return response.json();
+    const failure = await failureFrom(response);
+    const retryAfter = Number(response.headers.get('Retry-After'));
+    if (failure.code !== 'busy' || !(retryAfter > 0) || Date.now() + retryAfter * 1000 > deadline) throw failure;
+    await new Promise((resolve) => setTimeout(resolve, retryAfter * 1000));
+  }
+}
+
+/** @returns {Promise<{profiles: ProfileSummary[], strengths: StrengthFigures[]}>} */
+export function listProfiles() {
+  return authorised('GET', 'profiles');
+}
+
+/**
+ * Sends the photos to enrol one person (POST /v1/enrol); the companion computes in the background.
+ * @param {string} name
+ * @param {EnrolPhotoUpload[]} photos
+ * @returns {Promise<{job: string}>}
+ */
+export function startEnrolment(name, photos) {
+  const form = new FormData();
+  photos.forEach((photo, index) => {
+    form.append('photo', photo.blob, photo.name);
+    if (Number.isInteger(photo.face)) form.append(`face_${index}`, String(photo.face));
+  });
+  return authorised('POST', `enrol?${new URLSearchParams({ name })}`, { form });
+}
+
+/**
+ * @param {string} job
+ * @returns {Promise<EnrolStatus>}
+ */
+export function enrolmentStatus(job) {
+  return authorised('GET', `enrol/${encodeURIComponent(job)}`);
+}
+
+/**
+ * @param {string} job
+ * @param {Strength} strength
+ * @returns {Promise<{profile: ProfileSummary, replaced: number}>}
+ */
+export function saveEnrolment(job, strength) {
+  return authorised('POST', `enrol/${encodeURIComponent(job)}/save`, { json: { strength } });
+}
+
+/**
+ * @param {string} job
+ * @returns {Promise<{job: string, state: string}>}
+ */
+export function cancelEnrolment(job) {
+  return authorised('DELETE', `enrol/${encodeURIComponent(job)}`);
+}
+
+/**
+ * @param {string} id
+ * @param {Strength} strength
+ * @returns {Promise<{profile: ProfileSummary}>}
+ */
+export function setProfileStrength(id, strength) {
+  return authorised('PATCH', `profiles/${encodeURIComponent(id)}`, { json: { strength } });
+}
+
+/**
+ * @param {string} id
+ * @returns {Promise<{forgotten: boolean, id: string, name: string}>}
+ */
+export function forgetProfile(id) {
+  return authorised('DELETE', `profiles/${encodeURIComponent(id)}`);
+}
+
 /**
  * @param {string | null} value
  * @returns {number | null}
@@ -170,6 +322,28 @@ function parseBoxes(value) {
       .map((box) => (Array.isArray(box) ? box : [box?.x, box?.y, box?.width, box?.height]))
       .filter((box) => box.length === 4 && box.every((n) => Number.isFinite(n)))
       .map((box) => /** @type {[number, number, number, number]} */ (box.map(Number)));
+  } catch {
+    return [];
+  }
+}
+
+const STRENGTHS = ['light', 'medium', 'strong'];
+
+/**
+ * X-Veil-Face-Profiles: per face, the enrolled person and their strength, or null.
+ * @param {string | null} value
+ * @returns {Array<FaceProfile | null>}
+ */
+function parseProfiles(value) {
+  if (!value) return [];
+  try {
+    const parsed = JSON.parse(value);
+    if (!Array.isArray(parsed)) return [];
+    return parsed.map((entry) =>
+      entry && typeof entry.profile === 'string' && STRENGTHS.includes(entry.strength)
+        ? { profile: entry.profile, strength: /** @type {Strength} */ (entry.strength) }
+        : null,
+    );
   } catch {
     return [];
   }
@@ -235,5 +409,6 @@ export async function cloak(photo, type, mode, options = {}) {
     ssim: numberOrNull(headers.get('X-Veil-SSIM')),
     faceSsimulacra2: numberOrNull(headers.get('X-Veil-Face-SSIMULACRA2')),
     boxes: parseBoxes(headers.get('X-Veil-Face-Boxes')),
+    profiles: parseProfiles(headers.get('X-Veil-Face-Profiles')),
   };
 }

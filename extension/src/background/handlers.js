@@ -7,6 +7,9 @@
 // page that compromised its renderer could speak for them) may only ask what
 // CONTENT_SCRIPT_MESSAGES lists; everything else is for Veil's own extension
 // pages (popup, options, pairing, the confirmation window, the transfer frame).
+// "Protect my face" (OPTIONS_PAGE_MESSAGES: enrolled people, enrolment) is
+// for the options page alone, as the top frame of its own tab: not even the
+// transfer frame, which lives inside web pages, may ask it.
 
 import { CLIENT_ERRORS, VeilFailure, fixFor, veilCommand } from '../shared/client-errors.js';
 import {
@@ -18,12 +21,34 @@ import {
   siteOf,
   updateSettings,
 } from '../shared/settings.js';
-import { health, pair, tokenIsValid, unpair } from './companion.js';
+import {
+  cancelEnrolment,
+  enrolmentStatus,
+  forgetProfile,
+  health,
+  listProfiles,
+  pair,
+  saveEnrolment,
+  setProfileStrength,
+  startEnrolment,
+  tokenIsValid,
+  unpair,
+} from './companion.js';
 import { listPreviews, storePreview } from './previews.js';
 import { issueTicket, redeemTicket } from '../shared/tickets.js';
 import { answerOriginal, confirmOriginal, originalRequest } from './original-requests.js';
 
 /** @typedef {import('../shared/settings.js').Settings} Settings */
+/** @typedef {import('./companion.js').Strength} Strength */
+/** @typedef {import('./companion.js').ProfileSummary} ProfileSummary */
+
+/**
+ * @typedef {object} EnrolPhotoMessage  One photo of an enrolment, as the options page sends it.
+ * @property {string} name
+ * @property {string} type
+ * @property {string} data  The bytes, base64 (Chrome serialises messages as JSON).
+ * @property {number} [face]  The face (0-based, from the left) the person chose in this photo.
+ */
 
 /**
  * @typedef {object} CompanionStatus
@@ -53,6 +78,14 @@ import { answerOriginal, confirmOriginal, originalRequest } from './original-req
  * @property {{payload: {id: string, confirmed: boolean}, answer: {settled: boolean}}} answerOriginal
  * @property {{payload: {}, answer: {token: string}}} frameToken
  * @property {{payload: {token: string}, answer: {}}} forgetToken
+ * @property {{payload: {}, answer: {profiles: ProfileSummary[],
+ *   strengths: import('./companion.js').StrengthFigures[]}}} listProfiles
+ * @property {{payload: {name: string, photos: EnrolPhotoMessage[]}, answer: {job: string}}} startEnrolment
+ * @property {{payload: {job: string}, answer: {status: import('./companion.js').EnrolStatus}}} enrolmentStatus
+ * @property {{payload: {job: string, strength: Strength}, answer: {profile: ProfileSummary, replaced: number}}} saveEnrolment
+ * @property {{payload: {job: string}, answer: {job: string, state: string}}} cancelEnrolment
+ * @property {{payload: {id: string, strength: Strength}, answer: {profile: ProfileSummary}}} setProfileStrength
+ * @property {{payload: {id: string}, answer: {forgotten: boolean, id: string, name: string}}} forgetProfile
  */
 
 /** @typedef {keyof Messages} MessageType */
@@ -64,6 +97,44 @@ import { answerOriginal, confirmOriginal, originalRequest } from './original-req
  * @type {ReadonlySet<MessageType>}
  */
 export const CONTENT_SCRIPT_MESSAGES = new Set(['siteState', 'transferTicket', 'confirmOriginal']);
+
+/**
+ * What only the options page may ask: who is enrolled, and enrolling ("Protect
+ * my face"). A profile is biometric data and enrolling takes minutes of the
+ * companion's time; no web page, content script or other Veil page needs either.
+ * @type {ReadonlySet<MessageType>}
+ */
+export const OPTIONS_PAGE_MESSAGES = new Set([
+  'listProfiles',
+  'startEnrolment',
+  'enrolmentStatus',
+  'saveEnrolment',
+  'cancelEnrolment',
+  'setProfileStrength',
+  'forgetProfile',
+]);
+
+const OPTIONS_PAGE = 'src/options/options.html';
+
+/**
+ * Whether the sender is Veil's options page, as the top frame of its tab (or
+ * of its own window): its URL, as the browser reports it, is the options page
+ * at Veil's own origin. Extension pages are not web-accessible, so no web page
+ * can frame it; the frame check is one more lock.
+ * @param {chrome.runtime.MessageSender} sender
+ */
+export function isOptionsPage(sender) {
+  if (senderKind(sender) !== 'extension-page') return false;
+  let url;
+  try {
+    url = new URL(sender.url ?? '');
+  } catch {
+    return false;
+  }
+  const own = new URL(chrome.runtime.getURL(OPTIONS_PAGE));
+  const topFrame = sender.frameId === undefined || sender.frameId === 0;
+  return url.origin === own.origin && url.pathname === own.pathname && topFrame;
+}
 
 /**
  * Who sent a message: one of Veil's own extension pages, one of its content
@@ -197,6 +268,34 @@ export const handlers = {
     }
     return companionStatus();
   },
+
+  // "Protect my face" (options page only: OPTIONS_PAGE_MESSAGES). The token
+  // stays here; the options page never holds it.
+  listProfiles: () => listProfiles(),
+
+  async startEnrolment({ name, photos }) {
+    if (!Array.isArray(photos)) throw new VeilFailure(CLIENT_ERRORS.BAD_RESPONSE, 'No photos to enrol.');
+    const uploads = photos.map((photo, index) => ({
+      name: String(photo?.name || `photo ${index + 1}`),
+      blob: new Blob([/** @type {BlobPart} */ (veilWire.decode(String(photo?.data ?? '')))], {
+        type: String(photo?.type || 'application/octet-stream'),
+      }),
+      face: Number.isInteger(photo?.face) ? photo.face : undefined,
+    }));
+    const { job } = await startEnrolment(String(name ?? ''), uploads);
+    return { job };
+  },
+
+  // Wrapped: the status has an `error` field of its own, which must not read as this message failing.
+  enrolmentStatus: async ({ job }) => ({ status: await enrolmentStatus(String(job)) }),
+
+  saveEnrolment: ({ job, strength }) => saveEnrolment(String(job), strength),
+
+  cancelEnrolment: ({ job }) => cancelEnrolment(String(job)),
+
+  setProfileStrength: ({ id, strength }) => setProfileStrength(String(id), strength),
+
+  forgetProfile: ({ id }) => forgetProfile(String(id)),
 };
 
 /**
@@ -211,7 +310,12 @@ export async function dispatch(message, sender) {
     return { error: { code: CLIENT_ERRORS.BAD_RESPONSE, message: `Unknown message ${String(type)}`, fix: '' } };
   }
   const kind = senderKind(sender);
-  if (kind === 'other' || (kind === 'content-script' && !CONTENT_SCRIPT_MESSAGES.has(/** @type {MessageType} */ (type)))) {
+  const asked = /** @type {MessageType} */ (type);
+  const refused =
+    kind === 'other' ||
+    (kind === 'content-script' && !CONTENT_SCRIPT_MESSAGES.has(asked)) ||
+    (OPTIONS_PAGE_MESSAGES.has(asked) && !isOptionsPage(sender));
+  if (refused) {
     return { error: { code: CLIENT_ERRORS.FORBIDDEN_SENDER, message: `Veil does not answer ${type} from there.`, fix: '' } };
   }
   const handler = /** @type {Handler<MessageType>} */ (handlers[/** @type {MessageType} */ (type)]);

@@ -15,6 +15,8 @@ const ZOOM_EDGE = 240;
  * @property {number} width
  * @property {number} height
  * @property {number} faces
+ * @property {Array<import('./companion.js').FaceProfile | null>} [profiles]  Per face: the enrolled person it was
+ *   recognised as and the strength of their personal cloak, or null (the default cloak).
  * @property {number | null} ssim
  * @property {number | null} [faceSsimulacra2]  The most visible face's SSIMULACRA2.
  * @property {number | null} seconds  The companion's own time.
@@ -169,7 +171,8 @@ export async function recordPreview(tabId, item) {
 
 /**
  * @typedef {{name: string, original: Blob, cloaked: Blob, faces: number, ssim: number | null, faceSsimulacra2?: number | null,
- *   seconds: number | null, totalSeconds: number, boxes: Array<[number, number, number, number]>}} PreviewSource
+ *   seconds: number | null, totalSeconds: number, boxes: Array<[number, number, number, number]>,
+ *   profiles?: Array<import('./companion.js').FaceProfile | null>}} PreviewSource
  */
 
 /**
@@ -195,6 +198,7 @@ export async function buildPreview(item) {
       width: before.width,
       height: before.height,
       faces: item.faces,
+      profiles: item.profiles ?? [],
       ssim: item.ssim,
       faceSsimulacra2: item.faceSsimulacra2 ?? null,
       seconds: item.seconds,

@@ -1,9 +1,12 @@
-// The options page: companion port and pairing, mode, default policy, and
-// the list of sites with their own setting (the same storage the popup uses).
+// The options page: companion port and pairing, mode, default policy, the
+// list of sites with their own setting (the same storage the popup uses), and
+// "Protect my face" (protect.js: the only page the background answers about
+// enrolled people and enrolment).
 
 import { ask } from '../shared/messaging.js';
 import { renderStatus } from '../shared/status-view.js';
 import { SETTINGS_KEY, loadSettings } from '../shared/settings.js';
+import { setUpProtect } from './protect.js';
 
 /** @param {string} id */
 const byId = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
@@ -43,6 +46,9 @@ function renderSettings(settings) {
   renderSites(settings);
 }
 
+/** @type {() => Promise<void>} */
+let refreshProfiles = async () => {};
+
 async function refreshStatus() {
   renderStatus(byId('status'), await ask('status', {}));
 }
@@ -50,12 +56,14 @@ async function refreshStatus() {
 async function main() {
   renderSettings(await loadSettings());
   await refreshStatus();
+  refreshProfiles = setUpProtect();
 
   byId('port-form').addEventListener('submit', async (event) => {
     event.preventDefault();
     await ask('setSettings', { patch: { port: Number(/** @type {HTMLInputElement} */ (byId('port')).value) } });
     byId('port-saved').hidden = false;
     await refreshStatus();
+    await refreshProfiles();
   });
   byId('unpair').addEventListener('click', async () => {
     renderStatus(byId('status'), await ask('unpair', {}));
@@ -81,6 +89,7 @@ async function main() {
   chrome.storage.onChanged.addListener((changes, area) => {
     if (area === 'local' && SETTINGS_KEY in changes) void loadSettings().then(renderSettings);
     if (area === 'local' && 'token' in changes) void refreshStatus();
+    if (area === 'session' && 'token' in changes) void refreshStatus().then(refreshProfiles);
   });
   document.body.dataset.ready = 'true';
 }

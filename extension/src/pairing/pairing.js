@@ -24,7 +24,9 @@ async function main() {
       const status = await ask('pair', { code: /** @type {HTMLInputElement} */ (byId('code')).value });
       renderStatus(byId('status'), status);
       result.className = 'ok';
-      result.textContent = 'Paired. Veil now protects the photos you upload; you can close this tab.';
+      result.textContent =
+        'Paired. Veil now cloaks the faces in the photos you upload with the default cloak, which protects little. ' +
+        'To protect your own face, open Protect my face in Veil\u2019s settings (link below).';
     } catch (error) {
       const failure = /** @type {Error & {fix?: string}} */ (error);
       result.className = 'bad';

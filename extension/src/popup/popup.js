@@ -87,13 +87,44 @@ function sideBySide(left, leftCaption, right, rightCaption) {
 }
 
 /**
+ * One line per kind of cloak the photo's faces got: "Recognised as me:
+ * personal cloak, medium" for each enrolled person recognised, and the
+ * default cloak for the others (X-Veil-Face-Profiles, in previews.js).
+ * @param {import('../background/previews.js').Preview} preview
+ * @returns {HTMLElement}
+ */
+function recognition(preview) {
+  const line = document.createElement('div');
+  line.className = 'recognition';
+  const profiles = preview.profiles ?? [];
+  const recognised = profiles.filter((entry) => entry !== null);
+  for (const entry of recognised) {
+    const part = document.createElement('span');
+    part.className = 'personal';
+    part.textContent = `Recognised as ${entry.profile}: personal cloak, ${entry.strength}. `;
+    line.append(part);
+  }
+  const others = Math.max(0, preview.faces - recognised.length);
+  if (others > 0) {
+    const part = document.createElement('span');
+    part.className = 'default';
+    part.textContent =
+      recognised.length === 0
+        ? `Not recognised as an enrolled person: default cloak${preview.faces === 1 ? '' : ` on all ${preview.faces} faces`} (protects little).`
+        : `${others} other face${others === 1 ? '' : 's'}: default cloak (protects little).`;
+    line.append(part);
+  }
+  return line;
+}
+
+/**
  * @param {import('../background/previews.js').Preview[]} previews
  * @param {boolean} amplify
  */
 async function renderPreviews(previews, amplify) {
   const container = byId('previews');
   if (previews.length === 0) {
-    container.replaceChildren(Object.assign(document.createElement('p'), { className: 'muted', textContent: 'No photo protected on this tab yet.' }));
+    container.replaceChildren(Object.assign(document.createElement('p'), { className: 'muted', textContent: 'No photo cloaked on this tab yet.' }));
     return;
   }
   const cards = [];
@@ -122,7 +153,7 @@ async function renderPreviews(previews, amplify) {
     const overview = sideBySide(drawPlain(before), 'before', drawAfter(before, after, amplify), afterLabel);
     const zoom = sideBySide(drawPlain(zoomBefore), `${zoomLabel}, before`, drawAfter(zoomBefore, zoomAfter, amplify), `${zoomLabel}, ${afterLabel}`);
     zoom.classList.add('zoom');
-    card.append(name, stats, overview, zoom);
+    card.append(name, stats, recognition(preview), overview, zoom);
     cards.push(card);
   }
   container.replaceChildren(...cards);
@@ -165,6 +196,10 @@ async function main() {
   byId('open-options').addEventListener('click', (event) => {
     event.preventDefault();
     void chrome.runtime.openOptionsPage();
+  });
+  byId('open-protect').addEventListener('click', (event) => {
+    event.preventDefault();
+    void chrome.tabs.create({ url: chrome.runtime.getURL('src/options/options.html#protect') });
   });
   byId('open-pairing').addEventListener('click', (event) => {
     event.preventDefault();

@@ -176,6 +176,7 @@ async function handle(reply, request) {
       seconds: outcome.seconds,
       totalSeconds,
       boxes: outcome.boxes,
+      profiles: outcome.profiles,
     });
     // Stored here where the frame has storage.session (Chrome), by the background where not (Firefox).
     if (chrome.storage.session) await storePreview(tabId, preview);
