@@ -87,11 +87,9 @@ def test_profile_is_private_complete_and_says_nothing_biometric(
     assert stat.S_IMODE(files[0].stat().st_mode) == 0o600
     assert "me" not in files[0].name  # the file name is a random id, not the person's name
     loaded = load_profile(files[0])
-    assert set(loaded.cloaks) == set(personal.Strength)
+    assert loaded.universal.shape == (112, 112)
     assert set(loaded.embeddings) == {"mobilefacenet", "sface"}
-    for level in personal.Strength:
-        assert loaded.cloaks[level].shape == (112, 112)
-        np.testing.assert_array_equal(loaded.cloaks[level], profile.cloaks[level])  # type: ignore[attr-defined]
+    np.testing.assert_array_equal(loaded.universal, profile.universal)  # type: ignore[attr-defined]
     summary = loaded.summary()
     assert set(summary) == {"id", "name", "strength", "created", "photos"}
     assert summary["photos"] == 3
@@ -100,7 +98,7 @@ def test_profile_is_private_complete_and_says_nothing_biometric(
 def test_each_strength_stays_within_its_budget(matt: tuple[Path, object]) -> None:
     _, profile = matt
     for level, budget in personal.STRENGTHS.items():
-        cloak = profile.cloaks[level]  # type: ignore[attr-defined]
+        cloak = replace(profile, strength=level).cloak  # type: ignore[type-var]
         assert np.abs(cloak).max() <= budget.linf + 1e-6
         assert np.abs(cloak).max() > 0  # something was computed
 

@@ -265,14 +265,14 @@ def personal_profile(engine: Engine, path: Path, faces_dir: Path, out: Path) -> 
     for a scene from its largest face; cached under `out`."""
     from veil.enrolment import EnrolPhoto, FoundFace, build_profile, enrolment_faces
     from veil.modelstore import get_store
-    from veil.personal import PERSONAL_ALGORITHM_VERSION, STRENGTHS, EnrolPlan, Strength
+    from veil.personal import ENROL_BUDGET, PERSONAL_ALGORITHM_VERSION, EnrolPlan, Strength
     from veil.profiles import load_profile, save_profile
     from veil.recognizers import load_recognizers
 
     in_photos = path.parent.parent.name == "photos"
     sources = sorted(path.parent.glob("*.jpg")) if in_photos else [path]
     digest = hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()[:12]
-    key = f"{STRENGTHS!r}|{EnrolPlan()!r}|{PERSONAL_ALGORITHM_VERSION}|{digest}"
+    key = f"{ENROL_BUDGET!r}|{EnrolPlan()!r}|{PERSONAL_ALGORITHM_VERSION}|{digest}"
     tag = hashlib.sha256(key.encode()).hexdigest()[:12]
     folder = out / "profiles" / tag
     cached = list((folder / "profiles").glob("*.npz")) if folder.exists() else []

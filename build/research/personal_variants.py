@@ -10,7 +10,9 @@ direction: the per-photo optimiser (12 steps, every recogniser but the attacker,
   Veil ships no decoy faces).
 universal: the product's two parts separately and together, at linf L/255: `uni:L:K` =
   the enrolment's universal cloak then K refining steps at upload; `zero:L:K` = K steps
-  from nothing (both through `veil.personal`).
+  from nothing (both through `veil.personal`). A fourth field sets the refining steps'
+  look: `sharp` (the default modes' caps: luminance adaptation, texture 0.2-2.5, blur 0.5;
+  the first design) or key=value pairs over the shipped look (`lum=0,tl=0.2,th=2.5,blur=1`).
 
     .venv/bin/python build/research/personal_variants.py direction facenet 7 own centroid decoy
     .venv/bin/python build/research/personal_variants.py universal facenet \
@@ -108,9 +110,30 @@ def main(argv: list[str]) -> int:
             report(f"{variant} linf {linf:g}", out, started)
     else:
         for variant in rest:
-            what, cap, steps = variant.split(":")
+            what, cap, steps, *style = variant.split(":")
             linf = float(cap) / 255
-            level = personal.Strength.MEDIUM  # the name only; linf sets the budget
+            level = personal.Strength.MEDIUM  # the name only; linf and look set the budget
+            look = personal.StrengthBudget(linf=linf, smooth=1.0)  # the shipped look
+            if style == ["sharp"]:  # the default modes' look: the first design
+                look = personal.StrengthBudget(
+                    linf=linf,
+                    smooth=1.0,
+                    blur=0.5,
+                    texture_low=0.2,
+                    texture_high=2.5,
+                    luminance=True,
+                    texture_reference=0.0,
+                )
+            elif style:  # key=value over the shipped look, e.g. "lum=0,tl=0.2,th=2.5,blur=1"
+                fields = dict(item.split("=") for item in style[0].split(","))
+                look = replace(
+                    look,
+                    blur=float(fields.get("blur", look.blur)),
+                    texture_low=float(fields.get("tl", look.texture_low)),
+                    texture_high=float(fields.get("th", look.texture_high)),
+                    luminance=fields.get("lum", "1" if look.luminance else "0") == "1",
+                    texture_reference=float(fields.get("ref", look.texture_reference)),
+                )
             started, out = time.perf_counter(), {}
             for n, u in enumerate(people):
                 x = ev.to_float(split.uploads[u][:UPLOADS])
@@ -124,7 +147,7 @@ def main(argv: list[str]) -> int:
                         enrol_models,
                         level,
                         seed=n,
-                        budget=personal.StrengthBudget(linf=linf, smooth=1.0),
+                        budget=look,
                     )
                 deltas = [
                     personal.personal_delta(
@@ -136,6 +159,7 @@ def main(argv: list[str]) -> int:
                         seed=n * 100 + k,
                         steps=int(steps),
                         linf=linf,
+                        look=look,
                     )
                     for k, c in enumerate(x)
                 ]

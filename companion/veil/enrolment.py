@@ -8,7 +8,7 @@
 2. `build_profile`: the person's embeddings (for matching), their direction (the unit
    centroid per surrogate: every upload's cosine to it is lowered), and the personal cloak
    (`veil.personal.compute_personal_cloak`, through every shipped recogniser, with
-   progress), computed once at the strongest strength and scaled down for the others.
+   progress), computed once and scaled to each strength.
 """
 
 from __future__ import annotations
@@ -193,23 +193,18 @@ def build_profile(
         if progress is not None:
             progress(done / max(total, 1))
 
-    # Computed once, at the strongest budget; the lighter strengths are the same cloak scaled
-    # down (the upload's refining steps then fit it to each photo at that strength).
-    strongest = personal.Strength.STRONG
+    # Computed once (`ENROL_BUDGET`) and scaled to each strength; the upload's refining
+    # steps then fit it to each photo at that strength.
     cloak = personal.compute_personal_cloak(
         crops,
         list(surrogates),
-        strongest,
+        personal.Strength.STRONG,
         seed=0,
         plan=plan,
         progress=step,
         should_stop=should_stop,
+        budget=personal.ENROL_BUDGET,
     )
-    top = personal.STRENGTHS[strongest].linf
-    cloaks = {
-        level: np.asarray(cloak * (budget.linf / top), np.float32)
-        for level, budget in personal.STRENGTHS.items()
-    }
     return Profile(
         profile_id=new_profile_id(),
         name=label,
@@ -219,6 +214,6 @@ def build_profile(
         models=profile_fingerprints(list(every.values())),
         embeddings=embeddings,
         targets=targets,
-        cloaks=cloaks,
+        universal=cloak,
         photos=len(faces),
     )

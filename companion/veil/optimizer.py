@@ -106,6 +106,10 @@ class ModeBudget:
     luminance_adapt: bool = False  # scale the budget by a luminance-adaptation factor
     penalty: float = 0.0  # > 0: Adam steps on (adversarial loss + penalty * visibility cost)
     edge_protect: float = 0.0  # share of the budget taken away on strong edges (0: off)
+    # > 0: the texture mask's contrast reference is this absolute local luminance std (0..1)
+    # instead of the crop's median, so that a face of smooth skin counts as flat (personal
+    # cloaks: no blotches on smooth skin); 0: relative to the crop (the default modes).
+    texture_reference: float = 0.0
 
 
 # v5: a perceptual budget. Brightness only (no colour change, so no tint on skin), optimised
@@ -198,7 +202,11 @@ def cloak_crops(
             for t in targets
         ]
     scale = _strength_factors(strength, n)
-    cap = plan.linf * scale * _texture_mask(x0, plan.texture_low, plan.texture_high)
+    cap = (
+        plan.linf
+        * scale
+        * _texture_mask(x0, plan.texture_low, plan.texture_high, plan.texture_reference)
+    )
     if plan.luminance_adapt:
         cap = cap * _luminance_factor(x0)
     if plan.edge_protect > 0:
@@ -496,16 +504,16 @@ def _downsample(fine: F32, grid: int) -> F32:
     return out
 
 
-def _texture_mask(x0: F32, low: float = 0.5, high: float = 1.5) -> F32:
+def _texture_mask(x0: F32, low: float = 0.5, high: float = 1.5, reference: float = 0.0) -> F32:
     """Per-pixel budget factor in [low, high]: local luminance contrast relative to the crop's
-    (1 at the crop's median contrast)."""
+    (1 at the crop's median contrast), or to `reference` when it is > 0."""
     luma = x0 @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
     out = np.empty(x0.shape, dtype=np.float32)
     for i in range(x0.shape[0]):
         mean = cv2.GaussianBlur(luma[i], (0, 0), 2.0)
         var = cv2.GaussianBlur(luma[i] * luma[i], (0, 0), 2.0) - mean * mean
         std = np.sqrt(np.maximum(var, 0.0))
-        rel = std / (float(np.median(std)) + 1e-6)
+        rel = std / ((reference if reference > 0 else float(np.median(std))) + 1e-6)
         factor = np.clip(low + (1.0 - low) * rel, low, high)
         out[i] = cv2.GaussianBlur(factor, (0, 0), 2.0)[..., None]
     return out

@@ -54,7 +54,7 @@ from veil.optimizer import (
 from veil.paste import face_mask
 from veil.results import Mode
 
-PERSONAL_ALGORITHM_VERSION = 1
+PERSONAL_ALGORITHM_VERSION = 2
 """Stored with every profile; a profile made by another version is recomputed or refused."""
 
 
@@ -69,14 +69,36 @@ class Strength(StrEnum):
 @dataclass(frozen=True)
 class StrengthBudget:
     linf: float  # max |change| on the crop, 0..1 units (brightness)
-    smooth: float  # crop px: Gaussian low-pass of the change (shading, not grain)
+    smooth: float  # crop px: Gaussian low-pass of the universal change (shading, not grain)
+    # The refining steps' look (`refine_budget`): the per-pixel cap follows texture against
+    # an absolute reference (`texture_reference`: smooth skin counts as flat even on a face
+    # that is mostly smooth skin, so no blotches on cheeks and forehead) and not luminance
+    # (the default modes' extra budget in shadows darkened eye sockets like bruises). The
+    # change goes to brows, lashes, eye and nose contours, hairline: it reads as make-up.
+    blur: float = 0.5
+    texture_low: float = 0.2
+    texture_high: float = 2.5
+    luminance: bool = False
+    texture_reference: float = 0.06
 
 
 STRENGTHS: dict[Strength, StrengthBudget] = {
-    Strength.LIGHT: StrengthBudget(linf=5 / 255, smooth=1.0),
-    Strength.MEDIUM: StrengthBudget(linf=7 / 255, smooth=1.0),
-    Strength.STRONG: StrengthBudget(linf=9 / 255, smooth=1.0),
+    Strength.LIGHT: StrengthBudget(linf=7 / 255, smooth=1.0),
+    Strength.MEDIUM: StrengthBudget(linf=9 / 255, smooth=1.0),
+    Strength.STRONG: StrengthBudget(linf=12 / 255, smooth=1.0),
 }
+
+
+ENROL_BUDGET = StrengthBudget(linf=9 / 255, smooth=1.0)
+"""The universal cloak's budget: computed once at enrolment, scaled to each strength
+(`strength_cloak`); the refining steps at upload spend the strength's own budget."""
+
+
+def strength_cloak(cloak: F32, strength: Strength) -> F32:
+    """The enrolment's universal cloak as the start for one strength: scaled down to the
+    strength's cap where that is smaller."""
+    factor = min(1.0, STRENGTHS[Strength(strength)].linf / ENROL_BUDGET.linf)
+    return np.asarray(cloak * np.float32(factor), np.float32)
 
 
 @dataclass(frozen=True)
@@ -273,11 +295,24 @@ REFINE_STEPS = 6
 """Optimiser steps on the photo itself, from the person's cloak, toward their direction."""
 
 
-def refine_budget(strength: Strength, steps: int, linf: float | None = None) -> ModeBudget:
+def refine_budget(
+    strength: Strength, steps: int, linf: float | None = None, look: StrengthBudget | None = None
+) -> ModeBudget:
     """The per-photo optimiser's budget for refining a personal cloak: the strength's cap
-    (`linf` overrides it: research), no SSIM floor (the person chose how visible)."""
-    cap = STRENGTHS[Strength(strength)].linf if linf is None else linf
-    return with_overrides(mode_budget(Mode.HIGH), linf=cap, steps=steps, min_crop_ssim=0.0)
+    and look (`linf`, `look` override them: research), no SSIM floor (the person chose how
+    visible)."""
+    level = look or STRENGTHS[Strength(strength)]
+    return with_overrides(
+        mode_budget(Mode.HIGH),
+        linf=level.linf if linf is None else linf,
+        steps=steps,
+        min_crop_ssim=0.0,
+        delta_blur=level.blur,
+        texture_low=level.texture_low,
+        texture_high=level.texture_high,
+        luminance_adapt=level.luminance,
+        texture_reference=level.texture_reference,
+    )
 
 
 def personal_delta(
@@ -291,6 +326,7 @@ def personal_delta(
     steps: int = REFINE_STEPS,
     linf: float | None = None,
     scale: float = 1.0,
+    look: StrengthBudget | None = None,
 ) -> F32:
     """The change one upload of an enrolled person gets [S,S,3]: their cloak, then `steps`
     refining steps on this crop toward their fixed direction. `scale` (0..1] shrinks both
@@ -309,7 +345,7 @@ def personal_delta(
         Mode.HIGH,
         chosen,
         seed=seed,
-        budget=refine_budget(strength, steps, linf),
+        budget=refine_budget(strength, steps, linf, look),
         region=face_mask(CROP_SIZE),
         targets=[targets[s.name] for s in chosen],
         start=start[None],

@@ -9,7 +9,8 @@ logged, never sent to the extension (the API lists names and strengths only). It
   photos (no crops, no pixels);
 - per surrogate, the direction the person's cloak pushes every upload away from
   (`veil.personal`);
-- the person's cloak at every strength (`veil.personal`), so that a change of strength is
+- the person's universal cloak (`veil.personal`), from which every strength starts, so
+  that a change of strength is
   instant;
 - the strength the person chose, the algorithm version and the fingerprints of the models
   it was computed with. A profile made with other models or another algorithm is refused
@@ -36,7 +37,7 @@ import numpy.typing as npt
 
 from veil.errors import ProfileNotFoundError, ProfileUnreadableError
 from veil.fileio import write_atomically
-from veil.personal import PERSONAL_ALGORITHM_VERSION, Strength
+from veil.personal import PERSONAL_ALGORITHM_VERSION, Strength, strength_cloak
 
 F32 = npt.NDArray[np.float32]
 
@@ -53,6 +54,8 @@ fall); docs/protection.md gives the figures."""
 
 MATCH_TOP = 3
 
+EMPTY = np.zeros((112, 112), np.float32)
+
 MATCH_MODELS = ("mobilefacenet", "sface")
 """The recognisers faces are matched with: the engine's own surrogates, already loaded."""
 
@@ -67,12 +70,13 @@ class Profile:
     models: Mapping[str, str]  # recogniser -> fingerprint it was computed with
     embeddings: Mapping[str, F32]  # matching recogniser -> [N,D] unit enrolment embeddings
     targets: Mapping[str, F32]  # surrogate -> [D] unit direction the cloak lowers
-    cloaks: Mapping[Strength, F32]  # strength -> [112,112] brightness change, premasked
+    universal: F32  # [112,112] brightness change, premasked (`personal.ENROL_BUDGET`)
     photos: int  # how many enrolment photos it was computed from
 
     @property
     def cloak(self) -> F32:
-        return self.cloaks[self.strength]
+        """The start of this person's cloak at their chosen strength."""
+        return strength_cloak(self.universal, self.strength)
 
     def summary(self) -> dict[str, object]:
         """What may leave the companion: no embedding, no cloak."""
@@ -110,8 +114,7 @@ def save_profile(config_dir: Path, profile: Profile) -> Path:
         arrays[f"embeddings:{model}"] = np.asarray(emb, np.float32)
     for model, target in profile.targets.items():
         arrays[f"target:{model}"] = np.asarray(target, np.float32)
-    for strength, cloak in profile.cloaks.items():
-        arrays[f"cloak:{strength.value}"] = np.asarray(cloak, np.float32)
+    arrays["universal"] = np.asarray(profile.universal, np.float32)
     meta = {
         "name": profile.name,
         "created": profile.created,
@@ -136,11 +139,7 @@ def load_profile(path: Path, fingerprints: Mapping[str, str] | None = None) -> P
             meta = json.loads(bytes(data["meta"]).decode())
             embeddings = _prefixed(data, "embeddings:")
             targets = _prefixed(data, "target:")
-            cloaks = {
-                Strength(key.split(":", 1)[1]): np.asarray(data[key], np.float32)
-                for key in data.files
-                if key.startswith("cloak:")
-            }
+            universal = np.asarray(data["universal"], np.float32)
         profile = Profile(
             profile_id=path.stem,
             name=str(meta["name"]),
@@ -150,7 +149,7 @@ def load_profile(path: Path, fingerprints: Mapping[str, str] | None = None) -> P
             models={str(k): str(v) for k, v in dict(meta["models"]).items()},
             embeddings=embeddings,
             targets=targets,
-            cloaks=cloaks,
+            universal=universal,
             photos=int(meta["photos"]),
         )
     except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError) as exc:
@@ -175,9 +174,8 @@ def _check_usable(profile: Profile, fingerprints: Mapping[str, str] | None) -> N
             f"{profile.name!r} was enrolled with an older version of the personal cloak; "
             "enrol again (`veil enrol`) to recompute it"
         )
-    if set(profile.cloaks) != set(Strength) or profile.strength not in profile.cloaks:
-        raise ProfileUnreadableError(f"{profile.name!r}: the profile lacks a strength; re-enrol")
-    if any(c.shape != (112, 112) or not np.all(np.isfinite(c)) for c in profile.cloaks.values()):
+    cloak = profile.universal
+    if cloak.shape != (112, 112) or not np.all(np.isfinite(cloak)):
         raise ProfileUnreadableError(f"{profile.name!r}: the stored cloak is damaged; re-enrol")
     if fingerprints is not None:
         for model in MATCH_MODELS:
@@ -245,7 +243,7 @@ def forget_profile(config_dir: Path, key: str) -> Profile:
         except ProfileUnreadableError:
             if path.stem == key:
                 _erase(path)
-                return Profile(key, key, 0.0, Strength.MEDIUM, 0, {}, {}, {}, {}, 0)
+                return Profile(key, key, 0.0, Strength.MEDIUM, 0, {}, {}, {}, EMPTY, 0)
             continue
         if key in (profile.profile_id,) or profile.name.lower() == key.lower():
             _erase(path)

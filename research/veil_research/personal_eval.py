@@ -68,6 +68,22 @@ def _face_set(split: PersonalSplit) -> ev.FaceSet:
     return ev.FaceSet(split.identities, split.uploads, split.probes, names)
 
 
+def profile_cache_tag(
+    engine: Engine, surrogates: Sequence[Surrogate], plan: personal.EnrolPlan
+) -> str:
+    """Everything an enrolled profile depends on, hashed (the profile cache's folder)."""
+    key = json.dumps(
+        [
+            repr(personal.ENROL_BUDGET),
+            asdict(plan),
+            [f"{s.name}@{getattr(s, 'fingerprint', '')}" for s in surrogates],
+            [s.name for s in engine.surrogates],
+            personal.PERSONAL_ALGORITHM_VERSION,
+        ]
+    )
+    return hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
 def enrolled_profiles(
     split: PersonalSplit,
     engine: Engine,
@@ -77,16 +93,7 @@ def enrolled_profiles(
 ) -> dict[str, Profile]:
     """Each identity enrolled from its enrolment crops (`veil.enrolment.build_profile`, the
     product's code), cached by plan, strengths, surrogates and crops."""
-    key = json.dumps(
-        [
-            repr(personal.STRENGTHS),
-            asdict(plan),
-            [f"{s.name}@{getattr(s, 'fingerprint', '')}" for s in surrogates],
-            [s.name for s in engine.surrogates],
-            personal.PERSONAL_ALGORITHM_VERSION,
-        ]
-    )
-    tag = hashlib.sha256(key.encode()).hexdigest()[:12]
+    tag = profile_cache_tag(engine, surrogates, plan)
     out = {}
     for ident in split.identities:
         crops = split.enrol[ident]

@@ -1,0 +1,47 @@
+"""The personal cloak's published figures are what the committed runs say.
+
+The README's strengths table and `companion/veil/data/personal-strengths.json` (what
+`veil enrol` and the options page show a person choosing a strength) are rendered by
+`veil-research personal-report` from docs/data/personal-*.json and
+docs/visibility-data/vis-personal-*.json; this renders them again and compares.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from veil import strengths
+from veil.personal import Strength
+from veil_research import personal_report
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_readme_strengths_table_is_rendered_from_the_committed_runs() -> None:
+    readme = (REPO / "README.md").read_text()
+    table = personal_report.strengths_table()
+    assert personal_report.replace_table(readme, table) == readme, (
+        "README's strengths table differs from docs/data: run veil-research personal-report"
+    )
+    assert "(recommended)" in table
+
+
+def test_product_figures_are_rendered_from_the_committed_runs() -> None:
+    shipped = personal_report.FIGURES.read_text()
+    assert shipped == personal_report.render_figures_json(), (
+        "companion/veil/data/personal-strengths.json differs: run veil-research personal-report"
+    )
+    rows = json.loads(shipped)["strengths"]
+    assert set(rows) == {s.value for s in Strength}
+
+
+def test_the_product_recommends_the_least_visible_strength_that_reaches_the_target() -> None:
+    strengths.strength_figures.cache_clear()
+    rows = strengths.strength_figures()["strengths"]
+    chosen = strengths.recommended_strength()
+    reaching = [s for s in Strength if rows[s.value]["protection_worst"] >= 0.60]
+    assert chosen == (reaching[0] if reaching else Strength.STRONG)
+    for strength in Strength:  # every line a person reads carries the measured figures
+        line = strengths.describe(strength)
+        assert f"{rows[strength.value]['protection_centroid']:.0%}" in line
