@@ -33,7 +33,7 @@ def test_product_never_imports_research() -> None:
 def test_cli_has_only_the_user_commands() -> None:
     from veil.cli import SUBCOMMANDS
 
-    assert set(SUBCOMMANDS) == {"cloak", "check", "serve", "pair", "unpair", "doctor"}
+    assert set(SUBCOMMANDS) == {"cloak", "check", "enrol", "serve", "pair", "unpair", "doctor"}
 
 
 def test_build_holds_only_its_four_purpose_folders() -> None:

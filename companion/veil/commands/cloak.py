@@ -24,13 +24,13 @@ from veil.commands.tmpfiles import remove_stale_temporaries
 from veil.config import config_dir
 from veil.errors import ErrorCode, VeilError
 from veil.results import DEFAULT_MODE, CloakResult, Mode
+from veil.video import VIDEO_SUFFIXES
 
 if TYPE_CHECKING:
-    from veil.video import VideoCloakResult, VideoLimits
+    from veil.video.limits import VideoLimits
+    from veil.video.result import VideoCloakResult
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".mpo", ".png", ".webp", ".heic", ".heif", ".avif"}
-# Videos (veil.video.VIDEO_SUFFIXES, repeated here so listing a folder imports no PyAV).
-VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".qt", ".3gp", ".webm", ".mkv"}
 CLOAKED_TAG = ".cloaked"
 
 
@@ -154,15 +154,14 @@ def video_result_line(job: Job, result: VideoCloakResult) -> str:
 
 
 def video_limits(args: argparse.Namespace) -> VideoLimits:
-    from veil.video import VideoLimits
+    from veil.video.limits import VideoLimits
 
     limits = VideoLimits()
-    changes: dict[str, float | int] = {}
     if getattr(args, "max_video_seconds", None) is not None:
-        changes["max_seconds"] = float(args.max_video_seconds)
+        limits = replace(limits, max_seconds=float(args.max_video_seconds))
     if getattr(args, "max_video_bytes", None) is not None:
-        changes["max_bytes"] = int(args.max_video_bytes)
-    return replace(limits, **changes)  # type: ignore[arg-type]
+        limits = replace(limits, max_bytes=int(args.max_video_bytes))
+    return limits
 
 
 def run(args: argparse.Namespace) -> int:
@@ -231,7 +230,7 @@ def cloak_one(engine: object, job: Job, args: argparse.Namespace, written: set[P
             )
         remove_stale_temporaries(job.dst)
         if not args.aligned and is_video(job.src):
-            from veil.video import cloak_video_file
+            from veil.video.pipeline import cloak_video_file
 
             video = cloak_video_file(
                 engine,
@@ -265,6 +264,6 @@ def cloak_one(engine: object, job: Job, args: argparse.Namespace, written: set[P
 
 def is_video(path: Path) -> bool:
     """Whether a file is a video, by its first bytes (a photo named .mp4 is still a photo)."""
-    from veil.video.probe import is_video_file
+    from veil.video.sniff import is_video_file
 
     return is_video_file(path)

@@ -1,0 +1,171 @@
+"""Video cloaking speed and visibility: prints figures, asserts nothing.
+
+For a 1080p30 and a 4K30 clip made from the face corpus (pan and zoom over a one-face
+press photo, H.264 + AAC like a phone's): the seconds of each stage (probe, decode over
+both passes, detect, track, optimise, paste, encode, mux), the real-time factor (seconds
+of work per second of video), peak RSS of the process that cloaks, the share of the clip's
+face-frames a track covered (against the clip's own ground truth), and per-frame
+SSIMULACRA2 against the original of the cloaked output and of a plain re-encode at the same
+settings (the yardstick), whole frame and face box.
+
+    .venv/bin/python build/bench/bench_video.py [--seconds 10] [--faces-dir DIR] [--only 1080p]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests"))
+
+SIZES = {"1080p": (1920, 1080), "4k": (3840, 2160)}
+PHOTO = "photos/Scarlett_Johansson/img49.jpg"
+
+
+def _cloak(args: tuple[str, str, bool]) -> dict[str, Any]:
+    """In a fresh process: load the models, cloak, report stages and peak RSS."""
+    from veil.engine import Engine, StageTimer
+    from veil.video.pipeline import cloak_video_file
+
+    src, dst, cloak = args
+    engine = Engine.load()
+    timer = StageTimer()
+    started = time.perf_counter()
+    result = cloak_video_file(engine, Path(src), Path(dst), timer=timer, cloak=cloak)
+    seconds = time.perf_counter() - started
+    paths = [
+        (p.track_id, p.frames.tolist(), p.times.tolist(), p.landmarks.tolist(), p.pad)
+        for p in result.paths
+    ]
+    return {
+        "seconds": seconds,
+        "stages": timer.seconds,
+        "frames": result.frames,
+        "duration": result.duration,
+        "tracks": len(result.tracks),
+        "face_frames": result.face_frames,
+        "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "paths": paths,
+    }
+
+
+def _in_child(src: Path, dst: Path, cloak: bool) -> dict[str, Any]:
+    """`_cloak` in a fresh interpreter (its peak RSS is the video's plus the models')."""
+    run = subprocess.run(
+        [sys.executable, __file__, "--child", str(src), str(dst), "1" if cloak else "0"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    result: dict[str, Any] = json.loads(run.stdout.splitlines()[-1])
+    return result
+
+
+def coverage(clip: Any, paths: list[Any]) -> tuple[int, int]:
+    from veil.video.tracking import TrackPath
+
+    tracks = [TrackPath(i, np.array(f), np.array(t), np.array(m), pad) for i, f, t, m, pad in paths]
+    covered = total = 0
+    for index, faces in enumerate(clip.truth):
+        for truth in faces:
+            total += 1
+            iod = float(np.linalg.norm(truth[1] - truth[0]))
+            hits = (p.at(index, clip.times[index]) for p in tracks)
+            covered += any(h is not None and np.abs(h - truth).mean() < 0.25 * iod for h in hits)
+    return covered, total
+
+
+def visibility(clip: Any, cloaked: Path, plain: Path, every: int) -> dict[str, float]:
+    """Mean (min) SSIMULACRA2 against the original frame, whole frame and face box."""
+    from veil.ssimulacra2 import face_ssimulacra2, ssimulacra2
+
+    scores: dict[str, list[float]] = {k: [] for k in ("cloak", "plain", "cloak_face", "plain_face")}
+    with av.open(str(clip.path)) as a, av.open(str(cloaked)) as b, av.open(str(plain)) as c:
+        frames = zip(a.decode(video=0), b.decode(video=0), c.decode(video=0), strict=True)
+        for index, (fa, fb, fc) in enumerate(frames):
+            if index % every or not clip.truth[index]:
+                continue
+            ra, rb, rc = (f.to_ndarray(format="rgb24") for f in (fa, fb, fc))
+            small = [r[::2, ::2] for r in (ra, rb, rc)]  # 1080p / 4K judged at half size
+            scores["cloak"].append(ssimulacra2(small[0], small[1]))
+            scores["plain"].append(ssimulacra2(small[0], small[2]))
+            truth = clip.truth[index][0]
+            iod = float(np.linalg.norm(truth[1] - truth[0]))
+            x0, y0 = np.maximum((truth.mean(axis=0) - 1.6 * iod).astype(int), 0)
+            x1, y1 = (truth.mean(axis=0) + 1.6 * iod).astype(int)
+            box = (slice(y0, y1), slice(x0, x1))
+            for key, other in (("cloak_face", rb), ("plain_face", rc)):
+                value = face_ssimulacra2(ra[box], other[box])
+                if value is not None:
+                    scores[key].append(value)
+    return {k: (float(np.mean(v)), float(np.min(v))) for k, v in scores.items() if v}  # type: ignore[misc]
+
+
+def main() -> None:
+    if sys.argv[1:2] == ["--child"]:
+        src, dst, flag = sys.argv[2:5]
+        print(json.dumps(_cloak((src, dst, flag == "1"))))
+        return
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--faces-dir", type=Path, default=REPO.parent / "shared" / "faces")
+    parser.add_argument("--only", choices=list(SIZES))
+    parser.add_argument("--judge-every", type=int, default=30, help="frames between judged ones")
+    args = parser.parse_args()
+    from veil.engine import Engine
+    from video_samples import load_rgb, make_clip
+
+    engine = Engine.load()
+    photo = load_rgb(args.faces_dir / PHOTO, 4352)
+    faces = [f.landmarks for f in engine.find_faces(photo)]
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, size in SIZES.items():
+            if args.only and name != args.only:
+                continue
+            started = time.perf_counter()
+            clip = make_clip(
+                Path(tmp) / f"{name}.mp4",
+                photo,
+                faces,
+                size=size,
+                seconds=args.seconds,
+                options={"preset": "veryfast", "crf": "16"},
+            )
+            made = time.perf_counter() - started
+            cloaked, plain = Path(tmp) / f"{name}.cloaked.mp4", Path(tmp) / f"{name}.plain.mp4"
+            cloak = _in_child(clip.path, cloaked, True)
+            base = _in_child(clip.path, plain, False)
+            covered, total = coverage(clip, cloak["paths"])
+            vis = visibility(clip, cloaked, plain, args.judge_every)
+            mb = 1024 * 1024
+            report = {
+                "clip": f"{name} {size[0]}x{size[1]} {clip.frames} frames, {args.seconds:.0f} s "
+                f"(made in {made:.0f} s, {clip.path.stat().st_size / mb:.1f} MB)",
+                "cloak_seconds": round(cloak["seconds"], 1),
+                "real_time_factor": round(cloak["seconds"] / cloak["duration"], 2),
+                "stages": {k: round(v, 2) for k, v in cloak["stages"].items()},
+                "plain_reencode_seconds": round(base["seconds"], 1),
+                "plain_stages": {k: round(v, 2) for k, v in base["stages"].items()},
+                "peak_rss_mb": round(cloak["rss_mb"]),
+                "tracks": cloak["tracks"],
+                "face_frames_covered": f"{covered}/{total}",
+                "output_mb": round(cloaked.stat().st_size / mb, 1),
+                "plain_output_mb": round(plain.stat().st_size / mb, 1),
+                "ssimulacra2_mean_min": {k: [round(x, 1) for x in v] for k, v in vis.items()},
+            }
+            print(json.dumps(report, indent=1), flush=True)
+
+
+if __name__ == "__main__":
+    main()

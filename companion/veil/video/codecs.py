@@ -1,0 +1,109 @@
+"""Which encoder re-encodes a video stream, at what quality, in which pixel format.
+
+One encoder per input codec, from the FFmpeg inside PyAV's wheel (see docs/video.md for its
+licence): the output keeps the input's codec, bit depth and chroma subsampling. A codec
+with no decoder or encoder here is refused with `UnsupportedCodecError`, never passed
+through. Qualities aim at "visually equal to the input" (measured in docs/video.md against
+a plain re-encode at the same settings).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import av
+import av.codec
+
+from veil.errors import UnsupportedCodecError
+
+# SVT-AV1 prints its configuration to stderr on every open unless told otherwise.
+os.environ.setdefault("SVT_LOG", "1")
+
+
+@dataclass(frozen=True)
+class EncoderPlan:
+    """How the cloaked frames are encoded."""
+
+    encoder: str  # FFmpeg encoder name
+    pix_fmt: str  # the encoder's input format (the decoder's output where it can take it)
+    options: dict[str, str] = field(default_factory=dict)
+    codec_tag: str | None = None  # e.g. "hvc1": HEVC that QuickTime and iOS play
+
+
+# Input codec -> (encoder, quality options). x264: preset veryfast at CRF 16 matches preset
+# fast at CRF 18 (the usual "visually lossless") in SSIMULACRA2 on a 1080p corpus clip (89.8
+# and 89.7 against the source) at 2.5x the speed, 1.24x the size, and with a 10-frame
+# look-ahead instead of 30 (4K frames are 12 MB each: peak memory). x265's CRF scale runs
+# about 2 higher for the same look; VP9 and AV1 (SVT) use their own 0-63 scales.
+_ENCODERS: dict[str, tuple[str, dict[str, str]]] = {
+    "h264": ("libx264", {"crf": "16", "preset": "veryfast"}),
+    "hevc": ("libx265", {"crf": "18", "preset": "veryfast", "x265-params": "log-level=error"}),
+    "vp9": (
+        "libvpx-vp9",
+        {"crf": "24", "b": "0", "deadline": "good", "cpu-used": "4", "row-mt": "1"},
+    ),
+    "av1": ("libsvtav1", {"crf": "26", "preset": "8"}),
+    "vp8": ("libvpx", {"crf": "8", "b": "8M"}),
+}
+
+# Full-range ("JPEG") pixel formats some encoders refuse: same planes, range tagged instead.
+_FULL_RANGE = {"yuvj420p": "yuv420p", "yuvj422p": "yuv422p", "yuvj444p": "yuv444p"}
+
+# Pixel formats whose first plane is luma (Y), 8 or 16 bits a sample: the cloak is added
+# to that plane alone (it changes brightness only).
+LUMA_FORMATS: dict[str, int] = {
+    "yuv420p": 8, "yuvj420p": 8, "yuv422p": 8, "yuvj422p": 8, "yuv444p": 8, "yuvj444p": 8,
+    "yuv440p": 8, "nv12": 8, "nv21": 8, "gray": 8,
+    "yuv420p10le": 10, "yuv422p10le": 10, "yuv444p10le": 10, "gray10le": 10,
+    "yuv420p12le": 12, "yuv422p12le": 12, "yuv444p12le": 12, "gray12le": 12,
+}  # fmt: skip
+
+
+def encoder_available(name: str) -> bool:
+    try:
+        av.codec.Codec(name, "w")
+    except (av.codec.codec.UnknownCodecError, ValueError):
+        return False
+    return True
+
+
+LARGE_FRAME = 2560 * 1440
+"""From this many pixels a frame (1440p, 4K) the encoders look 3 frames ahead instead of
+10-15: each frame in x264's look-ahead costs about 25 MB at 4K (measured, decoder and
+encoder of a 4K clip: 735 MB at the default, 563 MB at 5, 512 MB at 3)."""
+
+
+def plan_encoder(codec: str, muxer: str, pix_fmt: str, pixels: int = 0) -> EncoderPlan:
+    """The encoder for a stream of `codec` decoded as `pix_fmt`, written by `muxer`, with
+    frames of `pixels` pixels."""
+    if codec not in _ENCODERS:
+        raise UnsupportedCodecError(
+            f"{codec} video is not cloaked: Veil re-encodes H.264, HEVC, VP9, VP8 and AV1 "
+            "(convert the video to H.264 MP4 first)"
+        )
+    encoder, options = _ENCODERS[codec]
+    if not encoder_available(encoder):
+        raise UnsupportedCodecError(
+            f"this Veil's FFmpeg has no {codec} encoder ({encoder}); the video cannot be "
+            "re-encoded with its faces cloaked"
+        )
+    if pix_fmt not in LUMA_FORMATS:
+        raise UnsupportedCodecError(
+            f"{codec} video in pixel format {pix_fmt or 'unknown'} is not cloaked "
+            f"(Veil handles 8 to 12-bit YUV)"
+        )
+    supported = {f.name for f in av.codec.Codec(encoder, "w").video_formats or ()}
+    target = pix_fmt if pix_fmt in supported else _FULL_RANGE.get(pix_fmt, "")
+    if target not in supported:
+        raise UnsupportedCodecError(
+            f"{encoder} cannot encode {pix_fmt} frames (bit depth or chroma layout): "
+            "the video cannot be re-encoded as it is"
+        )
+    tag = "hvc1" if codec == "hevc" and muxer in {"mp4", "mov"} else None
+    chosen = dict(options)
+    if pixels >= LARGE_FRAME and encoder == "libx264":
+        chosen["x264-params"] = "rc-lookahead=3:sync-lookahead=0"
+    elif pixels >= LARGE_FRAME and encoder == "libx265":
+        chosen["x265-params"] = chosen["x265-params"] + ":rc-lookahead=3"
+    return EncoderPlan(encoder, target, chosen, tag)

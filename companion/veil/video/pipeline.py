@@ -1,0 +1,150 @@
+"""One video end to end: probe, scan (pass 1), one cloak per track, write (pass 2).
+
+`cloak_video_file(engine, src, dst)` writes `dst` atomically (the old file or the whole new
+one, with `src`'s permission bits), as `Engine.cloak_file` does for photos. The input is
+read twice from its file (pass 1 finds and tracks the faces, pass 2 re-encodes), so the
+whole video is never in memory; see `docs/video.md`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
+
+from veil.cancel import checkpoint
+from veil.errors import CloakFailedError
+from veil.fileio import write_atomically
+from veil.imaging.metadata import MetadataReport, Policy
+from veil.results import DEFAULT_MODE, Mode
+from veil.video.cloaks import TrackCloak, cloak_track
+from veil.video.limits import VideoLimits
+from veil.video.probe import probe
+from veil.video.result import TrackReport, VideoCloakResult
+from veil.video.scan import scan
+from veil.video.tracking import TrackPath
+from veil.video.writer import Plan, WriteStats, write_video
+
+if TYPE_CHECKING:
+    from veil.engine import Engine, StageTimer
+
+DETECT_EVERY = 5
+"""Frames between detection rounds (every 5th frame: 6 rounds a second at 30 fps)."""
+MAX_MISSED = 2
+"""Detection rounds a track survives without a sighting."""
+
+
+def cloak_video_file(
+    engine: Engine,
+    src: Path,
+    dst: Path,
+    *,
+    mode: Mode = DEFAULT_MODE,
+    keep_metadata: bool = False,
+    limits: VideoLimits | None = None,
+    detect_every: int = DETECT_EVERY,
+    timer: StageTimer | None = None,
+    progress: Callable[[float], None] | None = None,
+    cloak: bool = True,
+) -> VideoCloakResult:
+    """Cloak every tracked face of the video `src` into `dst` (see the module docstring).
+
+    `cloak=False` re-encodes through the same path without pasting anything: the yardstick
+    the benchmark and tests compare the cloak's visibility against."""
+    from veil.engine import StageTimer
+
+    mode = Mode(mode)
+    limits = limits or VideoLimits()
+    timer = timer or StageTimer()
+    start = time.perf_counter()
+    src = Path(src)
+    info = probe(src, limits)
+    timer.lap("probe")
+
+    def report_progress(share: float, offset: float, weight: float) -> None:
+        if progress is not None:
+            progress(offset + weight * share)
+
+    found = scan(
+        engine,
+        src,
+        info,
+        limits,
+        every=detect_every,
+        max_missed=MAX_MISSED,
+        timer=timer,
+        progress=lambda s: report_progress(s, 0.0, 0.3),
+    )
+    tracks = [t for t in found.tracks if t.sightings]
+    cloaks: dict[int, TrackCloak] = {}
+    for track in tracks if cloak else []:
+        checkpoint()
+        cloaks[track.id] = cloak_track(engine, track, mode, (info.width, info.height))
+    timer.lap("optimize")
+    pad = detect_every * (MAX_MISSED + 1) - 1
+    paths = [TrackPath.of(t, pad) for t in tracks]
+    plan = Plan(
+        paths=paths if cloak else [],
+        cloaks=cloaks,
+        display_matrix=found.display_matrix,
+        reencode=bool(tracks) or not cloak,
+        decoder_options=limits.decoder_options(),
+    )
+    report = MetadataReport()
+    policy = Policy(keep_metadata=keep_metadata, cloaked=bool(tracks))
+    stats: list[WriteStats] = []
+
+    def write(handle: IO[bytes]) -> None:
+        stats.append(
+            write_video(
+                src,
+                handle,
+                info,
+                plan,
+                policy,
+                report,
+                timer,
+                lambda s: report_progress(s, 0.3, 0.7),
+            )
+        )
+
+    write_atomically(Path(dst), write, like=src)
+    written = stats[0]
+    if written.frames != found.frames and plan.reencode:
+        raise CloakFailedError(
+            f"pass 2 decoded {written.frames} frames where pass 1 found {found.frames}"
+        )
+    rate = float(info.average_rate) if info.average_rate else 0.0
+    if not cloak:
+        tracks, paths = [], []
+    reports = tuple(
+        TrackReport(
+            path.track_id,
+            max(path.first, 0),
+            min(path.last, found.frames - 1),
+            len(track.sightings),
+            cloaks[track.id].keyframes,
+            cloaks[track.id].scale,
+            cloaks[track.id].profile,
+            cloaks[track.id].strength,
+        )
+        for path, track in zip(paths, tracks, strict=True)
+    )
+    return VideoCloakResult(
+        media_type=info.media_type,
+        width=info.width,
+        height=info.height,
+        codec=info.codec,
+        frames=found.frames,
+        duration=found.last_time - found.first_time + (1.0 / rate if rate else 0.0),
+        tracks=reports,
+        face_frames=written.face_frames,
+        detection_rounds=found.rounds,
+        reencoded=plan.reencode,
+        audio_packets=written.audio_packets,
+        seconds=time.perf_counter() - start,
+        stages=dict(timer.seconds),
+        metadata_removed=tuple(report.removed),
+        paths=tuple(paths),
+    )

@@ -1,0 +1,189 @@
+"""Short test videos made from the face corpus: pan and zoom over a real photo (faces move
+and change size), encoded with PyAV in a given container and codec, with a sine-tone audio
+track, and phone-style metadata written by exiftool (MP4/MOV) or the muxer (WebM/MKV).
+
+Each clip knows where its faces are on every frame (the photo's landmarks, found once on
+the photo, moved by the frame's own pan/zoom transform): the ground truth the coverage
+check compares the cloak's tracks with, independent of the detector that made them.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from metadata_samples import EXIFTOOL
+
+F64 = npt.NDArray[np.float64]
+
+SERIAL = "VEILSN-20261122-0042"
+OWNER = "Jane Veiltest"
+LATITUDE, LONGITUDE = 48.8577, 2.2950
+
+
+@dataclass(frozen=True)
+class Clip:
+    path: Path
+    size: tuple[int, int]  # coded width, height
+    frames: int
+    times: tuple[float, ...]  # presentation time of each frame
+    truth: tuple[tuple[F64, ...], ...]  # per frame: landmarks [5, 2] of each face in view
+
+
+def load_rgb(path: Path, long_side: int = 1600) -> npt.NDArray[np.uint8]:
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    assert bgr is not None, path
+    factor = min(1.0, long_side / max(bgr.shape[:2]))
+    if factor < 1:
+        bgr = cv2.resize(bgr, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+
+
+def pan_zoom(
+    faces: Sequence[F64],
+    frames: int,
+    size: tuple[int, int],
+    *,
+    zoom: float = 0.45,
+    pan: float = 0.5,
+    margin: float = 4.0,
+) -> list[npt.NDArray[np.float64]]:
+    """Per frame, the 2x3 affine from photo to frame: a window around the faces that
+    drifts sideways by `pan` window widths and narrows by `zoom` (faces grow)."""
+    points = np.concatenate(faces)
+    lo, hi = points.min(axis=0), points.max(axis=0)
+    centre = (lo + hi) / 2
+    iod = max(float(np.linalg.norm(f[1] - f[0])) for f in faces)
+    width0 = max(hi[0] - lo[0] + margin * 2 * iod, margin * 2.5 * iod)
+    out = []
+    for i in range(frames):
+        t = i / max(frames - 1, 1)
+        width = width0 * (1 - zoom * t)
+        scale = size[0] / width
+        c = centre + np.array([(t - 0.5) * pan * width0 * 0.5, (t - 0.5) * 0.1 * width0])
+        matrix = np.array(
+            [[scale, 0, size[0] / 2 - scale * c[0]], [0, scale, size[1] / 2 - scale * c[1]]]
+        )
+        out.append(matrix)
+    return out
+
+
+def make_clip(
+    path: Path,
+    photo: npt.NDArray[np.uint8],
+    faces: Sequence[F64],
+    *,
+    codec: str = "libx264",
+    pix_fmt: str = "yuv420p",
+    size: tuple[int, int] = (320, 240),
+    seconds: float = 2.0,
+    fps: int = 30,
+    audio: str | None = "aac",
+    audio_tracks: int = 1,
+    rotation: int | None = None,
+    vfr: bool = False,
+    tags: dict[str, str] | None = None,
+    options: dict[str, str] | None = None,
+) -> Clip:
+    frames = round(seconds * fps)
+    transforms = pan_zoom(faces, frames, size)
+    time_base = Fraction(1, 90000)
+    times: list[float] = []
+    truth: list[tuple[F64, ...]] = []
+    with av.open(str(path), "w") as out:
+        out.metadata.update(tags or {})
+        video = out.add_stream(codec, rate=fps, options=options or {})
+        video.width, video.height, video.pix_fmt = size[0], size[1], pix_fmt
+        video.time_base = time_base
+        video.codec_context.time_base = time_base
+        if rotation is not None:
+            video.set_display_rotation(rotation)
+        sounds = [out.add_stream(audio, rate=48000) for _ in range(audio_tracks)] if audio else []
+        pts = 0
+        for i, matrix in enumerate(transforms):
+            rgb = cv2.warpAffine(
+                photo, matrix, size, flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE
+            )
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+            frame.pts, frame.time_base = pts, time_base
+            times.append(pts / 90000)
+            step = 90000 // fps
+            pts += step if not vfr else (step * 2 if i % 3 == 2 else step // 2 + step // 4)
+            truth.append(tuple(_visible([f @ matrix[:, :2].T + matrix[:, 2] for f in faces], size)))
+            out.mux(video.encode(frame))
+        out.mux(video.encode(None))
+        for k, sound in enumerate(sounds):
+            _tone(out, sound, times[-1] + 0.1, 220.0 * (k + 1))
+    if tags and EXIFTOOL and path.suffix.lower() in {".mp4", ".mov"}:
+        phone_metadata(path)
+    return Clip(path, size, frames, tuple(times), tuple(truth))
+
+
+def _visible(faces: Sequence[F64], size: tuple[int, int]) -> list[F64]:
+    """Faces whose eyes and mouth are inside the frame."""
+    w, h = size
+    return [
+        f
+        for f in faces
+        if (f[:, 0] >= 0).all()
+        and (f[:, 0] < w).all()
+        and (f[:, 1] >= 0).all()
+        and (f[:, 1] < h).all()
+    ]
+
+
+def _tone(out: Any, stream: Any, seconds: float, hz: float) -> None:
+    rate, chunk = 48000, 1024
+    t = 0
+    while t < seconds * rate:
+        samples = np.sin(2 * np.pi * hz * (np.arange(chunk) + t) / rate).astype(np.float32)
+        frame = av.AudioFrame.from_ndarray(0.2 * samples[None], format="fltp", layout="mono")
+        frame.sample_rate, frame.pts = rate, t
+        out.mux(stream.encode(frame))
+        t += chunk
+    out.mux(stream.encode(None))
+
+
+PHONE_TAGS = {
+    # Apple (mdta keys) and the classic udta atoms Android and cameras write.
+    "Keys:GPSCoordinates": f"{LATITUDE}, {LONGITUDE}, 35",
+    "Keys:LocationName": "Tour Eiffel",
+    "Keys:Make": "Apple",
+    "Keys:Model": "iPhone 15 Pro",
+    "Keys:Software": "17.5.1",
+    "Keys:CreationDate": "2024:05:01 10:20:30+02:00",
+    "Keys:Author": OWNER,
+    "Keys:DisplayName": OWNER,
+    "UserData:GPSCoordinates": f"{LATITUDE}, {LONGITUDE}",
+    "UserData:SerialNumber": SERIAL,
+    "UserData:Make": "samsung",
+    "UserData:Model": "SM-S918B",
+    "UserData:Artist": OWNER,
+    "UserData:Author": OWNER,
+    "ItemList:Author": OWNER,
+    "ItemList:Comment": "at home",
+    "QuickTime:CreateDate": "2024:05:01 08:20:30",
+}
+
+
+def phone_metadata(path: Path, tags: dict[str, str] | None = None) -> None:
+    """Write phone-style QuickTime metadata with exiftool (location, device, serial, owner)."""
+    assert EXIFTOOL
+    args = [f"-{k}={v}" for k, v in (tags or PHONE_TAGS).items()]
+    run = subprocess.run(
+        [EXIFTOOL, "-overwrite_original", "-q", "-m", *args, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
