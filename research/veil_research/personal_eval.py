@@ -90,12 +90,13 @@ def enrolled_profiles(
     surrogates: Sequence[Surrogate],
     plan: personal.EnrolPlan,
     cache_dir: Path,
+    protected: Sequence[str] | None = None,
 ) -> dict[str, Profile]:
     """Each identity enrolled from its enrolment crops (`veil.enrolment.build_profile`, the
     product's code), cached by plan, strengths, surrogates and crops."""
     tag = profile_cache_tag(engine, surrogates, plan)
     out = {}
-    for ident in split.identities:
+    for ident in protected or split.identities:
         crops = split.enrol[ident]
         folder = cache_dir / tag / f"{ident}-{hashlib.sha256(crops.tobytes()).hexdigest()[:12]}"
         stored = sorted((folder / "profiles").glob("*.npz")) if folder.exists() else []
@@ -124,12 +125,13 @@ def enrolled_profiles(
 def cloak_uploads(
     split: PersonalSplit, engine: Engine, profiles: dict[str, Profile], strength: personal.Strength
 ) -> tuple[dict[str, ev.U8], float]:
+    """(Only the identities in `profiles` take their turn as the protected person.)"""
     """Every identity's uploads, each cloaked on its own by the engine (`cloak_aligned_bytes`,
     what `veil cloak --aligned` runs) with only that identity enrolled: matched crops get the
     personal cloak, unmatched ones the default. Returns the uploads and the match rate."""
     out: dict[str, ev.U8] = {}
     matched = total = 0
-    for ident in split.identities:
+    for ident in profiles:
         engine.profiles = ProfileBook.fixed([replace(profiles[ident], strength=strength)])
         crops: list[ev.U8] = []
         for crop in split.uploads[ident]:
@@ -144,6 +146,21 @@ def cloak_uploads(
         out[ident] = np.stack(crops).astype(np.uint8)
     engine.profiles = None
     return out, matched / max(total, 1)
+
+
+def attack(
+    model: ev.Attacker,
+    faces: ev.FaceSet,
+    cloaked: dict[str, ev.U8],
+    reencode: str,
+    cache: ev.EmbeddingCache,
+) -> ev.Protection:
+    """Protection of the identities in `cloaked` (each in turn; everyone else clean)."""
+    clean = {i: cache.embed(model, faces.uploads[i]) for i in faces.identities}
+    probes = {i: cache.embed(model, faces.probes[i]) for i in faces.identities}
+    transform = ev.REENCODES[reencode]
+    attacked = {i: cache.embed(model, transform(up)) for i, up in cloaked.items()}
+    return ev.protection(clean, probes, attacked)
 
 
 def adaptive_strip(split: PersonalSplit, cloaked: dict[str, ev.U8], known: int) -> dict[str, ev.U8]:
@@ -173,6 +190,14 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("--attackers", nargs="+", default=None)
     parser.add_argument("--limit-identities", type=int, default=None)
     parser.add_argument("--skip-identities", type=int, default=0)
+    parser.add_argument(
+        "--protect-last",
+        type=int,
+        default=None,
+        metavar="N",
+        help="only the last N identities take their turn as the protected person "
+        "(the tracker's gallery keeps everyone)",
+    )
     parser.add_argument("--steps", type=int, default=personal.EnrolPlan.steps)
     parser.add_argument("--batch", type=int, default=personal.EnrolPlan.batch)
     parser.add_argument("--adaptive", type=int, default=3, metavar="K")
@@ -207,19 +232,33 @@ def main(argv: Sequence[str]) -> int:
             {"strength": "none", "attacker": name, "reencode": "none", "scores": base.by_classifier}
         )
     strengths = [personal.Strength(n) for n in args.strengths]
+
+    def save() -> None:  # after every strength too: a long run stopped early keeps its rows
+        if args.json:
+            ev.save_json(
+                args.json,
+                {
+                    "command": " ".join(["veil-research", "personal", *argv]),
+                    "identities": len(split.identities),
+                    "protected": args.protect_last or len(split.identities),
+                    "results": results,
+                },
+            )
+
     for held in attackers:
         enrol_models = [recognisers[n] for n in recognisers if n != held]
         upload_models = [n for n in MATCH_MODELS if n != held]
         engine = Engine.load(surrogates=upload_models)
         started = time.perf_counter()
-        profiles = enrolled_profiles(split, engine, enrol_models, plan, out / "personal")
+        protected = split.identities[-args.protect_last :] if args.protect_last else None
+        profiles = enrolled_profiles(split, engine, enrol_models, plan, out / "personal", protected)
         print(f"[without {held}] enrolled in {time.perf_counter() - started:.0f} s", flush=True)
         for strength in strengths:
             started = time.perf_counter()
             cloaked, match_rate = cloak_uploads(split, engine, profiles, strength)
             ssims = [
                 float(np.mean(crop_ssim(ev.to_float(split.uploads[i]), ev.to_float(cloaked[i]))))
-                for i in split.identities
+                for i in cloaked
             ]
             print(
                 f"[{strength.value}] without {held}: crop SSIM {np.mean(ssims):.3f}, "
@@ -231,7 +270,7 @@ def main(argv: Sequence[str]) -> int:
                 conditions.append(("adaptive", adaptive_strip(split, cloaked, args.adaptive)))
             for reencode, uploads in conditions:
                 kind = "none" if reencode == "adaptive" else reencode
-                result = ev.attack(recognisers[held], faces, uploads, kind, cache)
+                result = attack(recognisers[held], faces, uploads, kind, cache)
                 print(f"  vs {held:14s} {reencode:9s} " + _pair(result.by_classifier), flush=True)
                 results.append(
                     {
@@ -243,16 +282,9 @@ def main(argv: Sequence[str]) -> int:
                         "matched": match_rate,
                     }
                 )
+            save()
     _print_means(results)
-    if args.json:
-        ev.save_json(
-            args.json,
-            {
-                "command": " ".join(["veil-research", "personal", *argv]),
-                "identities": len(split.identities),
-                "results": results,
-            },
-        )
+    save()
     return 0
 
 

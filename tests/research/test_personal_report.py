@@ -2,7 +2,7 @@
 
 The README's strengths table and `companion/veil/data/personal-strengths.json` (what
 `veil enrol` and the options page show a person choosing a strength) are rendered by
-`veil-research personal-report` from docs/data/personal-*.json and
+`veil-research personal-report` from docs/data/personal/*.json and
 docs/visibility-data/vis-personal-*.json; this renders them again and compares.
 """
 
