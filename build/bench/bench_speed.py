@@ -82,7 +82,10 @@ def enrol_for(engine: object, path: Path) -> object:
         faces = enrolment_faces(engine, [EnrolPhoto(p.name, p.read_bytes()) for p in others])
     else:
         rgb = np.asarray(Image.open(path).convert("RGB"))
-        big = max(engine.find_faces(rgb), key=lambda f: f.box.width * f.box.height)  # type: ignore[attr-defined]
+        found = engine.find_faces(rgb)  # type: ignore[attr-defined]
+        if not found:
+            return None  # nobody to enrol: the photo is timed as it is
+        big = max(found, key=lambda f: f.box.width * f.box.height)
         crop = warp_crop(rgb, alignment_matrix(big.landmarks, 112), 112)
         faces = [FoundFace(0, crop, (0, 0, 112, 112))] * 3
     return build_profile(
@@ -113,7 +116,9 @@ def worker(path: Path, runs: int, mode: str, out: Path, personal: str | None = N
         from veil.profiles import ProfileBook
 
         profile = enrol_for(engine, path)
-        engine.profiles = ProfileBook.fixed([replace(profile, strength=Strength(personal))])  # type: ignore[type-var]
+        if profile is not None:
+            chosen = replace(profile, strength=Strength(personal))  # type: ignore[type-var]
+            engine.profiles = ProfileBook.fixed([chosen])
     walls, stages = [], []
     result = None
     for _ in range(runs):
