@@ -233,7 +233,7 @@ function setProgress(share) {
 async function follow(job) {
   currentJob = job;
   await chrome.storage.session.set({ [JOB_KEY]: job });
-  show('running', 'Computing your personal cloak in the companion. This takes a few minutes.');
+  show('running', 'Computing your personal cloak in the companion (about half a minute on a two-core computer).');
   /** @type {EnrolStatus} */
   let status;
   for (;;) {
