@@ -33,7 +33,7 @@ from veil.errors import CloakFailedError, TooManyFacesError, UnsupportedFormatEr
 from veil.fileio import write_atomically
 from veil.imageio import DEFAULT_MAX_PIXELS, DecodedImage, MetadataReport
 from veil.paste import face_mask, paste, ssim_box
-from veil.profiles import Match, ProfileBook, profile_fingerprints
+from veil.profiles import MATCH_MODELS, Match, ProfileBook, profile_fingerprints
 from veil.prominence import face_strengths
 from veil.quality import ssim, ssim_sum
 from veil.results import DEFAULT_MODE, CloakResult, FaceReport, Mode
@@ -426,19 +426,12 @@ class Engine:
         """For each aligned crop, the enrolled person it shows, or None."""
         if self.profiles is None or not self.profiles.profiles():
             return [None] * len(crops)
-        embeddings = {
-            s.name: s.embed(crops) for s in self.surrogates if s.name in self.match_models()
-        }
+        embeddings = {s.name: s.embed(crops) for s in self.surrogates if s.name in MATCH_MODELS}
         if not embeddings:
             raise CloakFailedError(
                 "people are enrolled but no matching recogniser is loaded; refusing to guess"
             )
         return self.profiles.match(embeddings)
-
-    def match_models(self) -> tuple[str, ...]:
-        from veil.profiles import MATCH_MODELS
-
-        return MATCH_MODELS
 
     def personal_deltas(
         self,

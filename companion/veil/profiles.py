@@ -27,7 +27,6 @@ import json
 import os
 import secrets
 import threading
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -295,7 +294,6 @@ class ProfileBook:
         self._lock = threading.Lock()
         self._stamp: tuple[tuple[str, float, int], ...] | None = None
         self._profiles: list[Profile] = []
-        self._checked = 0.0
         self._fixed: list[Profile] | None = None
 
     @classmethod
@@ -332,7 +330,6 @@ class ProfileBook:
                 else:
                     self._profiles = list_profiles(self.config_dir, self.fingerprints)
                 self._stamp = stamp
-                self._checked = time.time()
             return list(self._profiles)
 
     def match(self, embeddings: Mapping[str, F32]) -> list[Match | None]:
