@@ -62,7 +62,7 @@ def test_probe_tells_progressive_jpegs_apart() -> None:
         (b"", CorruptImageError),
         (b"hello, I am a text file\n" * 10, UnsupportedFormatError),
         (SVG, UnsupportedFormatError),
-        (gif_bomb(), UnsupportedFormatError),
+        (gif_bomb(), ImageTooLargeError),  # a 65535x65535 canvas (GIFs are animations)
         (huge_png_header(), ImageTooLargeError),
         (b"\x89PNG\r\n\x1a\n" + b"\x00" * 10, CorruptImageError),
     ],

@@ -9,12 +9,25 @@ SSIMULACRA2 against the original of the cloaked output and of a plain re-encode 
 settings (the yardstick), whole frame and face box.
 
     .venv/bin/python build/bench/bench_video.py [--seconds 10] [--faces-dir DIR] [--only 1080p]
+        [--clips DIR] [--baseline-code DIR] [--profile DIR]
+
+The machine is shared: each run prints the load average beside its figures, and the CPU
+seconds (user + system, all threads) of the process that cloaks, which the load changes
+far less than the wall-clock time. `--baseline-code DIR` cloaks the same clip, back to
+back, with an older copy of the `veil` package (DIR holds `veil/`, e.g. a copy of
+`companion/veil` taken before a change): old and new timed under the same load.
+`--clips DIR` keeps the generated clips there and reuses them (making a 4K clip takes
+minutes). `--profile DIR` writes cProfile statistics of each cloak there.
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
+import os
+import pickle
+import pstats
 import resource
 import subprocess
 import sys
@@ -33,23 +46,36 @@ SIZES = {"1080p": (1920, 1080), "4k": (3840, 2160)}
 PHOTO = "photos/Scarlett_Johansson/img49.jpg"
 
 
-def _cloak(args: tuple[str, str, bool]) -> dict[str, Any]:
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _cloak(src: str, dst: str, cloak: bool, profile: str) -> dict[str, Any]:
     """In a fresh process: load the models, cloak, report stages and peak RSS."""
     from veil.engine import Engine, StageTimer
     from veil.video.pipeline import cloak_video_file
 
-    src, dst, cloak = args
     engine = Engine.load()
     timer = StageTimer()
+    profiler = cProfile.Profile() if profile else None
+    cpu = _cpu_seconds()
     started = time.perf_counter()
+    if profiler is not None:
+        profiler.enable()
     result = cloak_video_file(engine, Path(src), Path(dst), timer=timer, cloak=cloak)
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(profile)
     seconds = time.perf_counter() - started
+    cpu = _cpu_seconds() - cpu
     paths = [
         (p.track_id, p.frames.tolist(), p.times.tolist(), p.landmarks.tolist(), p.pad)
         for p in result.paths
     ]
     return {
         "seconds": seconds,
+        "cpu_seconds": cpu,
         "stages": timer.seconds,
         "frames": result.frames,
         "duration": result.duration,
@@ -60,16 +86,89 @@ def _cloak(args: tuple[str, str, bool]) -> dict[str, Any]:
     }
 
 
-def _in_child(src: Path, dst: Path, cloak: bool) -> dict[str, Any]:
-    """`_cloak` in a fresh interpreter (its peak RSS is the video's plus the models')."""
+def _in_child(
+    src: Path, dst: Path, cloak: bool, code: Path | None = None, profile: Path | None = None
+) -> dict[str, Any]:
+    """`_cloak` in a fresh interpreter (its peak RSS is the video's plus the models'), with
+    the `veil` package found in `code` when given (an older copy, for a before/after)."""
+    env = dict(os.environ)
+    if code is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(code), env.get("PYTHONPATH", "")])
+        env.setdefault("VEIL_MODELS_DIR", str(REPO / "models"))
+    load = os.getloadavg()[0]
     run = subprocess.run(
-        [sys.executable, __file__, "--child", str(src), str(dst), "1" if cloak else "0"],
+        [
+            sys.executable,
+            __file__,
+            "--child",
+            str(src),
+            str(dst),
+            "1" if cloak else "0",
+            str(profile or ""),
+        ],
         capture_output=True,
         text=True,
         check=True,
+        env=env,
     )
     result: dict[str, Any] = json.loads(run.stdout.splitlines()[-1])
+    result["load_before"] = load
+    result["load_after"] = os.getloadavg()[0]
     return result
+
+
+def split(stages: dict[str, float]) -> dict[str, float]:
+    """The stages in four: decode (both passes), detect (and track), cloak (optimise and
+    paste), encode (and mux)."""
+    groups = {
+        "decode": ("probe", "decode"),
+        "detect": ("detect", "track"),
+        "cloak": ("optimize", "paste"),
+        "encode": ("encode", "mux"),
+    }
+    return {k: round(sum(stages.get(s, 0.0) for s in v), 1) for k, v in groups.items()}
+
+
+def summary(run: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "seconds": round(run["seconds"], 1),
+        "real_time_factor": round(run["seconds"] / run["duration"], 2),
+        "cpu_seconds": round(run["cpu_seconds"], 1),
+        "load_average": f"{run['load_before']:.1f} -> {run['load_after']:.1f}",
+        "split": split(run["stages"]),
+        "stages": {k: round(v, 2) for k, v in run["stages"].items()},
+        "peak_rss_mb": round(run["rss_mb"]),
+    }
+
+
+def _clip(
+    cache: Path | None,
+    tmp: Path,
+    name: str,
+    size: tuple[int, int],
+    seconds: float,
+    photo: Any,
+    faces: Any,
+) -> Any:
+    """The benchmark clip, from `cache` when it holds one of this size and length."""
+    from video_samples import make_clip
+
+    folder = cache or tmp
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = folder / f"{name}-{seconds:g}s"
+    saved = stem.with_suffix(".pickle")
+    if cache is not None and saved.exists() and stem.with_suffix(".mp4").exists():
+        return pickle.loads(saved.read_bytes())
+    clip = make_clip(
+        stem.with_suffix(".mp4"),
+        photo,
+        faces,
+        size=size,
+        seconds=seconds,
+        options={"preset": "veryfast", "crf": "16"},
+    )
+    saved.write_bytes(pickle.dumps(clip))
+    return clip
 
 
 def coverage(clip: Any, paths: list[Any]) -> tuple[int, int]:
@@ -114,17 +213,23 @@ def visibility(clip: Any, cloaked: Path, plain: Path, every: int) -> dict[str, f
 
 def main() -> None:
     if sys.argv[1:2] == ["--child"]:
-        src, dst, flag = sys.argv[2:5]
-        print(json.dumps(_cloak((src, dst, flag == "1"))))
+        src, dst, flag, profile = sys.argv[2:6]
+        print(json.dumps(_cloak(src, dst, flag == "1", profile)))
         return
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--faces-dir", type=Path, default=REPO.parent / "shared" / "faces")
     parser.add_argument("--only", choices=list(SIZES))
     parser.add_argument("--judge-every", type=int, default=30, help="frames between judged ones")
+    parser.add_argument("--clips", type=Path, help="keep and reuse the clips in this folder")
+    parser.add_argument(
+        "--baseline-code", type=Path, help="folder with an older veil/ to time back to back"
+    )
+    parser.add_argument("--profile", type=Path, help="folder for cProfile statistics")
+    parser.add_argument("--no-plain", action="store_true", help="skip the plain re-encode")
     args = parser.parse_args()
     from veil.engine import Engine
-    from video_samples import load_rgb, make_clip
+    from video_samples import load_rgb
 
     engine = Engine.load()
     photo = load_rgb(args.faces_dir / PHOTO, 4352)
@@ -134,37 +239,40 @@ def main() -> None:
             if args.only and name != args.only:
                 continue
             started = time.perf_counter()
-            clip = make_clip(
-                Path(tmp) / f"{name}.mp4",
-                photo,
-                faces,
-                size=size,
-                seconds=args.seconds,
-                options={"preset": "veryfast", "crf": "16"},
-            )
+            clip = _clip(args.clips, Path(tmp), name, size, args.seconds, photo, faces)
             made = time.perf_counter() - started
             cloaked, plain = Path(tmp) / f"{name}.cloaked.mp4", Path(tmp) / f"{name}.plain.mp4"
-            cloak = _in_child(clip.path, cloaked, True)
-            base = _in_child(clip.path, plain, False)
-            covered, total = coverage(clip, cloak["paths"])
-            vis = visibility(clip, cloaked, plain, args.judge_every)
             mb = 1024 * 1024
-            report = {
+            report: dict[str, Any] = {
                 "clip": f"{name} {size[0]}x{size[1]} {clip.frames} frames, {args.seconds:.0f} s "
                 f"(made in {made:.0f} s, {clip.path.stat().st_size / mb:.1f} MB)",
-                "cloak_seconds": round(cloak["seconds"], 1),
-                "real_time_factor": round(cloak["seconds"] / cloak["duration"], 2),
-                "stages": {k: round(v, 2) for k, v in cloak["stages"].items()},
-                "plain_reencode_seconds": round(base["seconds"], 1),
-                "plain_stages": {k: round(v, 2) for k, v in base["stages"].items()},
-                "peak_rss_mb": round(cloak["rss_mb"]),
-                "tracks": cloak["tracks"],
-                "face_frames_covered": f"{covered}/{total}",
-                "output_mb": round(cloaked.stat().st_size / mb, 1),
-                "plain_output_mb": round(plain.stat().st_size / mb, 1),
-                "ssimulacra2_mean_min": {k: [round(x, 1) for x in v] for k, v in vis.items()},
             }
+            if args.baseline_code is not None:
+                old = Path(tmp) / f"{name}.baseline.mp4"
+                before = _in_child(clip.path, old, True, args.baseline_code)
+                report["baseline_code"] = summary(before)
+                report["baseline_output_mb"] = round(old.stat().st_size / mb, 1)
+                old.unlink()
+            profile = args.profile / f"{name}.prof" if args.profile else None
+            if args.profile:
+                args.profile.mkdir(parents=True, exist_ok=True)
+            cloak = _in_child(clip.path, cloaked, True, profile=profile)
+            report["cloak"] = summary(cloak)
+            covered, total = coverage(clip, cloak["paths"])
+            report["tracks"] = cloak["tracks"]
+            report["face_frames_covered"] = f"{covered}/{total}"
+            report["output_mb"] = round(cloaked.stat().st_size / mb, 1)
+            if not args.no_plain:
+                base = _in_child(clip.path, plain, False)
+                report["plain_reencode"] = summary(base)
+                report["plain_output_mb"] = round(plain.stat().st_size / mb, 1)
+                vis = visibility(clip, cloaked, plain, args.judge_every)
+                report["ssimulacra2_mean_min"] = {
+                    k: [round(x, 1) for x in v] for k, v in vis.items()
+                }
             print(json.dumps(report, indent=1), flush=True)
+            if profile is not None:
+                pstats.Stats(str(profile)).sort_stats("tottime").print_stats(25)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ direction: the per-photo optimiser (12 steps, every recogniser but the attacker,
   to (a) each upload's own embedding (today's per-photo cloak), (b) the person's centroid
   (one fixed direction per person), (c) unit(centroid - decoy centroid), the decoy being
   the least similar other person of the corpus (the external pilot's rule; research only,
-  Veil ships no decoy faces).
+  Veil ships no decoy faces); (d) `toward`: only pulled toward that decoy.
 universal: the product's two parts separately and together, at linf L/255: `uni:L:K` =
   the enrolment's universal cloak then K refining steps at upload; `zero:L:K` = K steps
   from nothing (both through `veil.personal`). A fourth field sets the refining steps'
@@ -96,6 +96,9 @@ def main(argv: list[str]) -> int:
                 elif variant == "decoy":
                     d = decoy_of(u)
                     targets = [unit(cent[u][m.name] - cent[d][m.name]) for m in enrol_models]
+                elif variant == "toward":  # only pulled toward the decoy (raise its cosine)
+                    d = decoy_of(u)
+                    targets = [-cent[d][m.name] for m in enrol_models]
                 out[u] = ev.to_uint8(
                     optimizer.cloak_crops(
                         x,

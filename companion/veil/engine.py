@@ -122,6 +122,7 @@ class Engine:
         detect_long_side: int = DETECT_LONG_SIDE,
         max_faces: int = MAX_FACES,
         profiles: ProfileBook | None = None,
+        refiners: Sequence[optimizer.Surrogate] | None = None,
     ) -> None:
         if not surrogates:
             raise CloakFailedError("the engine needs at least one face-recognition surrogate")
@@ -132,6 +133,10 @@ class Engine:
         self.max_faces = max_faces
         # Enrolled people (`veil enrol`): faces that match get their personal cloak.
         self.profiles = profiles
+        # The recognisers an enrolled face's per-photo refining steps run through: more
+        # than the default cloak's (the person chose a visible cloak and its transfer to
+        # recognisers Veil does not have grows with the ensemble; docs/personal-cloak.md).
+        self.refiners = tuple(refiners) if refiners else self.surrogates
 
     @classmethod
     def load(
@@ -141,13 +146,15 @@ class Engine:
         max_pixels: int = DEFAULT_MAX_PIXELS,
         surrogates: Sequence[str] | None = None,
         config_dir: Path | None = None,
+        refiners: Sequence[str] | None = None,
     ) -> Engine:
         """Load the detector and the surrogates once (hashes verified by `veil.modelstore`).
 
         `surrogates` names the recognisers the cloak is computed with; by default the
         manifest's default surrogates (the others stay unseen attackers for evaluation).
         `config_dir` is where enrolled people's profiles are read from (None: nobody is
-        enrolled for this engine).
+        enrolled for this engine). `refiners` names the recognisers of an enrolled face's
+        refining steps; by default `personal.REFINE_MODELS`.
         """
         from veil.detector import FaceDetector
         from veil.memory import share_one_malloc_arena
@@ -164,10 +171,22 @@ class Engine:
             # built never adds to a photo's (measured: peak RSS on a 14 MP photo about 40 MB
             # lower than with the sessions built lazily, two at once, inside the first call).
             recognizer.verify()
+        by_name = {r.name: r for r in recognizers}
+        wanted = list(refiners) if refiners is not None else list(personal.REFINE_MODELS)
+        extra = load_recognizers([n for n in wanted if n not in by_name], store)
+        for recognizer in extra:
+            recognizer.verify()
+        by_name.update({r.name: r for r in extra})
         book = None
         if config_dir is not None:
             book = ProfileBook(config_dir, profile_fingerprints(recognizers))
-        return cls(detector, recognizers, max_pixels=max_pixels, profiles=book)
+        return cls(
+            detector,
+            recognizers,
+            max_pixels=max_pixels,
+            profiles=book,
+            refiners=[by_name[n] for n in wanted],
+        )
 
     def all_recognizers(self) -> list[optimizer.Surrogate]:
         """Every recogniser in the manifest (surrogates and held-out ones), for `veil check`."""
@@ -195,6 +214,12 @@ class Engine:
         timer = timer or StageTimer()
         checkpoint()  # cancelled while queued: do nothing at all
         info = imageio.probe(data, max_pixels=self.max_pixels)
+        if info.format == "GIF" or info.frames > 1:  # every frame, one cloak per face track
+            from veil.animated.pipeline import cloak_animation
+
+            return cloak_animation(
+                self, data, info, mode=mode, keep_metadata=keep_metadata, timer=timer
+            )
         decoded: DecodedImage | None = None
         if info.format == "JPEG" and not info.progressive:
             preview, scale = imageio.decode_preview(
@@ -451,7 +476,7 @@ class Engine:
                 crops[i],
                 match.profile.cloak,
                 match.profile.strength,
-                guard_surrogates(self.surrogates),
+                guard_surrogates(self.refiners),
                 match.profile.targets,
                 seed=seed + i,
                 scale=1.0 if scales is None else float(scales[i]),

@@ -179,7 +179,9 @@ def build_profile(
     """
     label = check_name(name)
     crops = np.stack([f.crop for f in faces]).astype(np.float32)
-    engine_models = tuple(engine.surrogates)  # type: ignore[attr-defined]
+    # The person's direction for every recogniser an upload's refining steps may use.
+    by_name = {s.name: s for s in (*engine.surrogates, *engine.refiners)}  # type: ignore[attr-defined]
+    engine_models = tuple(by_name.values())
     embeddings = _embed(engine, crops)
     if not embeddings:
         raise EnrolError("the engine has no matching recogniser loaded")

@@ -38,6 +38,8 @@ class ErrorCode(StrEnum):
     MODEL_MISSING = "model_missing"
     TOKEN_STORE_UNREADABLE = "token_store_unreadable"
     CLOAK_FAILED = "cloak_failed"
+    # The client cancelled the job (`DELETE /v1/jobs/{id}`) while its request was pending.
+    CANCELLED = "cancelled"
     # Enrolment ("Protect my face").
     ENROL_NO_FACE = "enrol_no_face"
     ENROL_FACE_AMBIGUOUS = "enrol_face_ambiguous"
@@ -73,6 +75,7 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.MODEL_MISSING: 503,
     ErrorCode.TOKEN_STORE_UNREADABLE: 503,
     ErrorCode.CLOAK_FAILED: 500,
+    ErrorCode.CANCELLED: 409,
     ErrorCode.ENROL_NO_FACE: 422,
     ErrorCode.ENROL_FACE_AMBIGUOUS: 409,
     ErrorCode.ENROL_TOO_FEW_PHOTOS: 422,

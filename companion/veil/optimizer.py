@@ -51,7 +51,7 @@ tried, are in `docs/visibility.md`.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -173,6 +173,7 @@ def cloak_crops(
     strength: Sequence[float] | None = None,
     targets: Sequence[npt.NDArray[np.floating]] | None = None,
     start: npt.NDArray[np.floating] | None = None,
+    on_step: Callable[[float], None] | None = None,
 ) -> F32:
     """Cloak ArcFace-aligned crops: float32 [N,S,S,3] RGB 0..1 in, same shape out.
 
@@ -184,7 +185,8 @@ def cloak_crops(
     overrides the mode's budget (research and benchmarks). `targets` (per surrogate, [N,D]
     or [D] unit vectors) are the directions whose cosine is lowered; by default each crop's
     own embedding. `start` [N,S,S,3] is a perturbation to start from (an enrolled person's
-    cloak) instead of a small random one. Deterministic for a given seed.
+    cloak) instead of a small random one. `on_step` gets the share of the steps done
+    after each one (a video's progress figure). Deterministic for a given seed.
     """
     x0 = _validated(crops)
     if not surrogates:
@@ -246,6 +248,8 @@ def cloak_crops(
             coarse = np.clip(coarse - step * np.sign(velocity).astype(np.float32), -bound, bound)
         coarse = _scale_colour(coarse.astype(np.float32), plan.colour_scale)
         coarse = _limit_colour_blotches(coarse, plan, plan.grid / size)
+        if on_step is not None:
+            on_step((k + 1) / plan.steps)
     out = np.clip(x0 + weight * _delta(coarse, cap, plan), 0.0, 1.0).astype(np.float32)
     return _meet_ssim(x0, out, plan.min_crop_ssim)
 

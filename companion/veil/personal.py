@@ -292,6 +292,8 @@ def _jpeg_round_trip(rgb: F32, quality: int) -> F32:
 
 
 REFINE_STEPS = 6
+REFINE_MODELS = ("mobilefacenet", "sface")
+"""The recognisers of the refining steps (the engine's `refiners`)."""
 """Optimiser steps on the photo itself, from the person's cloak, toward their direction."""
 
 

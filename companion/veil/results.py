@@ -45,6 +45,8 @@ class CloakResult:
     seconds: float
     ssim: float | None  # whole-image SSIM, None when no face was changed
     metadata_removed: tuple[str, ...] = field(default=())  # e.g. ("GPS", "thumbnail")
+    frames: int = 1  # animations (GIF, APNG, animated WebP): frames in and out
+    face_frames: int = 0  # animations: (frame, face track) pairs that got the track's cloak
 
     @property
     def face_ssimulacra2(self) -> float | None:

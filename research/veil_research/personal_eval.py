@@ -101,7 +101,13 @@ def enrolled_profiles(
         folder = cache_dir / tag / f"{ident}-{hashlib.sha256(crops.tobytes()).hexdigest()[:12]}"
         stored = sorted((folder / "profiles").glob("*.npz")) if folder.exists() else []
         if stored:
-            out[ident] = load_profile(stored[0])
+            # The cache keys on what the universal cloak depends on; the directions of
+            # refiners added since are the crops' centroids, as `build_profile` computes them.
+            cached = load_profile(stored[0])
+            missing = [r for r in engine.refiners if r.name not in cached.targets]
+            found = personal.centroids(ev.to_float(crops), missing) if missing else []
+            extra = {r.name: c for r, c in zip(missing, found, strict=True)}
+            out[ident] = replace(cached, targets={**cached.targets, **extra})
             continue
         started = time.perf_counter()
         faces = [FoundFace(i, c, (0, 0, 112, 112)) for i, c in enumerate(ev.to_float(crops))]
@@ -125,10 +131,10 @@ def enrolled_profiles(
 def cloak_uploads(
     split: PersonalSplit, engine: Engine, profiles: dict[str, Profile], strength: personal.Strength
 ) -> tuple[dict[str, ev.U8], float]:
-    """(Only the identities in `profiles` take their turn as the protected person.)"""
     """Every identity's uploads, each cloaked on its own by the engine (`cloak_aligned_bytes`,
     what `veil cloak --aligned` runs) with only that identity enrolled: matched crops get the
-    personal cloak, unmatched ones the default. Returns the uploads and the match rate."""
+    personal cloak, unmatched ones the default. Returns the uploads and the match rate. (Only
+    the identities in `profiles` take their turn as the protected person.)"""
     out: dict[str, ev.U8] = {}
     matched = total = 0
     for ident in profiles:
@@ -201,6 +207,13 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("--steps", type=int, default=personal.EnrolPlan.steps)
     parser.add_argument("--batch", type=int, default=personal.EnrolPlan.batch)
     parser.add_argument("--adaptive", type=int, default=3, metavar="K")
+    parser.add_argument(
+        "--refiners",
+        nargs="+",
+        default=None,
+        help="recognisers of the upload's refining steps (the held-out one is always dropped); "
+        "default: the product's (veil.personal.REFINE_MODELS); 'all': every recogniser",
+    )
     parser.add_argument("--reencodes", nargs="+", default=["none", "jpeg75"])
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--json", type=Path, default=None)
@@ -248,7 +261,11 @@ def main(argv: Sequence[str]) -> int:
     for held in attackers:
         enrol_models = [recognisers[n] for n in recognisers if n != held]
         upload_models = [n for n in MATCH_MODELS if n != held]
-        engine = Engine.load(surrogates=upload_models)
+        wanted = args.refiners or list(personal.REFINE_MODELS)
+        if wanted == ["all"]:
+            wanted = list(recognisers)
+        engine = Engine.load(surrogates=upload_models, refiners=[n for n in wanted if n != held])
+        print(f"[without {held}] refining with {[s.name for s in engine.refiners]}", flush=True)
         started = time.perf_counter()
         protected = split.identities[-args.protect_last :] if args.protect_last else None
         profiles = enrolled_profiles(split, engine, enrol_models, plan, out / "personal", protected)

@@ -231,9 +231,10 @@ def _bad_inputs(photo: bytes) -> list[tuple[str, bytes, str, int, str]]:
         ),
         ("text/plain", b"hello", "text/plain", 415, "unsupported_format"),
         ("svg", svg, "image/svg+xml", 415, "unsupported_format"),
-        ("small gif", _gif(16, 16), "image/gif", 415, "unsupported_format"),
-        # GIF is refused from its signature, before any parsing, however big it claims to be.
-        ("gif bomb", _gif(65535, 65535), "image/gif", 415, "unsupported_format"),
+        # GIFs are cloaked frame by frame (veil.animated); this one's image data is cut short.
+        ("damaged gif", _gif(16, 16), "image/gif", 422, "corrupt_image"),
+        # Refused from its header (the canvas alone), before any frame is decoded.
+        ("gif bomb", _gif(65535, 65535), "image/gif", 413, "image_too_large"),
     ]
 
 
@@ -366,7 +367,12 @@ def test_logs_and_disk_hold_no_secrets_or_photos(companion: Companion, token: st
         "tokens.json",
         "tokens.lock",
         "pairing.json",
+        "video-spool",
     }
+    # The video spool (veil.server.spool) holds only the running server's lock: no upload,
+    # no output was left behind.
+    spooled = {p.name for p in (companion.config_dir / "video-spool").rglob("*") if p.is_file()}
+    assert spooled <= {".lock"}
     assert oct((companion.config_dir / "tokens.json").stat().st_mode & 0o777) == "0o600"
 
 

@@ -1,7 +1,8 @@
 """`veil cloak PATH... [-o DIR] [--mode low|mid|high] [--aligned] [--in-place] [--keep-metadata]
 [--max-video-seconds S] [--max-video-bytes N]`
 
-Files and folders (recursive): photos, and videos (MP4, MOV, WebM, MKV: every tracked face
+Files and folders (recursive): photos, animated images (GIF, APNG, animated WebP: every
+frame, one cloak per face track), and videos (MP4, MOV, WebM, MKV: every tracked face
 cloaked, audio copied, see docs/video.md). Outputs keep their file names: in `-o DIR`
 (folders keep their relative layout there), in place with `--in-place`, else next to the input as
 `name.cloaked.ext`. Every write is atomic. One result line per file on stdout, a progress bar
@@ -20,6 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from veil.animated import ANIMATED_SUFFIXES
 from veil.commands.tmpfiles import remove_stale_temporaries
 from veil.config import config_dir
 from veil.errors import ErrorCode, VeilError
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
     from veil.video.result import VideoCloakResult
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".mpo", ".png", ".webp", ".heic", ".heif", ".avif"}
+IMAGE_SUFFIXES |= ANIMATED_SUFFIXES  # GIF and APNG (animated WebP and PNG are .webp, .png)
 CLOAKED_TAG = ".cloaked"
 
 
@@ -135,9 +138,12 @@ def result_line(job: Job, result: CloakResult) -> str:
     removed = ",".join(result.metadata_removed) or "none"
     personal = [f"{f.profile}/{f.strength}" for f in result.faces if f.profile is not None]
     mine = f"  personal={','.join(personal)}" if personal else ""
+    frames = (
+        f"  frames={result.frames}  face-frames={result.face_frames}" if result.frames > 1 else ""
+    )
     return (
         f"ok    {job.src} -> {job.dst}  faces={result.face_count}  "
-        f"{result.seconds:.2f}s  ssim={ssim}  removed={removed}{mine}"
+        f"{result.seconds:.2f}s  ssim={ssim}  removed={removed}{frames}{mine}"
     )
 
 

@@ -17,6 +17,8 @@ from veil.server.settings import (
     DEFAULT_PORT,
     DEFAULT_QUEUE,
     DEFAULT_TIMEOUT_S,
+    MAX_VIDEO_BYTES,
+    MAX_VIDEO_SECONDS,
     PAIRING_LOCK_S,
     ServerConfig,
     default_workers,
@@ -29,7 +31,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "serve",
         help="run the local HTTP API the browser extension uses",
         description="Serve the Veil API on 127.0.0.1 (see docs/api.md). Models load once, "
-        "at start-up; photos are cloaked in memory by a bounded pool of worker threads.",
+        "at start-up; photos are cloaked in memory and videos through private temporary "
+        "files, by a bounded pool of worker threads.",
     )
     parser.add_argument("--host", default=DEFAULT_HOST, help="address (default %(default)s)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port (default %(default)s)")
@@ -77,6 +80,19 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "default %(default)s; fewer is faster and protects less: tests use 2)",
     )
     parser.add_argument(
+        "--max-video-seconds",
+        type=float,
+        default=MAX_VIDEO_SECONDS,
+        help="longest video accepted, in seconds (default %(default)g; more: 413 video_too_long)",
+    )
+    parser.add_argument(
+        "--max-video-bytes",
+        type=int,
+        default=MAX_VIDEO_BYTES,
+        help="largest video upload in bytes, streamed to a private temporary file "
+        "(default %(default)s, 2 GiB; more: 413 payload_too_large)",
+    )
+    parser.add_argument(
         "--pairing-lock-seconds",
         type=float,
         default=PAIRING_LOCK_S,
@@ -106,6 +122,9 @@ def run(args: argparse.Namespace) -> int:
     if args.workers < 1 or args.queue < 0 or args.timeout <= 0 or args.body_timeout <= 0:
         print("veil serve: --workers must be >= 1, --queue >= 0, --timeout > 0", file=sys.stderr)
         return 2
+    if args.max_video_seconds <= 0 or args.max_video_bytes <= 0:
+        print("veil serve: --max-video-seconds and --max-video-bytes must be > 0", file=sys.stderr)
+        return 2
     if args.enrol_steps < 1:
         print("veil serve: --enrol-steps must be >= 1", file=sys.stderr)
         return 2
@@ -131,6 +150,8 @@ def run(args: argparse.Namespace) -> int:
         pairing_lock_s=args.pairing_lock_seconds,
         body_timeout_s=args.body_timeout,
         enrol_steps=args.enrol_steps,
+        max_video_seconds=args.max_video_seconds,
+        max_video_bytes=args.max_video_bytes,
         **(
             {"memory_budget_bytes": args.memory_budget_mb * 1024 * 1024}
             if args.memory_budget_mb

@@ -40,8 +40,9 @@ MAX_PNG_CHUNKS = 65536
 MAX_PNG_ANCILLARY_CHUNKS = 1024
 """Chunks other than IDAT: a few dozen in any real file."""
 
-MAX_WEBP_CHUNKS = 1024
-"""RIFF chunks in one WebP (a still image has at most a handful)."""
+MAX_WEBP_CHUNKS = 4096
+"""RIFF chunks in one WebP (a still image has at most a handful; an animated one has one
+ANMF chunk per frame, and at most `veil.animated.limits.MAX_FRAMES` frames)."""
 
 MAX_HEIF_BOXES = 1024
 """Boxes at the top level of a HEIC/AVIF, and inside its `meta` box (a photo has ~10)."""

@@ -780,6 +780,11 @@ CONTAINER_ITEMS: dict[str, Rule] = {
     "HEIC thumbnails": D,
     "HEIC depth images": D,
     "HEIC auxiliary images (gain maps, mattes)": D,
+    # GIF extensions (`veil.animated.gifwrite`): the loop count (NETSCAPE2.0) is always
+    # kept; XMP goes through the XMP table; plain text and other application extensions
+    # are dropped.
+    "GIF comment": P,
+    "GIF ICC profile": K,
 }
 
 

@@ -25,6 +25,9 @@ SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PORTABLE = {b"iCCP", b"sRGB", b"gAMA", b"cHRM", b"cICP", b"pHYs", b"tIME"}
 _TEXT = {b"tEXt", b"zTXt", b"iTXt"}
 _PIXEL_FORMAT = {b"IHDR", b"PLTE", b"IDAT", b"IEND", b"tRNS", b"sBIT", b"bKGD", b"hIST"}
+# APNG: the animation control and the other frames' data come with the pixels, never from
+# the metadata path (a cloaked APNG's are the encoder's; `veil.animated.pillowframes`).
+_PIXEL_FORMAT |= {b"acTL", b"fcTL", b"fdAT"}
 _C2PA = b"caBX"
 
 
@@ -44,7 +47,7 @@ def chunks(data: bytes) -> Iterator[tuple[bytes, bytes]]:
         if end > len(data):
             raise CorruptImageError("the PNG is truncated")
         total += 1
-        if kind != b"IDAT":
+        if kind not in (b"IDAT", b"fdAT", b"fcTL"):  # APNG frames: bounded by their count
             ancillary += 1
         if total > bounds.MAX_PNG_CHUNKS:
             raise bounds.too_many("PNG chunks", bounds.MAX_PNG_CHUNKS)

@@ -63,11 +63,10 @@ _SIGNATURES: tuple[tuple[int, bytes], ...] = (
     (4, b"ftypavis"),
 )
 
-# Why these are refused: GIF (and other palette-only or animated formats) would re-quantise
-# the cloak to 256 colours and destroy it; vector formats (SVG) have no pixels to cloak.
+# GIFs (and animations) are cloaked by `veil.animated`, never decoded as still photos; this
+# is what the still path says if one reaches it anyway.
 _REFUSED_REASON = {
-    "GIF": "GIF is not cloaked: re-quantising to 256 colours would erase the cloak; "
-    "convert it to PNG or JPEG first",
+    "GIF": "GIF goes through the animation path (veil.animated), not the photo decoder",
 }
 
 
@@ -82,10 +81,12 @@ class ImageInfo:
     mode: str  # Pillow mode as stored: "RGB", "L", "CMYK", "P", "I;16", ...
     animated: bool
     progressive: bool = False  # a progressive JPEG (every scan must be decoded, at any scale)
+    frames: int = 1  # animations (`veil.animated`): the frames to decode
 
     @property
     def pixels(self) -> int:
-        return self.width * self.height
+        """Pixels decoded: every frame of an animation (what memory and work scale with)."""
+        return self.width * self.height * self.frames
 
 
 def looks_supported(data: bytes) -> bool:
@@ -159,9 +160,9 @@ def open_image(
             f"{width}x{height} is {info.pixels / 1e6:.0f} megapixels; "
             f"the limit is {max_pixels / 1e6:.0f}"
         )
-    if animated:
+    if animated:  # `probe` sends animations to `veil.animated` before any decode
         image.close()
-        raise UnsupportedFormatError("animated images are not cloaked (only still photos)")
+        raise UnsupportedFormatError("an animated image reached the still-photo decoder")
     return image, info
 
 
@@ -199,8 +200,13 @@ def _what_it_is(data: bytes) -> str:
 def probe(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInfo:
     """Format and size from the header only, without decoding pixels.
 
-    Raises UnsupportedFormatError, CorruptImageError or ImageTooLargeError.
+    Raises UnsupportedFormatError, CorruptImageError or ImageTooLargeError. GIFs, APNGs and
+    animated WebPs are probed by `veil.animated.probe` (frames x canvas within `max_pixels`).
     """
+    from veil.animated.probe import kind_of, probe_animation
+
+    if data and kind_of(data) is not None:
+        return probe_animation(data, max_pixels=max_pixels)
     image, info = open_image(data, max_pixels=max_pixels)
     image.close()
     return info

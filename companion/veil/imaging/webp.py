@@ -42,7 +42,7 @@ def is_lossless(data: bytes) -> bool:
     return any(kind == b"VP8L" for kind, _ in chunks(data))
 
 
-_KEPT = {b"VP8X", b"VP8 ", b"VP8L", b"ALPH", b"ICCP"}
+_KEPT = {b"VP8X", b"VP8 ", b"VP8L", b"ALPH", b"ICCP", b"ANIM", b"ANMF"}  # ANIM/ANMF: animation
 
 
 def filter_chunks(

@@ -15,16 +15,20 @@ from veil.server.connections import GUARD_KEY, ConnectionGuard
 from veil.server.enrol_jobs import EnrolJobs
 from veil.server.error_responses import error_middleware
 from veil.server.guard import ALLOW_REMOTE_KEY, add_response_headers, guard_middleware
+from veil.server.jobs import CloakJobs
 from veil.server.pairing import PairingGate
 from veil.server.pool import CloakPool
 from veil.server.settings import ServerConfig
+from veil.server.spool import Spool
 from veil.server.state import (
     BACKEND_KEY,
     BODIES_KEY,
     CONFIG_KEY,
     ENROL_KEY,
     GATE_KEY,
+    JOBS_KEY,
     POOL_KEY,
+    SPOOL_KEY,
     TOKENS_KEY,
 )
 from veil.server.tokens import TokenStore, open_token_store
@@ -67,9 +71,15 @@ def create_app(
     app[POOL_KEY] = pool
     app[BODIES_KEY] = {}
     app[ENROL_KEY] = _enrol_jobs(config, backend, clock)
+    app[JOBS_KEY] = CloakJobs()
+    # Video bodies and outputs go to private files; opening the spool deletes what a
+    # process killed with kill -9 left there (veil.server.spool).
+    spool = Spool(config.video_spool_dir)
+    app[SPOOL_KEY] = spool
 
     async def stop_pool(_app: web.Application) -> None:
         pool.shutdown()
+        spool.close()
 
     app.on_cleanup.append(stop_pool)
     app.cleanup_ctx.append(_sweep_enrol_jobs)
@@ -79,6 +89,8 @@ def create_app(
     app.router.add_get("/v1/token", handlers.token_info)
     app.router.add_post("/v1/unpair", handlers.unpair)
     app.router.add_post("/v1/cloak", handlers.cloak, expect_handler=handlers.expect_cloak_body)
+    app.router.add_get("/v1/jobs/{job}", handlers.job_status)
+    app.router.add_delete("/v1/jobs/{job}", handlers.cancel_job)
     app.router.add_get("/v1/profiles", enrol_handlers.list_profiles)
     app.router.add_patch("/v1/profiles/{profile}", enrol_handlers.patch_profile)
     app.router.add_delete("/v1/profiles/{profile}", enrol_handlers.delete_profile)

@@ -9,8 +9,10 @@ from __future__ import annotations
 import copy
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+from veil import progress as job_progress
 from veil.results import CloakResult, Mode
 
 if TYPE_CHECKING:
@@ -19,6 +21,8 @@ if TYPE_CHECKING:
     from veil.optimizer import Surrogate
     from veil.personal import EnrolPlan
     from veil.profiles import Profile
+    from veil.video.limits import VideoLimits
+    from veil.video.result import VideoCloakResult
 
 
 class CloakBackend(Protocol):
@@ -30,6 +34,38 @@ class CloakBackend(Protocol):
     def cloak_bytes(self, data: bytes, *, mode: Mode, keep_metadata: bool) -> CloakResult:
         """Cloak one encoded photo; thread-safe; raises `veil.errors.VeilError` subclasses."""
         ...
+
+
+@runtime_checkable
+class VideoBackend(Protocol):
+    """What `POST /v1/cloak` needs for videos (`veil.video.pipeline.cloak_video_file`)."""
+
+    def cloak_video(
+        self,
+        src: Path,
+        dst: Path,
+        *,
+        mode: Mode,
+        keep_metadata: bool,
+        limits: VideoLimits,
+        progress: Callable[[float], None],
+        stage: Callable[[str], None],
+    ) -> VideoCloakResult:
+        """Cloak the video file `src` into `dst` (same container); slow: a worker thread
+        only. Raises `veil.errors.VeilError` subclasses; stops at `veil.cancel` checks."""
+        ...
+
+
+# A photo's coarse stages, from the engine's timer laps: the stage a lap ends -> what the
+# engine does next and how far it is (a photo has no finer progress than this).
+_PHOTO_STAGES: dict[str, tuple[str, float]] = {
+    "decode_preview": ("scanning", 0.05),
+    "detect": ("cloaking", 0.15),
+    "optimize": ("cloaking", 0.8),
+    "metadata": ("encoding", 0.9),
+    "paste": ("encoding", 0.85),
+    "encode": ("encoding", 0.99),
+}
 
 
 @runtime_checkable
@@ -91,7 +127,44 @@ class EngineBackend:
         return self._engine.max_faces
 
     def cloak_bytes(self, data: bytes, *, mode: Mode, keep_metadata: bool) -> CloakResult:
-        return self._engine.cloak_bytes(data, mode=mode, keep_metadata=keep_metadata)
+        from veil.engine import StageTimer
+
+        class ReportingTimer(StageTimer):
+            """Tells the job bound to this thread (`veil.progress`) each coarse stage."""
+
+            def lap(self, stage: str) -> None:
+                super().lap(stage)
+                if stage in _PHOTO_STAGES:
+                    job_progress.report(*_PHOTO_STAGES[stage])
+
+        job_progress.report("scanning", 0.0)
+        return self._engine.cloak_bytes(
+            data, mode=mode, keep_metadata=keep_metadata, timer=ReportingTimer()
+        )
+
+    def cloak_video(
+        self,
+        src: Path,
+        dst: Path,
+        *,
+        mode: Mode,
+        keep_metadata: bool,
+        limits: VideoLimits,
+        progress: Callable[[float], None],
+        stage: Callable[[str], None],
+    ) -> VideoCloakResult:
+        from veil.video.pipeline import cloak_video_file
+
+        return cloak_video_file(
+            self._engine,
+            src,
+            dst,
+            mode=mode,
+            keep_metadata=keep_metadata,
+            limits=limits,
+            progress=progress,
+            stage=stage,
+        )
 
     # -- enrolment ("Protect my face") ----------------------------------------------------
 

@@ -37,8 +37,9 @@ def error_response(
         status=HTTP_STATUS[code],
         headers=headers,
     )
-    if code is ErrorCode.PAYLOAD_TOO_LARGE:
-        # The client may still be sending a huge body: do not keep the connection for more.
+    if code in (ErrorCode.PAYLOAD_TOO_LARGE, ErrorCode.CANCELLED):
+        # The client may still be sending a huge body (a cancelled video may be mid-upload):
+        # do not keep the connection for more.
         response.force_close()
     return response
 

@@ -18,10 +18,10 @@ EXTENSION_SCHEMES = ("chrome-extension://", "moz-extension://")
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 EXPOSED_HEADERS = (
     "X-Veil-Faces, X-Veil-Face-Boxes, X-Veil-Seconds, X-Veil-SSIM, X-Veil-Metadata-Removed, "
-    "Retry-After, X-Veil-Face-SSIMULACRA2, X-Veil-Face-Profiles"
+    "Retry-After, X-Veil-Face-SSIMULACRA2, X-Veil-Face-Profiles, X-Veil-Face-Frames"
 )
 ALLOWED_METHODS = "GET, POST, PATCH, DELETE, OPTIONS"
-ALLOWED_HEADERS = "Authorization, Content-Type"
+ALLOWED_HEADERS = "Authorization, Content-Type, X-Veil-Job"
 PREFLIGHT_MAX_AGE_S = 600
 
 ALLOW_REMOTE_KEY = web.AppKey("allow_remote", bool)

@@ -18,12 +18,14 @@ def _too_large(limit: int) -> PayloadTooLargeError:
     return PayloadTooLargeError(too_large_message(limit))
 
 
-async def read_body(request: web.Request, limit: int) -> bytes:
-    """The whole body, refusing at once from Content-Length, or as soon as a stream passes it."""
+async def read_body(request: web.Request, limit: int, *, prefix: bytes = b"") -> bytes:
+    """The whole body, refusing at once from Content-Length, or as soon as a stream passes it.
+
+    `prefix`: the body's first bytes, already read (to tell a video from a photo)."""
     declared = request.content_length
     if declared is not None and declared > limit:
         raise _too_large(limit)
-    body = bytearray()
+    body = bytearray(prefix)
     try:
         async for chunk in request.content.iter_any():
             body += chunk

@@ -49,6 +49,19 @@ def estimate_job_bytes(info: ImageInfo, body_bytes: int) -> int:
     return info.pixels * BYTES_PER_PIXEL + JOB_OVERHEAD_BYTES + body_bytes
 
 
+# Peak memory of one video over the loaded server: frames are streamed (decoder and
+# encoder look-ahead, a few RGB copies for detection and the paste), so it depends on the
+# frame size, not on the file's size or length. Measured (docs/video.md, bench_video.py):
+# about 260 MB at 1080p and 630-900 MB at 4K above the models' 366 MB.
+VIDEO_BYTES_PER_PIXEL = 100
+VIDEO_JOB_OVERHEAD_BYTES = 150 * 1024 * 1024
+
+
+def estimate_video_job_bytes(width: int, height: int) -> int:
+    """Estimated peak memory of cloaking one video, from its container header."""
+    return width * height * VIDEO_BYTES_PER_PIXEL + VIDEO_JOB_OVERHEAD_BYTES
+
+
 def _run_bound(token: CancelToken, work: Callable[[], T]) -> T:
     with bound(token):
         return work()

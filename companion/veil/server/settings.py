@@ -33,6 +33,17 @@ MEMORY_BUDGET_CAP = 4 * 1024**3
 # ENROL_JOB_TTL_S after it finished, then it is dropped unsaved.
 MAX_ENROL_BODY_BYTES = 100 * 1024 * 1024
 ENROL_JOB_TTL_S = 15 * 60.0
+# Videos (docs/api.md, "Limits"): bodies stream to a private temporary file, so their cap is
+# far above the photos'; a video's body time-out and work time-out grow with its size and
+# its duration (`video_body_timeout_s`, `video_timeout_s`).
+MAX_VIDEO_BYTES = 2 * 1024**3
+MAX_VIDEO_SECONDS = 600.0
+VIDEO_UPLOAD_BYTES_PER_S = 10 * 1024 * 1024
+"""Slowest upload rate a video body is given time for (on top of the body time-out)."""
+VIDEO_WORK_S_PER_S = 10.0
+"""Seconds of work allowed per second of video (on top of the request time-out): 4K took
+6.6 s a second on the loaded 2-core test machine, 1080p 2.4 (docs/video.md)."""
+SPOOL_FOLDER = "video-spool"
 
 
 def default_memory_budget(max_pixels: int = MAX_PIXELS) -> int:
@@ -80,3 +91,24 @@ class ServerConfig:
     enrol_steps: int | None = None
     max_enrol_body_bytes: int = MAX_ENROL_BODY_BYTES
     enrol_job_ttl_s: float = ENROL_JOB_TTL_S
+    max_video_bytes: int = MAX_VIDEO_BYTES
+    max_video_seconds: float = MAX_VIDEO_SECONDS
+    # Where video bodies and outputs are spooled (None: `<config dir>/video-spool`).
+    spool_dir: Path | None = None
+
+    @property
+    def video_spool_dir(self) -> Path:
+        return self.spool_dir or self.config_dir / SPOOL_FOLDER
+
+    def video_body_timeout_s(self, declared_bytes: int | None) -> float:
+        """A video body's time to arrive: the body time-out plus its size (declared, else
+        the cap) at `VIDEO_UPLOAD_BYTES_PER_S`."""
+        size = self.max_video_bytes if declared_bytes is None else declared_bytes
+        return self.body_timeout_s + size / VIDEO_UPLOAD_BYTES_PER_S
+
+    def video_timeout_s(self, duration_s: float | None) -> float:
+        """A video's time to be cloaked once it has arrived, queueing included: the request
+        time-out plus `VIDEO_WORK_S_PER_S` per second of video (the cap when the header
+        gives no duration)."""
+        seconds = self.max_video_seconds if duration_s is None else duration_s
+        return self.request_timeout_s + VIDEO_WORK_S_PER_S * seconds

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -79,8 +79,13 @@ def track_seed(crops: F32, mode: Mode) -> int:
 
 
 def cloak_track(
-    engine: Engine, track: Track, mode: Mode, frame_size: tuple[int, int]
+    engine: Engine,
+    track: Track,
+    mode: Mode,
+    frame_size: tuple[int, int],
+    progress: Callable[[float], None] | None = None,
 ) -> TrackCloak:
+    """The track's one cloak; `progress` gets the share done (optimiser steps) as it goes."""
     keys = pick_keyframes(track.candidates, KEYFRAMES)
     if not keys:
         raise CloakFailedError(f"track {track.id} has no crop to compute its cloak on")
@@ -105,7 +110,7 @@ def cloak_track(
             profile = mine[0].profile
             luma = _luma(deltas.mean(axis=0))
             return TrackCloak(track.id, luma, frames, 1.0, profile.name, profile.strength.value)
-    delta = _optimise(engine, crops, mode, seed, strength)
+    delta = _optimise(engine, crops, mode, seed, strength, progress)
     all_crops = np.stack([c.crop.astype(np.float32) for c in track.candidates])
     scale = _meet_floor(all_crops, delta, optimizer.mode_budget(mode).min_crop_ssim)
     return TrackCloak(track.id, _luma(delta * scale), frames, scale)
@@ -117,13 +122,37 @@ def _strength(boxes: Sequence[Box], width: int, height: int) -> float:
     return face_strengths([sizes[len(sizes) // 2]], width, height)[0]
 
 
-def _optimise(engine: Engine, crops: F32, mode: Mode, seed: int, strength: float) -> F32:
+def _optimise(
+    engine: Engine,
+    crops: F32,
+    mode: Mode,
+    seed: int,
+    strength: float,
+    progress: Callable[[float], None] | None = None,
+) -> F32:
     """One change [S, S, 3] for all keyframe crops (see the module docstring)."""
     size = optimizer.CROP_SIZE
     region = face_mask(size)
     surrogates = guard_surrogates(engine.surrogates)
+    budget = optimizer.mode_budget(mode)
+    refine = min(REFINE_STEPS, budget.steps) if len(crops) > 1 else 0
+    # The refinement's steps run on every keyframe at once: about twice a first step's time.
+    first_share = budget.steps / (budget.steps + 2 * refine)
+
+    def part(offset: float, weight: float) -> Callable[[float], None] | None:
+        if progress is None:
+            return None
+        report = progress
+        return lambda share: report(offset + weight * share)
+
     first = optimizer.cloak_crops(
-        crops[:1], mode, surrogates, seed=seed, region=region, strength=[strength]
+        crops[:1],
+        mode,
+        surrogates,
+        seed=seed,
+        region=region,
+        strength=[strength],
+        on_step=part(0.0, first_share),
     )
     delta = np.asarray(first[0] - crops[0], np.float32)
     _check(delta)
@@ -134,16 +163,16 @@ def _optimise(engine: Engine, crops: F32, mode: Mode, seed: int, strength: float
     # non-zero (cloak_crops multiplies by it again).
     unmasked = delta / np.maximum(region, 1e-3)[:, :, None]
     start = np.repeat(unmasked[None], len(crops), axis=0)
-    budget = optimizer.mode_budget(mode)
     refined = optimizer.cloak_crops(
         crops,
         mode,
         surrogates,
         seed=seed + 1,
-        budget=optimizer.with_overrides(budget, steps=min(REFINE_STEPS, budget.steps)),
+        budget=optimizer.with_overrides(budget, steps=refine),
         region=region,
         strength=[strength] * len(crops),
         start=start,
+        on_step=part(first_share, 1.0 - first_share),
     )
     _check(refined)
     return np.asarray((refined - crops).mean(axis=0), np.float32)

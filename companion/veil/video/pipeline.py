@@ -29,6 +29,13 @@ from veil.video.writer import Plan, WriteStats, write_video
 if TYPE_CHECKING:
     from veil.engine import Engine, StageTimer
 
+SCAN_SHARE = 0.15
+"""Share of the progress figure pass 1 takes (decode and detect: about an eighth of the
+work on a 10 s 1080p clip, docs/video.md)."""
+CLOAK_SHARE = 0.25
+"""Share of the progress figure the tracks' cloaks take (one optimisation a track, about
+5 s each whatever the length: most of the work on a short clip, a fifth on 10 s)."""
+
 DETECT_EVERY = 5
 """Frames between detection rounds (every 5th frame: 6 rounds a second at 30 fps)."""
 MAX_MISSED = 2
@@ -46,9 +53,15 @@ def cloak_video_file(
     detect_every: int = DETECT_EVERY,
     timer: StageTimer | None = None,
     progress: Callable[[float], None] | None = None,
+    stage: Callable[[str], None] | None = None,
     cloak: bool = True,
 ) -> VideoCloakResult:
     """Cloak every tracked face of the video `src` into `dst` (see the module docstring).
+
+    `progress` gets one figure from 0 to 1 that only rises (pass 1, then the tracks'
+    cloaks, then pass 2, weighted by `SCAN_SHARE` and `CLOAK_SHARE`); `stage` gets
+    "scanning", "cloaking" and "encoding" as each begins. Both are called from the thread
+    that runs this function.
 
     `cloak=False` re-encodes through the same path without pasting anything: the yardstick
     the benchmark and tests compare the cloak's visibility against."""
@@ -59,13 +72,10 @@ def cloak_video_file(
     timer = timer or StageTimer()
     start = time.perf_counter()
     src = Path(src)
+    meter = _Meter(progress, stage)
+    meter.enter("scanning")
     info = probe(src, limits)
     timer.lap("probe")
-
-    def report_progress(share: float, offset: float, weight: float) -> None:
-        if progress is not None:
-            progress(offset + weight * share)
-
     found = scan(
         engine,
         src,
@@ -74,14 +84,25 @@ def cloak_video_file(
         every=detect_every,
         max_missed=MAX_MISSED,
         timer=timer,
-        progress=lambda s: report_progress(s, 0.0, 0.3),
+        progress=meter.part(0.0, SCAN_SHARE),
     )
     tracks = [t for t in found.tracks if t.sightings]
     cloaks: dict[int, TrackCloak] = {}
-    for track in tracks if cloak else []:
+    meter.enter("cloaking", SCAN_SHARE)
+    todo = tracks if cloak else []
+    for done, track in enumerate(todo):
         checkpoint()
-        cloaks[track.id] = cloak_track(engine, track, mode, (info.width, info.height))
+        share = CLOAK_SHARE / len(todo)
+        cloaks[track.id] = cloak_track(
+            engine,
+            track,
+            mode,
+            (info.width, info.height),
+            meter.part(SCAN_SHARE + share * done, share),
+        )
+        meter.report(SCAN_SHARE + share * (done + 1))
     timer.lap("optimize")
+    meter.enter("encoding", SCAN_SHARE + CLOAK_SHARE)
     pad = detect_every * (MAX_MISSED + 1) - 1
     paths = [TrackPath.of(t, pad) for t in tracks]
     plan = Plan(
@@ -90,6 +111,7 @@ def cloak_video_file(
         display_matrix=found.display_matrix,
         reencode=bool(tracks) or not cloak,
         decoder_options=limits.decoder_options(),
+        frames=found.frames,
     )
     report = MetadataReport()
     policy = Policy(keep_metadata=keep_metadata, cloaked=bool(tracks))
@@ -105,7 +127,7 @@ def cloak_video_file(
                 policy,
                 report,
                 timer,
-                lambda s: report_progress(s, 0.3, 0.7),
+                meter.part(SCAN_SHARE + CLOAK_SHARE, 1.0 - SCAN_SHARE - CLOAK_SHARE),
             )
         )
 
@@ -115,6 +137,7 @@ def cloak_video_file(
         raise CloakFailedError(
             f"pass 2 decoded {written.frames} frames where pass 1 found {found.frames}"
         )
+    meter.report(1.0)
     rate = float(info.average_rate) if info.average_rate else 0.0
     if not cloak:
         tracks, paths = [], []
@@ -148,3 +171,31 @@ def cloak_video_file(
         metadata_removed=tuple(report.removed),
         paths=tuple(paths),
     )
+
+
+class _Meter:
+    """The progress figure and stage of one video: weighted parts of one 0..1 figure that
+    never goes back (a part's estimate may: pass 1 counts against the header's frame count
+    or duration, which may be off)."""
+
+    def __init__(
+        self, progress: Callable[[float], None] | None, stage: Callable[[str], None] | None
+    ) -> None:
+        self._progress = progress
+        self._stage = stage
+        self._best = -1.0  # nothing reported yet
+
+    def enter(self, stage: str, at: float = 0.0) -> None:
+        if self._stage is not None:
+            self._stage(stage)
+        self.report(at)
+
+    def report(self, value: float) -> None:
+        value = min(1.0, max(0.0, value))
+        if value > self._best:
+            self._best = value
+            if self._progress is not None:
+                self._progress(value)
+
+    def part(self, offset: float, weight: float) -> Callable[[float], None]:
+        return lambda share: self.report(offset + weight * min(1.0, max(0.0, share)))

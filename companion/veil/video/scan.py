@@ -121,14 +121,24 @@ def scan(
                             f"more than {engine.max_faces} faces at once; Veil never cloaks "
                             "only some of them"
                         )
-                    if progress is not None and info.frames_announced:
-                        progress(min(1.0, index / info.frames_announced))
+                    if progress is not None:
+                        progress(_share(index, last_time - first_time, info))
                 index += 1
     except (av.error.FFmpegError, ValueError, OverflowError, EOFError) as exc:
         raise CorruptVideoError(f"the video cannot be decoded: {exc}") from exc
     if index == 0:
         raise CorruptVideoError("the video has no decodable frame")
     return Scan(index, rounds, tracker.tracks, matrix, first_time, last_time)
+
+
+def _share(index: int, elapsed: float, info: VideoInfo) -> float:
+    """How far pass 1 is: by frames when the header counts them (MP4, MOV), else by time
+    against the announced duration (WebM and MKV rarely count frames)."""
+    if info.frames_announced:
+        return min(1.0, index / info.frames_announced)
+    if info.duration:
+        return min(1.0, max(0.0, elapsed / info.duration))
+    return 0.0
 
 
 def _detect(

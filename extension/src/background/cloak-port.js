@@ -1,6 +1,7 @@
-// One Port per photo: the content script streams the original in base64
-// chunks, this worker posts it to the companion and streams the cloaked file
-// back the same way. Nothing here outlives the port, so a worker restart
+// One Port per photo (or small video, up to PORT_MAX_BYTES): the content
+// script streams the original in base64 chunks, this worker posts it to the
+// companion and streams the cloaked file back the same way, with the job's
+// progress meanwhile; 'cancel' (or the port closing) stops the job. Nothing here outlives the port, so a worker restart
 // only fails the photos in flight (the content script then asks the person).
 
 import { CLIENT_ERRORS, VeilFailure, fixFor } from '../shared/client-errors.js';
@@ -8,6 +9,14 @@ import { ERROR_CODES } from '../shared/error-codes.js';
 import { forgetRejectedToken, loadSettings, loadToken } from '../shared/settings.js';
 import { cloak } from './companion.js';
 import { PreviewSkipped, recordPreview } from './previews.js';
+
+// The content script sends nothing larger here (transport.js): the whole file sits in
+// this worker's memory until it is sent on.
+const PORT_MAX_BYTES = 64 * 1024 * 1024;
+
+/**
+ * @typedef {{name: string, type: string, size: number, binary: boolean, job: string, video: boolean}} Header
+ */
 
 /**
  * @param {chrome.runtime.Port} port
@@ -21,33 +30,52 @@ function post(port, message) {
  * @param {chrome.runtime.Port} port
  */
 export function serveCloakPort(port) {
-  /** @type {{name: string, type: string, size: number, binary: boolean} | null} */
+  /** @type {Header | null} */
   let header = null;
   /** @type {Uint8Array[]} */
   let chunks = [];
   let received = 0;
   let closed = false;
   const startedAt = performance.now();
+  // The content script's Cancel, or the port closing under a pending cloak (page gone).
+  const cancel = new AbortController();
   port.onDisconnect.addListener(() => {
     closed = true;
     chunks = [];
+    cancel.abort();
   });
 
   port.onMessage.addListener((/** @type {ToWorker} */ message) => {
-    if (message.kind === 'begin') {
+    if (message.kind === 'cancel') {
+      cancel.abort();
+    } else if (message.kind === 'begin') {
       header = {
         name: String(message.name),
         type: String(message.type),
         size: Number(message.size),
         // Answer the way the content script sends: raw bytes only where the browser clones messages.
         binary: Boolean(message.binary) && veilWire.BINARY_MESSAGES,
+        job: String(message.job ?? ''),
+        video: message.video === true,
       };
+      if (header.size > PORT_MAX_BYTES) {
+        // The content script never sends such a file here; a page speaking for it gets nothing.
+        post(port, { kind: 'error', code: CLIENT_ERRORS.TRANSFER_FAILED, message: 'Too large for the Port path.', fix: '' });
+        header = null;
+        return;
+      }
       chunks = [];
       received = 0;
     } else if (message.kind === 'chunk' && header) {
       const bytes = veilWire.chunkBytes(message);
-      chunks.push(bytes);
       received += bytes.length;
+      if (received > header.size) {
+        header = null;
+        chunks = [];
+        post(port, { kind: 'error', code: CLIENT_ERRORS.TRANSFER_FAILED, message: 'More bytes than announced.', fix: '' });
+        return;
+      }
+      chunks.push(bytes);
     } else if (message.kind === 'end' && header) {
       const current = header;
       const original = new Blob(/** @type {BlobPart[]} */ (chunks), { type: current.type });
@@ -57,7 +85,7 @@ export function serveCloakPort(port) {
         post(port, { kind: 'error', code: failure.code, message: failure.message, fix: '' });
         return;
       }
-      void finish(port, current, original, startedAt, () => closed);
+      void finish(port, current, original, startedAt, () => closed, cancel.signal);
     }
     // 'ping' only keeps the worker awake while the companion works.
   });
@@ -65,17 +93,22 @@ export function serveCloakPort(port) {
 
 /**
  * @param {chrome.runtime.Port} port
- * @param {{name: string, type: string, size: number, binary: boolean}} header
+ * @param {Header} header
  * @param {Blob} original
  * @param {number} startedAt
  * @param {() => boolean} isClosed
+ * @param {AbortSignal} signal
  */
-async function finish(port, header, original, startedAt, isClosed) {
+async function finish(port, header, original, startedAt, isClosed, signal) {
   let outcome;
   const { mode, port: companionPort } = await loadSettings();
   const token = await loadToken();
+  /** @param {import('./jobs.js').JobStatus | null} status */
+  const onProgress = (status) => {
+    if (!isClosed()) post(port, { kind: 'progress', progress: status?.progress ?? null, stage: status?.stage ?? null });
+  };
   try {
-    outcome = await cloak(original, header.type, mode, { token });
+    outcome = await cloak(original, header.type, mode, { token, job: header.job, signal, onProgress, video: header.video });
   } catch (error) {
     const failure =
       error instanceof VeilFailure ? error : new VeilFailure(CLIENT_ERRORS.BAD_RESPONSE, String(error));
@@ -112,6 +145,8 @@ async function finish(port, header, original, startedAt, isClosed) {
       totalSeconds: (performance.now() - startedAt) / 1000,
       boxes: outcome.boxes,
       profiles: outcome.profiles,
+      video: header.video,
+      faceFrames: outcome.faceFrames,
     });
   } catch (error) {
     // A preview is a nicety: the upload itself already succeeded.

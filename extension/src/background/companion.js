@@ -3,7 +3,9 @@
 // Origin, which is the only origin the companion accepts.
 
 import { CLIENT_ERRORS, VeilFailure } from '../shared/client-errors.js';
+import { ERROR_CODES } from '../shared/error-codes.js';
 import { loadSettings, loadToken } from '../shared/settings.js';
+import { cancelJob, isJobId, newJobId, watchJob } from './jobs.js';
 
 /**
  * @typedef {object} Health
@@ -25,6 +27,7 @@ import { loadSettings, loadToken } from '../shared/settings.js';
  * @property {Array<[number, number, number, number]>} boxes  Face boxes (x, y, w, h) when the companion sends them.
  * @property {Array<FaceProfile | null>} profiles  Per face, in the order of `boxes`: the enrolled person it was
  *   recognised as and the strength of the personal cloak it got, or null (the default cloak).
+ * @property {string | null} faceFrames  Videos: X-Veil-Face-Frames, "cloaked/total" face-frames.
  */
 
 /** @typedef {'light' | 'medium' | 'strong'} Strength */
@@ -82,22 +85,29 @@ import { loadSettings, loadToken } from '../shared/settings.js';
 const HEALTH_TIMEOUT_MS = 3000;
 // Cloaking a large photo on a slow CPU takes a while; past this the person is asked what to do.
 const CLOAK_TIMEOUT_MS = 200_000; // the companion's own default time-out is 180 s
+// A video's time-out on the companion scales with its duration (docs/api.md): the
+// extension only caps it, and the person can Cancel any time (jobs.js).
+const VIDEO_CLOAK_TIMEOUT_MS = 3 * 60 * 60 * 1000;
 // Developer switch {debug: {cloakTimeoutMs: N}} in chrome.storage.local: a shorter cloak
 // time-out, so the time-out prompt can be tested in seconds (tests/browser/test_chromium_paths.py).
 // It can only shorten the time-out, never below this floor; a time-out always ends in
 // Veil's prompt, never in the original being uploaded (docs/threat-model.md).
 const DEBUG_CLOAK_TIMEOUT_FLOOR_MS = 1000;
 
-/** @returns {Promise<number>} The cloak time-out: the default, or the shorter debug one. */
-async function cloakTimeoutMs() {
+/**
+ * @param {boolean} video
+ * @returns {Promise<number>} The cloak time-out: the default, or the shorter debug one.
+ */
+async function cloakTimeoutMs(video) {
+  const standard = video ? VIDEO_CLOAK_TIMEOUT_MS : CLOAK_TIMEOUT_MS;
   try {
     const { debug } = await chrome.storage.local.get('debug');
     const asked = Number(/** @type {{cloakTimeoutMs?: unknown} | undefined} */ (debug)?.cloakTimeoutMs);
-    if (asked >= DEBUG_CLOAK_TIMEOUT_FLOOR_MS && asked < CLOAK_TIMEOUT_MS) return asked;
+    if (asked >= DEBUG_CLOAK_TIMEOUT_FLOOR_MS && asked < standard) return asked;
   } catch {
     // No storage here: the default.
   }
-  return CLOAK_TIMEOUT_MS;
+  return standard;
 }
 
 /**
@@ -113,18 +123,25 @@ async function baseUrl(port) {
  * @param {string} url
  * @param {RequestInit} init
  * @param {number} timeoutMs
+ * @param {AbortSignal} [cancel]  The person's (or a later pick's) Cancel.
  * @returns {Promise<Response>}
  */
-async function request(url, init, timeoutMs) {
+async function request(url, init, timeoutMs, cancel) {
+  const deadline = AbortSignal.timeout(timeoutMs);
+  const signal = cancel ? AbortSignal.any([deadline, cancel]) : deadline;
   try {
-    return await fetch(url, { ...init, signal: AbortSignal.timeout(timeoutMs), cache: 'no-store', credentials: 'omit' });
+    return await fetch(url, { ...init, signal, cache: 'no-store', credentials: 'omit' });
   } catch (error) {
-    if (error instanceof DOMException && error.name === 'TimeoutError') {
+    if (cancel?.aborted) throw cancelledFailure();
+    if (deadline.aborted || (error instanceof DOMException && error.name === 'TimeoutError')) {
       throw new VeilFailure(CLIENT_ERRORS.CLIENT_TIMEOUT, `The companion did not answer within ${Math.round(timeoutMs / 1000)} s.`);
     }
     throw new VeilFailure(CLIENT_ERRORS.UNREACHABLE, `The Veil companion is not running at ${url.split('/v1')[0]}.`);
   }
 }
+
+/** The upload was cancelled here (the person, or a later pick): the page gets nothing. */
+const cancelledFailure = () => new VeilFailure(ERROR_CODES.CANCELLED, 'Cancelled: nothing was given to the page.');
 
 /**
  * Turns a companion error response into a VeilFailure.
@@ -354,10 +371,15 @@ function parseProfiles(value) {
  * @property {string} [token]  The bearer token, when the caller has it at hand (else read from storage).
  * @property {number} [port]  The companion port, likewise.
  * @property {(stage: string) => void} [mark]  Debug timing marks (see content/timing.js).
+ * @property {string} [job]  The X-Veil-Job id for progress and cancel (jobs.js); drawn here when absent.
+ * @property {AbortSignal} [signal]  Cancel: aborts the upload and stops the job on the companion.
+ * @property {(status: import('./jobs.js').JobStatus | null) => void} [onProgress]  Each poll of the job
+ *   (from about a second on), or null when the companion gave no status: a sign of life either way.
+ * @property {boolean} [video]  A video: the companion's time-out, not the photo one, bounds it.
  */
 
 /**
- * Sends one photo to the companion and returns the cloaked file.
+ * Sends one photo or video to the companion and returns the cloaked file.
  * @param {Blob | ArrayBuffer} photo  A Blob or File is streamed as it is, never copied first.
  * @param {string} type
  * @param {import('../shared/settings.js').Mode} mode
@@ -370,45 +392,69 @@ export async function cloak(photo, type, mode, options = {}) {
   if (!token) {
     throw new VeilFailure(CLIENT_ERRORS.NOT_PAIRED, 'Veil is not paired with the companion yet.');
   }
+  const cancel = options.signal;
+  if (cancel?.aborted) throw cancelledFailure();
+  const job = isJobId(options.job) ? /** @type {string} */ (options.job) : newJobId();
   const query = new URLSearchParams({ mode, keep_metadata: 'false' });
-  const deadline = Date.now() + (await cloakTimeoutMs());
+  const deadline = Date.now() + (await cloakTimeoutMs(options.video === true));
   const base = await baseUrl(options.port);
-  let response;
-  for (;;) {
-    mark('frame:fetch');
-    response = await request(
-      `${base}/v1/cloak?${query}`,
-      {
-        method: 'POST',
-        headers: { 'Content-Type': type || 'application/octet-stream', Authorization: `Bearer ${token}` },
-        body: photo,
-      },
-      Math.max(1000, deadline - Date.now()),
-    );
-    // 503 busy: the companion says when to come back; wait and retry within our deadline.
-    const retryAfter = Number(response.headers.get('Retry-After'));
-    if (response.status !== 503 || !(retryAfter > 0) || Date.now() + retryAfter * 1000 > deadline) break;
-    const body = await response.json().catch(() => null);
-    if (body?.error?.code !== 'busy') break;
-    await new Promise((resolve) => setTimeout(resolve, retryAfter * 1000));
+  const target = { base, token, job };
+  // Cancel: DELETE the job now (the aborted request closing its connection cancels too,
+  // but only once the companion notices; the DELETE stops a job still queued at once).
+  const stopJob = () => void cancelJob(target);
+  cancel?.addEventListener('abort', stopJob, { once: true });
+  const stopWatching = options.onProgress ? watchJob(target, options.onProgress) : () => {};
+  try {
+    let response;
+    for (;;) {
+      mark('frame:fetch');
+      response = await request(
+        `${base}/v1/cloak?${query}`,
+        {
+          method: 'POST',
+          headers: { 'Content-Type': type || 'application/octet-stream', Authorization: `Bearer ${token}`, 'X-Veil-Job': job },
+          body: photo,
+        },
+        Math.max(1000, deadline - Date.now()),
+        cancel,
+      );
+      // 503 busy: the companion says when to come back; wait and retry within our deadline.
+      const retryAfter = Number(response.headers.get('Retry-After'));
+      if (response.status !== 503 || !(retryAfter > 0) || Date.now() + retryAfter * 1000 > deadline) break;
+      const body = await response.json().catch(() => null);
+      if (body?.error?.code !== 'busy') break;
+      await new Promise((resolve) => setTimeout(resolve, retryAfter * 1000));
+      if (cancel?.aborted) throw cancelledFailure();
+    }
+    mark('frame:response');
+    if (!response.ok) throw await failureFrom(response);
+    // A Blob (not an ArrayBuffer): measured faster for 25 MB photos in build/bench/bench_extension.py,
+    // and the browser keeps a large one (a video) on disk rather than in this page's memory.
+    let body;
+    try {
+      body = await response.blob();
+    } catch (error) {
+      if (cancel?.aborted) throw cancelledFailure();
+      throw new VeilFailure(CLIENT_ERRORS.TRANSFER_FAILED, `The companion's answer broke off: ${String(error)}`);
+    }
+    mark('frame:body');
+    if (body.size === 0) {
+      throw new VeilFailure(CLIENT_ERRORS.BAD_RESPONSE, 'The companion returned an empty file.');
+    }
+    const headers = response.headers;
+    return {
+      body,
+      type: (headers.get('Content-Type') || type).split(';')[0].trim(),
+      faces: numberOrNull(headers.get('X-Veil-Faces')) ?? 0,
+      seconds: numberOrNull(headers.get('X-Veil-Seconds')),
+      ssim: numberOrNull(headers.get('X-Veil-SSIM')),
+      faceSsimulacra2: numberOrNull(headers.get('X-Veil-Face-SSIMULACRA2')),
+      boxes: parseBoxes(headers.get('X-Veil-Face-Boxes')),
+      profiles: parseProfiles(headers.get('X-Veil-Face-Profiles')),
+      faceFrames: headers.get('X-Veil-Face-Frames'),
+    };
+  } finally {
+    stopWatching();
+    cancel?.removeEventListener('abort', stopJob);
   }
-  mark('frame:response');
-  if (!response.ok) throw await failureFrom(response);
-  // A Blob (not an ArrayBuffer): measured faster for 25 MB photos in build/bench/bench_extension.py.
-  const body = await response.blob();
-  mark('frame:body');
-  if (body.size === 0) {
-    throw new VeilFailure(CLIENT_ERRORS.BAD_RESPONSE, 'The companion returned an empty file.');
-  }
-  const headers = response.headers;
-  return {
-    body,
-    type: (headers.get('Content-Type') || type).split(';')[0].trim(),
-    faces: numberOrNull(headers.get('X-Veil-Faces')) ?? 0,
-    seconds: numberOrNull(headers.get('X-Veil-Seconds')),
-    ssim: numberOrNull(headers.get('X-Veil-SSIM')),
-    faceSsimulacra2: numberOrNull(headers.get('X-Veil-Face-SSIMULACRA2')),
-    boxes: parseBoxes(headers.get('X-Veil-Face-Boxes')),
-    profiles: parseProfiles(headers.get('X-Veil-Face-Profiles')),
-  };
 }

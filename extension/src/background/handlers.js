@@ -63,6 +63,7 @@ import { answerOriginal, confirmOriginal, originalRequest } from './original-req
  * @typedef {object} Messages  Payload and answer of each message type.
  * @property {{payload: {}, answer: SiteState}} siteState
  * @property {{payload: {}, answer: {ticket: string}}} transferTicket
+ * @property {{payload: {percent: number | null}, answer: {}}} progress
  * @property {{payload: {ticket: string}, answer: {tabId: number | null}}} redeemTicket
  * @property {{payload: {tabId: number, preview: import('./previews.js').Preview}, answer: {}}} storePreview
  * @property {{payload: {}, answer: CompanionStatus}} status
@@ -92,11 +93,11 @@ import { answerOriginal, confirmOriginal, originalRequest } from './original-req
 
 /**
  * What content scripts may ask: their own site's switch, a transfer ticket for
- * their own tab, and to open the confirmation window (whose answer only the
+ * their own tab, the progress on their own tab's toolbar badge, and to open the confirmation window (whose answer only the
  * person gives, in that window).
  * @type {ReadonlySet<MessageType>}
  */
-export const CONTENT_SCRIPT_MESSAGES = new Set(['siteState', 'transferTicket', 'confirmOriginal']);
+export const CONTENT_SCRIPT_MESSAGES = new Set(['siteState', 'transferTicket', 'confirmOriginal', 'progress']);
 
 /**
  * What only the options page may ask: who is enrolled, and enrolling ("Protect
@@ -194,6 +195,18 @@ export const handlers = {
   async transferTicket(_payload, sender) {
     // Only content scripts get here (pages cannot message the extension).
     return { ticket: await issueTicket(sender.tab?.id ?? -1) };
+  },
+
+  // The percentage of the upload in progress on the toolbar button, for the sender's own tab
+  // only ("42%"); null clears it.
+  async progress({ percent }, sender) {
+    const tabId = sender.tab?.id;
+    if (tabId === undefined) return {};
+    const value = Number(percent);
+    const text = percent === null || !Number.isFinite(value) ? '' : `${Math.max(0, Math.min(100, Math.round(value)))}%`;
+    await chrome.action.setBadgeText({ tabId, text });
+    if (text) await chrome.action.setBadgeBackgroundColor({ tabId, color: '#2f5fd0' });
+    return {};
   },
 
   confirmOriginal: (payload, sender) => confirmOriginal(payload, sender),

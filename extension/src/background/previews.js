@@ -1,4 +1,5 @@
-// Before/after previews for the popup: the last photos cloaked in each tab.
+// Before/after previews for the popup: the last photos and videos cloaked in each tab
+// (for a video, one frame from its middle, before and after).
 // Kept in chrome.storage.session (survives the worker being killed, cleared
 // when the browser closes), bounded per tab, and built after the page already
 // has its file, so they never add latency to an upload.
@@ -27,6 +28,9 @@ const ZOOM_EDGE = 240;
  * @property {string} zoomAfter
  * @property {[number, number, number, number]} zoomBox  x, y, w, h in photo pixels.
  * @property {'companion' | 'difference'} zoomSource  Where the zoom box came from.
+ * @property {boolean} [video]  A video: before and after are the frame at `frameAt`.
+ * @property {number} [frameAt]  Seconds into the video.
+ * @property {string | null} [faceFrames]  "cloaked/total" face-frames (X-Veil-Face-Frames).
  */
 
 /** @param {number} tabId */
@@ -160,6 +164,71 @@ async function decode(photo) {
   }
 }
 
+// A video that does not show a frame within this is skipped (a codec the browser lacks
+// can leave the element waiting rather than failing).
+const VIDEO_FRAME_TIMEOUT_MS = 10_000;
+// Where in the video the preview's frame is taken, as a share of its duration.
+const VIDEO_FRAME_AT = 0.5;
+
+/**
+ * Resolves on `ok`, rejects on the element's `error` or after the time-out.
+ * @param {HTMLVideoElement} video
+ * @param {string} ok
+ * @param {number} timeoutMs
+ * @returns {Promise<void>}
+ */
+function videoEvent(video, ok, timeoutMs) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => finish(() => reject(new Error(`no ${ok} within ${timeoutMs} ms`))), timeoutMs);
+    /** @param {() => void} action */
+    const finish = (action) => {
+      clearTimeout(timer);
+      video.removeEventListener(ok, onOk);
+      video.removeEventListener('error', onError);
+      action();
+    };
+    const onOk = () => finish(resolve);
+    const onError = () => finish(() => reject(new Error(video.error?.message || `media error ${video.error?.code}`)));
+    video.addEventListener(ok, onOk);
+    video.addEventListener('error', onError);
+  });
+}
+
+/**
+ * One frame of a video (a fixed share into it, so before and after show the same
+ * frame): decoded by a <video> element of the page this runs in, drawn into a bitmap.
+ * Needs a document: the transfer frame and Firefox's background page have one; Chrome's
+ * service worker has not, and skips the preview.
+ * @param {Blob} clip
+ * @param {number | null} at  Seconds; null: VIDEO_FRAME_AT of the duration.
+ * @returns {Promise<{bitmap: ImageBitmap, at: number}>}
+ */
+async function decodeVideoFrame(clip, at) {
+  if (typeof document === 'undefined') throw new PreviewSkipped('no document here to decode a video frame in');
+  const url = URL.createObjectURL(clip);
+  const video = document.createElement('video');
+  video.muted = true;
+  video.preload = 'auto';
+  try {
+    const loaded = videoEvent(video, 'loadeddata', VIDEO_FRAME_TIMEOUT_MS);
+    video.src = url;
+    await loaded;
+    const time = at ?? (Number.isFinite(video.duration) ? video.duration * VIDEO_FRAME_AT : 0);
+    if (time > 0) {
+      const seeked = videoEvent(video, 'seeked', VIDEO_FRAME_TIMEOUT_MS);
+      video.currentTime = time;
+      await seeked;
+    }
+    return { bitmap: await createImageBitmap(video), at: time };
+  } catch (error) {
+    throw new PreviewSkipped(`this browser cannot show a frame of ${clip.type || 'this video'}: ${String(error)}`);
+  } finally {
+    video.removeAttribute('src');
+    video.load();
+    URL.revokeObjectURL(url);
+  }
+}
+
 /**
  * Builds and stores the preview of one cloaked photo.
  * @param {number} tabId
@@ -172,7 +241,7 @@ export async function recordPreview(tabId, item) {
 /**
  * @typedef {{name: string, original: Blob, cloaked: Blob, faces: number, ssim: number | null, faceSsimulacra2?: number | null,
  *   seconds: number | null, totalSeconds: number, boxes: Array<[number, number, number, number]>,
- *   profiles?: Array<import('./companion.js').FaceProfile | null>}} PreviewSource
+ *   profiles?: Array<import('./companion.js').FaceProfile | null>, video?: boolean, faceFrames?: string | null}} PreviewSource
  */
 
 /**
@@ -182,8 +251,26 @@ export async function recordPreview(tabId, item) {
  * @returns {Promise<Preview>}
  */
 export async function buildPreview(item) {
-  const before = await decode(item.original);
-  const after = await decode(item.cloaked);
+  /** @type {ImageBitmap} */
+  let before;
+  /** @type {ImageBitmap} */
+  let after;
+  /** @type {number | undefined} */
+  let frameAt;
+  if (item.video) {
+    const first = await decodeVideoFrame(item.original, null);
+    before = first.bitmap;
+    frameAt = first.at;
+    try {
+      after = (await decodeVideoFrame(item.cloaked, first.at)).bitmap;
+    } catch (error) {
+      before.close();
+      throw error;
+    }
+  } else {
+    before = await decode(item.original);
+    after = await decode(item.cloaked);
+  }
   try {
     const full = /** @type {[number, number, number, number]} */ ([0, 0, before.width, before.height]);
     const largestBox = [...item.boxes].sort((p, q) => q[2] * q[3] - p[2] * p[3])[0];
@@ -210,6 +297,7 @@ export async function buildPreview(item) {
       zoomBox,
       zoomSource,
     };
+    if (item.video) Object.assign(preview, { video: true, frameAt, faceFrames: item.faceFrames ?? null });
     return preview;
   } finally {
     before.close();

@@ -1,6 +1,7 @@
 // Client of the transfer frame (src/transfer/transfer.js): one hidden
 // extension frame per document, in a closed shadow root, receiving each photo
-// as the page's own File and answering with the cloak as a Blob. Blobs are
+// or video as the page's own File and answering with the cloak as a Blob
+// (and, meanwhile, the job's progress; a 'cancel' back stops it). Blobs are
 // structured-cloned as references (the bytes stay in the browser's blob store,
 // or on disk for a picked file), so no byte of the photo is read or copied in
 // the page: the frame's fetch streams it to the companion. Much faster than
@@ -11,8 +12,11 @@
 
 (() => {
   const LOAD_TIMEOUT_MS = 5000;
-  // The companion's own time-out is 180 s; the frame gives up at 200 s.
+  // The companion's own time-out is 180 s; the frame gives up at 200 s. Counted from the
+  // frame's last sign of life: while it polls the job (videos: minutes), it posts each poll.
   const ANSWER_TIMEOUT_MS = 210_000;
+  // After a cancel, the port stays open this long so that the 'cancel' reaches the frame.
+  const CANCEL_GRACE_MS = 2000;
   const FRAME_URL = chrome.runtime.getURL('src/transfer/transfer.html');
   const FRAME_ORIGIN = new URL(FRAME_URL).origin;
 
@@ -124,11 +128,12 @@
   }
 
   /**
-   * Cloaks one photo through the transfer frame.
+   * Cloaks one photo or video through the transfer frame.
    * @param {File} file
+   * @param {{job: string, video: boolean, signal: AbortSignal, onProgress: (status: JobProgress) => void}} options
    * @returns {Promise<{blob: Blob, type: string, faces: number, seconds: number | null, ssim: number | null}>}
    */
-  async function cloakBlob(file) {
+  async function cloakBlob(file, options) {
     if (unusable) throw bridgeFailure('the transfer frame is not usable here');
     if (forcePort) throw bridgeFailure('the Port path is forced by the debug setting');
     const { timing } = veilContent;
@@ -144,10 +149,20 @@
         stop();
         reject(error);
       };
-      const timer = setTimeout(
-        () => fail(Object.assign(new Error('The companion did not answer in time.'), { code: 'client_timeout', fix: '' })),
-        ANSWER_TIMEOUT_MS,
-      );
+      const timeOut = () => fail(Object.assign(new Error('The companion did not answer in time.'), { code: 'client_timeout', fix: '' }));
+      let timer = setTimeout(timeOut, ANSWER_TIMEOUT_MS);
+      const onCancel = () => {
+        // The frame aborts the upload and DELETEs the job; its answer is not waited for.
+        channel.port1.postMessage({ kind: 'cancel' });
+        const port = channel.port1;
+        channel.port1.onmessage = null;
+        setTimeout(() => port.close(), CANCEL_GRACE_MS);
+        clearTimeout(timer);
+        clearTimeout(acceptTimer);
+        clearInterval(aliveTimer);
+        options.signal.removeEventListener('abort', onCancel);
+        reject(Object.assign(new Error('Cancelled: nothing was given to the page.'), { code: 'cancelled', fix: '' }));
+      };
       let accepted = false;
       const acceptTimer = setTimeout(() => {
         if (!accepted) fail(bridgeFailure('the transfer frame did not take the photo'));
@@ -160,12 +175,20 @@
         clearTimeout(timer);
         clearTimeout(acceptTimer);
         clearInterval(aliveTimer);
+        options.signal.removeEventListener('abort', onCancel);
         channel.port1.close();
       }
       channel.port1.onmessage = (event) => {
         const data = event.data;
         if (data?.kind === 'accepted') {
           accepted = true;
+          return;
+        }
+        if (data?.kind === 'progress') {
+          clearTimeout(timer);
+          timer = setTimeout(timeOut, ANSWER_TIMEOUT_MS);
+          const progress = typeof data.progress === 'number' ? Math.min(1, Math.max(0, data.progress)) : null;
+          options.onProgress({ progress, stage: typeof data.stage === 'string' ? data.stage : null });
           return;
         }
         stop();
@@ -180,12 +203,14 @@
         else reject(bridgeFailure('unexpected answer from the transfer frame'));
       };
       frameWindow.postMessage(
-        // The File itself: a reference to its bytes, not a copy of them.
-        { kind: 'cloak', ticket, name: file.name, type: file.type, photo: file, debug: timing.enabled() },
+        // The File itself: a reference to its bytes, not a copy of them (a 1 GB video too).
+        { kind: 'cloak', ticket, name: file.name, type: file.type, photo: file, job: options.job, video: options.video, debug: timing.enabled() },
         FRAME_ORIGIN,
         [channel.port2],
       );
       timing.mark('posted');
+      if (options.signal.aborted) onCancel();
+      else options.signal.addEventListener('abort', onCancel, { once: true });
     });
   }
 

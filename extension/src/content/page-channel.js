@@ -19,8 +19,18 @@
   /** @param {unknown} value */
   const isBlob = (value) => /^\[object (Blob|File)\]$/.test(Object.prototype.toString.call(value));
 
-  /** @type {Array<{files: File[], path: string, answer: (files: File[] | null) => void}>} */
+  /**
+   * @typedef {object} Batch
+   * @property {unknown} id  The page-world side's id for it.
+   * @property {File[]} files
+   * @property {string} path
+   * @property {AbortController} abort  Aborted when the page-world side cancels it (a later pick won).
+   * @property {(files: File[] | null) => void} answer
+   */
+  /** @type {Batch[]} */
   const queue = [];
+  /** @type {Batch | null} */
+  let running = null;
   let draining = false;
 
   /**
@@ -34,19 +44,39 @@
     try {
       while (queue.length > 0) {
         const [batch] = queue.splice(0, 1);
+        running = batch;
         /** @type {File[] | null} */
         let result = null;
         try {
-          result = batch.files.some(fileKinds.isCloakable) ? await cloakFiles.protect(batch.files, batch.path) : batch.files;
+          result = batch.files.some(fileKinds.isCloakable)
+            ? await cloakFiles.protect(batch.files, batch.path, batch.abort.signal)
+            : batch.files;
         } catch (error) {
           // protect() answers every failure with the prompt: this is a bug, and the page gets nothing.
           console.warn('Veil: could not protect the files', error);
         }
-        batch.answer(result);
+        running = null;
+        batch.answer(batch.abort.signal.aborted ? null : result);
       }
     } finally {
       draining = false;
     }
+  }
+
+  /**
+   * The page-world side will not take this batch's answer (a later pick in the
+   * same input won): drop it if it is still waiting, stop its work if it runs.
+   * @param {unknown} id
+   */
+  function cancel(id) {
+    const waiting = queue.findIndex((batch) => batch.id === id);
+    if (waiting >= 0) {
+      const [batch] = queue.splice(waiting, 1);
+      batch.abort.abort();
+      batch.answer(null);
+      return;
+    }
+    if (running && running.id === id) running.abort.abort();
   }
 
   /** @param {MessagePort} port */
@@ -56,11 +86,15 @@
       if (data?.kind === 'warm') {
         // The picker is open: get the transfer ready meanwhile.
         if (veilContent.transport.currentSiteState()?.enabled !== false) veilContent.bridge.warm();
+      } else if (data?.kind === 'cancel') {
+        cancel(data.id);
       } else if (data?.kind === 'notice' && data.code === 'folder_unreadable') {
         // Fixed texts only: whoever holds the other end must not write in Veil's name.
         veilContent.indicator.notice('Veil could not read a dropped folder: nothing was given to the page.');
       } else if (data?.kind === 'files' && Array.isArray(data.files) && data.files.length > 0 && data.files.every(isBlob)) {
         queue.push({
+          id: data.id,
+          abort: new AbortController(),
           files: data.files,
           path: String(data.path ?? ''),
           // The cloaks, the originals where nothing is to be done, or null: give the page nothing.

@@ -1,4 +1,4 @@
-// Asked when a photo could not be cloaked: the page has received nothing, and
+// Asked when a photo or video could not be cloaked: the page has received nothing, and
 // only the person decides whether the original goes out. Escape = cancel.
 //
 // The prompt lives in a closed shadow root, but a page can still hide it or
@@ -53,15 +53,16 @@
 
   /**
    * @param {FailureInfo} failure
-   * @param {string[]} names  The photos that could not be protected.
+   * @param {string[]} names  The files that could not be protected.
    * @param {string} [path]  Which interception path asks (picker and clipboard reads may repeat on their own).
+   * @param {string} [kind]  What the files are: 'photo', 'video' or 'file'.
    * @returns {Promise<PromptChoice>}
    */
-  function ask(failure, names, path = '') {
+  function ask(failure, names, path = '', kind = 'photo') {
     const fileCount = names.length;
     const recentlyCancelled = performance.now() - cancelledAt < QUIET_AFTER_CANCEL_MS;
     if (open || ((path === 'picker' || path === 'clipboard') && recentlyCancelled)) {
-      veilContent.indicator.notice('Veil could not protect the photo the page asked for again; nothing was given to the page.');
+      veilContent.indicator.notice(`Veil could not protect the ${kind} the page asked for again; nothing was given to the page.`);
       return Promise.resolve(/** @type {PromptChoice} */ ('cancel'));
     }
     open = true;
@@ -74,8 +75,8 @@
       dialog.setAttribute('role', 'alertdialog');
       dialog.setAttribute('aria-modal', 'true');
       const heading = document.createElement('h2');
-      const photos = fileCount === 1 ? 'this photo' : `${fileCount} photos`;
-      heading.textContent = `Veil could not protect ${photos}`;
+      const what = fileCount === 1 ? `this ${kind}` : `${fileCount} ${kind === 'photo' ? 'photos' : `${kind}s`}`;
+      heading.textContent = `Veil could not protect ${what}`;
       const reason = document.createElement('p');
       reason.textContent = `${failure.message} Nothing has been given to the page yet.`;
       dialog.append(heading, reason);
@@ -95,7 +96,7 @@
       const waiting = document.createElement('p');
       waiting.className = 'waiting';
       waiting.hidden = true;
-      waiting.textContent = 'Confirm in the Veil window that opened, or close it to keep the photo back.';
+      waiting.textContent = `Confirm in the Veil window that opened, or close it to keep the ${kind} back.`;
       let confirming = false;
       /** @param {PromptChoice} choice */
       const choose = (choice) => {

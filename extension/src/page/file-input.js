@@ -15,7 +15,8 @@
 //    out a picked photo Veil has not handed over; reading one takes it out
 //    of the input (fail closed: the page sees an empty input) and hands the
 //    cloak over with fresh events once it is ready.
-// A later pick in the same input always wins over an earlier one still being cloaked.
+// A later pick in the same input always wins over an earlier one still being cloaked, and
+// cancels it: the companion stops working on a file the page will never get.
 'use strict';
 
 (() => {
@@ -30,6 +31,8 @@
   const handed = new WeakSet();
   /** Per input, its latest pick: an older one still being cloaked is dropped. */
   const generations = new WeakMap();
+  /** Per input, how to cancel the pick still being cloaked: a later pick stops its work. */
+  const inFlight = new WeakMap();
   /** Inputs whose trusted `change` is still to come and must be swallowed. */
   const awaitingChange = new WeakSet();
   /** Inputs and shadow roots that Veil listens on directly. */
@@ -73,6 +76,7 @@
    * @param {File[]} files
    */
   function deliver(input, files) {
+    supersede(input);
     natives.weakMapSet(generations, input, (natives.weakMapGet(generations, input) ?? 0) + 1);
     natives.setInputFiles(input, natives.dataTransferFiles(page.toDataTransfer(files)));
     blessCurrent(input);
@@ -86,14 +90,30 @@
    * @param {File[]} files
    */
   function take(input, files) {
+    supersede(input);
     const generation = (natives.weakMapGet(generations, input) ?? 0) + 1;
     natives.weakMapSet(generations, input, generation);
     natives.setInputFiles(input, natives.dataTransferFiles(new natives.DataTransfer()));
-    natives.promiseThen(page.protect(files, 'input'), (/** @type {File[] | null} */ result) => {
+    const pick = page.request(files, 'input');
+    natives.weakMapSet(inFlight, input, pick.cancel);
+    natives.promiseThen(pick.done, (/** @type {File[] | null} */ result) => {
+      if (natives.weakMapGet(inFlight, input) === pick.cancel) natives.weakMapDelete(inFlight, input);
       // A later pick won, or the person cancelled: the page gets nothing from this one.
       if (natives.weakMapGet(generations, input) !== generation || result === null) return;
       deliver(input, result);
     });
+  }
+
+  /**
+   * A new pick (or drop) in this input: the one still being cloaked will never reach the
+   * page, so its work on the companion stops now instead of delaying the new one.
+   * @param {HTMLInputElement} input
+   */
+  function supersede(input) {
+    const cancel = natives.weakMapGet(inFlight, input);
+    if (!cancel) return;
+    natives.weakMapDelete(inFlight, input);
+    cancel();
   }
 
   /** @param {Event} event */

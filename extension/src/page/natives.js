@@ -174,50 +174,100 @@
   };
 
   /**
-   * Hands files to Veil; resolves to the files for the page (the cloaks, the
-   * originals where nothing is to be done or the person chose them), or null:
-   * give the page nothing.
+   * Hands files to Veil; `done` resolves to the files for the page (the cloaks,
+   * the originals where nothing is to be done or the person chose them), or
+   * null: give the page nothing. `cancel()` says the page will not take this
+   * answer (a later pick in the same input won): Veil stops the work on the
+   * companion and `done` resolves to null at once.
    * @param {File[]} files
    * @param {string} path  Which interception path asks (for the isolated side's records).
+   * @returns {{done: Promise<File[] | null>, cancel: () => void}}
+   */
+  function request(files, path) {
+    let cancelled = false;
+    /** @type {number | null} */
+    let sentId = null;
+    /** @type {(result: File[] | null) => void} */
+    let settle = () => {};
+    /** @type {Promise<File[] | null>} */
+    const done = new Promise((resolve) => {
+      settle = resolve;
+      /** @param {boolean} waited */
+      const send = (waited) => {
+        if (cancelled) return;
+        if (!connected) {
+          if (waited) return resolve(null);
+          // Veil's content script is not there (yet): wait a little, then hand out
+          // nothing rather than the originals.
+          const timer = natives.setTimeout(() => {
+            console.warn('Veil: no channel to the extension; the page gets nothing.');
+            resolve(null);
+          }, connectWait);
+          natives.push(onConnected, () => {
+            clearTimeout(timer);
+            send(true);
+          });
+          return;
+        }
+        const id = nextId++;
+        sentId = id;
+        natives.mapSet(answers, id, (/** @type {Array<File | null> | null} */ result) => {
+          if (!result || result.length !== files.length) return resolve(null);
+          /** @type {File[]} */
+          const checked = [];
+          for (let index = 0; index < result.length; index += 1) {
+            if (!(result[index] instanceof natives.File)) return resolve(null);
+            natives.push(checked, result[index]);
+          }
+          resolve(checked);
+        });
+        natives.postMessage(port, { kind: 'files', id, path, files });
+      };
+      send(false);
+    });
+    const cancel = () => {
+      if (cancelled) return;
+      cancelled = true;
+      if (sentId !== null) {
+        natives.mapDelete(answers, sentId);
+        natives.postMessage(port, { kind: 'cancel', id: sentId });
+      }
+      settle(null);
+    };
+    return { done, cancel };
+  }
+
+  /**
+   * @param {File[]} files
+   * @param {string} path
    * @returns {Promise<File[] | null>}
    */
-  function protect(files, path) {
-    return new Promise((resolve) => {
-      if (!connected) {
-        // Veil's content script is not there (yet): wait a little, then hand out
-        // nothing rather than the originals.
-        const timer = natives.setTimeout(() => {
-          console.warn('Veil: no channel to the extension; the page gets nothing.');
-          resolve(null);
-        }, connectWait);
-        natives.push(onConnected, () => {
-          clearTimeout(timer);
-          resolve(protect(files, path));
-        });
-        return;
-      }
-      const id = nextId++;
-      natives.mapSet(answers, id, (/** @type {Array<File | null> | null} */ result) => {
-        if (!result || result.length !== files.length) return resolve(null);
-        /** @type {File[]} */
-        const checked = [];
-        for (let index = 0; index < result.length; index += 1) {
-          if (!(result[index] instanceof natives.File)) return resolve(null);
-          natives.push(checked, result[index]);
-        }
-        resolve(checked);
-      });
-      natives.postMessage(port, { kind: 'files', id, path, files });
-    });
-  }
+  const protect = (files, path) => request(files, path).done;
 
   /** @param {{kind: string, code?: string}} message */
   function tell(message) {
     if (connected) natives.postMessage(port, message);
   }
 
-  const CLOAKABLE_TYPES = ['image/jpeg', 'image/jpg', 'image/pjpeg', 'image/png', 'image/webp', 'image/heic', 'image/heif'];
-  const CLOAKABLE_NAME = /\.(jpe?g|jfif|png|webp|heic|heif)$/i;
+  // Photos, animated images and videos: the same lists as src/content/file-kinds.js.
+  const CLOAKABLE_TYPES = [
+    'image/jpeg',
+    'image/jpg',
+    'image/pjpeg',
+    'image/png',
+    'image/webp',
+    'image/heic',
+    'image/heif',
+    'image/avif',
+    'image/gif',
+    'image/apng',
+    'video/mp4',
+    'video/quicktime',
+    'video/webm',
+    'video/x-matroska',
+    'video/3gpp',
+  ];
+  const CLOAKABLE_NAME = /\.(jpe?g|jfif|mpo|png|webp|heic|heif|avif|gif|apng|mp4|m4v|mov|qt|3gp|webm|mkv)$/i;
   const regexTest = uncurry(RegExp.prototype.test);
   const toLower = uncurry(String.prototype.toLowerCase);
   const includes = uncurry(Array.prototype.includes);
@@ -271,6 +321,7 @@
     getter,
     replace,
     protect,
+    request,
     tell,
     isCloakable,
     anyCloakable,

@@ -1,5 +1,6 @@
 // The toolbar popup: companion state, this site's switch, mode and site
-// policy, and before/after previews of the photos protected in this tab.
+// policy, and before/after previews of the photos (and a frame of the videos)
+// protected in this tab.
 
 import { ask } from '../shared/messaging.js';
 import { renderStatus } from '../shared/status-view.js';
@@ -140,7 +141,9 @@ async function renderPreviews(previews, amplify) {
     const stats = document.createElement('div');
     stats.className = 'stats';
     const parts = [
+      preview.video ? `video, frame at ${(preview.frameAt ?? 0).toFixed(1)} s` : '',
       `${preview.faces} face${preview.faces === 1 ? '' : 's'} cloaked`,
+      preview.video && preview.faceFrames ? `face-frames cloaked ${preview.faceFrames}` : '',
       preview.ssim === null ? '' : `SSIM ${preview.ssim.toFixed(4)}`,
       typeof preview.faceSsimulacra2 !== 'number' ? '' : `face SSIMULACRA2 ${preview.faceSsimulacra2.toFixed(1)}`,
       preview.seconds === null ? '' : `${preview.seconds.toFixed(2)} s in the companion`,
@@ -150,7 +153,9 @@ async function renderPreviews(previews, amplify) {
     stats.textContent = parts.filter(Boolean).join(' · ');
     const afterLabel = amplify ? `|after − before| × ${AMPLIFY}` : 'after';
     const zoomLabel = preview.zoomSource === 'companion' ? 'face' : 'changed region';
-    const overview = sideBySide(drawPlain(before), 'before', drawAfter(before, after, amplify), afterLabel);
+    const beforeLabel = preview.video ? 'frame before' : 'before';
+    const overview = sideBySide(drawPlain(before), beforeLabel, drawAfter(before, after, amplify), preview.video ? `frame ${afterLabel}` : afterLabel);
+    card.dataset.kind = preview.video ? 'video' : 'photo';
     const zoom = sideBySide(drawPlain(zoomBefore), `${zoomLabel}, before`, drawAfter(zoomBefore, zoomAfter, amplify), `${zoomLabel}, ${afterLabel}`);
     zoom.classList.add('zoom');
     card.append(name, stats, recognition(preview), overview, zoom);

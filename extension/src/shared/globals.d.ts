@@ -13,17 +13,25 @@ interface VeilWire {
 
 /** Messages on the cloak port, content script -> background. */
 type ToWorker =
-  | { kind: 'begin'; name: string; type: string; size: number; binary?: boolean }
+  | { kind: 'begin'; name: string; type: string; size: number; binary?: boolean; job?: string; video?: boolean }
   | { kind: 'chunk'; data?: string; bytes?: Uint8Array }
   | { kind: 'end' }
-  | { kind: 'ping' };
+  | { kind: 'ping' }
+  | { kind: 'cancel' };
 
 /** Messages on the cloak port, background -> content script. */
 type ToContent =
   | { kind: 'result'; type: string; size: number; faces: number; seconds: number | null; ssim: number | null }
   | { kind: 'chunk'; data?: string; bytes?: Uint8Array }
   | { kind: 'end' }
+  | { kind: 'progress'; progress: number | null; stage: string | null }
   | { kind: 'error'; code: string; message: string; fix: string };
+
+/** The companion's progress of one upload (GET /v1/jobs/{id}), null where it gave none. */
+interface JobProgress {
+  progress: number | null;
+  stage: string | null;
+}
 
 interface CloakedFile {
   file: File;
@@ -53,7 +61,10 @@ interface VeilContent {
     enabled(): boolean;
   };
   bridge: {
-    cloakBlob(file: File): Promise<{ blob: Blob; type: string; faces: number; seconds: number | null; ssim: number | null }>;
+    cloakBlob(
+      file: File,
+      options: { job: string; video: boolean; signal: AbortSignal; onProgress: (status: JobProgress) => void },
+    ): Promise<{ blob: Blob; type: string; faces: number; seconds: number | null; ssim: number | null }>;
     warm(): void;
   };
   uiHost: {
@@ -62,22 +73,27 @@ interface VeilContent {
   fileKinds: {
     isCloakable(file: File): boolean;
     hasCloakable(files: ArrayLike<File> | null | undefined): boolean;
+    isVideo(file: File): boolean;
+    noun(files: File[]): string;
   };
   transport: {
-    cloakFile(file: File, onProgress: (fraction: number) => void): Promise<CloakedFile>;
+    cloakFile(
+      file: File,
+      options: { onProgress: (fraction: number, percent: number | null) => void; signal: AbortSignal },
+    ): Promise<CloakedFile>;
     siteState(): Promise<SiteState>;
     currentSiteState(): SiteState | null;
   };
   indicator: {
-    show(total: number): { progress(done: number, fraction: number): void; close(): void };
+    show(files: File[], onCancel: () => void): { progress(done: number, fraction: number, percent: number | null): void; close(): void };
     notice(text: string, ms?: number): void;
   };
   prompt: {
-    ask(failure: FailureInfo, names: string[], path?: string): Promise<PromptChoice>;
+    ask(failure: FailureInfo, names: string[], path?: string, kind?: string): Promise<PromptChoice>;
   };
   cloakFiles: {
     /** Resolves to the files to hand the page, or null when the page must get nothing. */
-    protect(files: File[], path?: string): Promise<File[] | null>;
+    protect(files: File[], path?: string, superseded?: AbortSignal): Promise<File[] | null>;
   };
 }
 
@@ -88,6 +104,8 @@ interface VeilPage {
   getter(owner: object, name: string): (self: any) => any;
   replace(owner: object, name: string, replacement: { value?: Function; get?: Function; set?: Function }): void;
   protect(files: File[], path: string): Promise<File[] | null>;
+  /** The same, cancellable: cancel() stops the work and resolves `done` to null. */
+  request(files: File[], path: string): { done: Promise<File[] | null>; cancel: () => void };
   tell(message: { kind: string; code?: string }): void;
   isCloakable(file: File): boolean;
   anyCloakable(files: File[]): boolean;

@@ -1,10 +1,14 @@
-// The fast path for photos. Content scripts embed this extension page in a
+// The fast path for photos and videos. Content scripts embed this extension page in a
 // hidden frame and post it each photo as the page's own File (structured
 // clone of a Blob: a reference, no byte copied); this page, which has the
 // extension's origin and host permissions, streams it to the companion with
 // fetch and posts the response Blob back over a private MessageChannel, again
-// by reference. Runtime messaging would JSON-serialise the bytes: measured ~70
-// ms per MB each way in Chromium 156. build/bench/bench_extension.py --marks shows
+// by reference (a 1 GB video is never read into this page's memory: fetch
+// streams the File, and the response Blob stays in the browser's blob store,
+// on disk when large). Runtime messaging would JSON-serialise the bytes: measured ~70
+// ms per MB each way in Chromium 156. While the companion works, the job's
+// progress is polled (background/jobs.js) and posted back; a 'cancel' from the
+// content script aborts the upload and stops the job. build/bench/bench_extension.py --marks shows
 // where the remaining milliseconds go.
 //
 // Web pages can post to this frame too, so each request must carry a
@@ -28,7 +32,9 @@ const PREVIEW_DELAY_MS = 1500;
  * @property {unknown} ticket
  * @property {string} name
  * @property {string} type
- * @property {Blob} photo  The page's File, by reference.
+ * @property {Blob} photo  The page's File (a photo or a video), by reference.
+ * @property {string} job  The X-Veil-Job id the content script drew (background/jobs.js).
+ * @property {boolean} video  A video: the companion's time-out bounds it, and the preview is a frame.
  * @property {boolean} debug  Send timing marks back (content/timing.js).
  */
 
@@ -63,7 +69,7 @@ const AUTH_FAILURES = new Set([CLIENT_ERRORS.NOT_PAIRED, ERROR_CODES.UNAUTHORIZE
  * @param {Blob} photo
  * @param {string} type
  * @param {import('../shared/settings.js').Mode} mode
- * @param {{token: string, port: number, mark: (stage: string) => void}} options
+ * @param {import('../background/companion.js').CloakOptions & {token: string}} options
  * @returns {Promise<import('../background/companion.js').CloakOutcome>}
  */
 async function cloakWithCurrentToken(photo, type, mode, options) {
@@ -140,9 +146,27 @@ async function handle(reply, request) {
     return;
   }
   const { mode, port } = settings;
+  // The content script's Cancel (the person, or a later pick in the same input).
+  const cancel = new AbortController();
+  reply.onmessage = (event) => {
+    if (event.data?.kind === 'cancel') cancel.abort();
+  };
+  /** @param {import('../background/jobs.js').JobStatus | null} status */
+  const onProgress = (status) => {
+    // Also a sign of life: the content script's time-out counts from the last one.
+    reply.postMessage({ kind: 'progress', progress: status?.progress ?? null, stage: status?.stage ?? null, state: status?.state ?? null });
+  };
   let outcome;
   try {
-    outcome = await cloakWithCurrentToken(request.photo, request.type, mode, { token, port, mark });
+    outcome = await cloakWithCurrentToken(request.photo, request.type, mode, {
+      token,
+      port,
+      mark,
+      job: request.job,
+      signal: cancel.signal,
+      onProgress,
+      video: request.video,
+    });
   } catch (error) {
     const failure = error instanceof VeilFailure ? error : new VeilFailure(CLIENT_ERRORS.BAD_RESPONSE, String(error));
     reply.postMessage({ kind: 'error', code: failure.code, message: failure.message, fix: fixFor(failure.code, port), marks });
@@ -161,6 +185,7 @@ async function handle(reply, request) {
   });
   reply.close();
   if (outcome.faces === 0 || tabId < 0) return;
+  // A video's preview waits too (decoding two frames of it is small, but the page's upload is not).
   const totalSeconds = (performance.now() - startedAt) / 1000;
   // Decoding two full-size photos for the preview competes for the CPU with the
   // page taking its file: let the page go first.
@@ -177,6 +202,8 @@ async function handle(reply, request) {
       totalSeconds,
       boxes: outcome.boxes,
       profiles: outcome.profiles,
+      video: request.video,
+      faceFrames: outcome.faceFrames,
     });
     // Stored here where the frame has storage.session (Chrome), by the background where not (Firefox).
     if (chrome.storage.session) await storePreview(tabId, preview);
@@ -216,6 +243,8 @@ window.addEventListener('message', (event) => {
     name: String(data.name),
     type: String(data.type),
     photo: data.photo,
+    job: String(data.job ?? ''),
+    video: data.video === true,
     debug: data.debug === true,
   });
 });
