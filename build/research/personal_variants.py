@@ -8,6 +8,8 @@ direction: the per-photo optimiser (12 steps, every recogniser but the attacker,
   (one fixed direction per person), (c) unit(centroid - decoy centroid), the decoy being
   the least similar other person of the corpus (the external pilot's rule; research only,
   Veil ships no decoy faces); (d) `toward`: only pulled toward that decoy.
+stranger: the default cloak of each mode for a face nobody enrolled, with and without a
+  decoy chosen from the photo's own embedding (`stranger facenet low mid high [outside]`).
 universal: the product's two parts separately and together, at linf L/255: `uni:L:K` =
   the enrolment's universal cloak then K refining steps at upload; `zero:L:K` = K steps
   from nothing (both through `veil.personal`). A fourth field sets the refining steps'
@@ -111,6 +113,47 @@ def main(argv: list[str]) -> int:
                     )
                 )
             report(f"{variant} linf {linf:g}", out, started)
+    elif kind == "stranger":
+        # The default cloak of each mode (the product's surrogates without the attacker),
+        # once as shipped (each photo pushed from its own embedding) and once with a decoy
+        # chosen from the photo alone: the pool identity least similar to that photo's
+        # face (embedding of the first surrogate), pushed along unit(own - decoy). The
+        # same stranger gets the same decoy in every photo only as far as that choice
+        # is stable; printed as "same decoy". Pool: every other identity of the split
+        # (inside the tracker's gallery) or, with `outside`, only the 8 identities before
+        # the protected ones, whose uploads are then left out of the tracker's gallery.
+        modes, outside = [Mode(m) for m in rest if m != "outside"], "outside" in rest
+        shipped = [models[n] for n in ("mobilefacenet", "sface") if n != held]
+        pool = [i for i in everyone if i not in people]
+        if outside:
+            pool = pool[-PEOPLE:]
+            for i in pool:
+                clean.pop(i, None)
+                probes.pop(i, None)
+        for mode in modes:
+            for rule in ("own", "decoy"):
+                started, out, same = time.perf_counter(), {}, []
+                for n, u in enumerate(people):
+                    x = ev.to_float(split.uploads[u][:UPLOADS])
+                    targets = None
+                    if rule == "decoy":
+                        first = unit(shipped[0].embed(x))
+                        sims = np.stack([first @ cent[d][shipped[0].name] for d in pool], 1)
+                        chosen = [pool[k] for k in np.argmin(sims, axis=1)]
+                        same.append(max(chosen.count(d) for d in chosen) / len(chosen))
+                        targets = [
+                            unit(unit(m.embed(x)) - np.stack([cent[d][m.name] for d in chosen]))
+                            for m in shipped
+                        ]
+                    out[u] = ev.to_uint8(
+                        optimizer.cloak_crops(
+                            x, mode, shipped, seed=n, region=face_mask(112), targets=targets
+                        )
+                    )
+                label = f"{mode.value} {rule}" + (" outside" if outside else "")
+                if same:
+                    label += f" same decoy {np.mean(same):.2f}"
+                report(label, out, started)
     else:
         for variant in rest:
             what, cap, steps, *style = variant.split(":")

@@ -83,6 +83,33 @@ Services.cpmm.addMessageListener('VeilTest:drop', ({ data }) => {
 """
 
 
+# Runs in every content process, as DROP_PROCESS_SCRIPT does. On a 'VeilTest:contentScriptEval'
+# message for a browsing context of its own it evaluates an expression in an extension's content
+# script sandbox of that page (the realm the extension's content scripts run in, with their
+# `browser`/`chrome` APIs), awaits it and answers with its value as a string. WebDriver BiDi
+# lists no content script realms, and what a content script may ask the background is the point
+# of some tests (a page that compromised its renderer speaks with the content script's voice).
+CONTENT_SCRIPT_PROCESS_SCRIPT = r"""
+Services.cpmm.addMessageListener('VeilTest:contentScriptEval', async ({ data }) => {
+  const context = BrowsingContext.get(data.browsingContextId);
+  if (!context || !context.docShell) return; // another process's page
+  const reply = (answer) =>
+    Services.cpmm.sendAsyncMessage(
+      'VeilTest:contentScriptEvaluated', { request: data.request, ...answer });
+  try {
+    const { ExtensionContent } = ChromeUtils.importESModule(
+      'resource://gre/modules/ExtensionContent.sys.mjs');
+    const scripts = ExtensionContent.getContextByExtensionId(data.extensionId, context.window);
+    if (!scripts || !scripts.sandbox) throw new Error('no content script of ' + data.extensionId);
+    const value = await Cu.evalInSandbox(data.expression, scripts.sandbox);
+    reply({ result: String(value) });
+  } catch (error) {
+    reply({ error: String(error) });
+  }
+});
+"""
+
+
 class BiDiError(Exception):
     pass
 
@@ -101,6 +128,7 @@ class Firefox:
         self.events: list[dict[str, Any]] = []
         self._chrome: str | None = None
         self._drop_script_loaded = False
+        self._content_script_eval_loaded = False
 
     async def start(self) -> Firefox:
         self.profile.mkdir(parents=True, exist_ok=True)
@@ -138,7 +166,10 @@ class Firefox:
                 await asyncio.sleep(0.3)
         self._reader = asyncio.create_task(self._read())
         # A click on a file input must not leave a native file picker open: BiDi sets the files.
-        capabilities = {"acceptInsecureCerts": True, "unhandledPromptBehavior": {"file": "ignore"}}
+        # A confirm() (Veil's Forget) stays open for the test to answer, as the person would;
+        # by default BiDi would dismiss it at once.
+        prompts = {"file": "ignore", "confirm": "ignore"}
+        capabilities = {"acceptInsecureCerts": True, "unhandledPromptBehavior": prompts}
         await self.send("session.new", {"capabilities": {"alwaysMatch": capabilities}})
         return self
 
@@ -337,6 +368,48 @@ class Firefox:
             }})()"""
         )
         return json.loads(answer)
+
+    async def content_script_value(self, context: str, extension_id: str, expression: str) -> str:
+        """Evaluates `expression` (awaited) in the content script realm that the extension
+        `extension_id` has in the page of `context`; returns its value as a string.
+        Runs through CONTENT_SCRIPT_PROCESS_SCRIPT (needs --remote-allow-system-access)."""
+        if not self._content_script_eval_loaded:
+            script = "data:," + urllib.parse.quote(CONTENT_SCRIPT_PROCESS_SCRIPT)
+            await self.chrome_value(
+                f"Services.ppmm.loadProcessScript({json.dumps(script)}, true), 1"
+            )
+            self._content_script_eval_loaded = True
+        answer = await self.chrome_value(
+            f"""(async () => {{
+                const {{ NavigableManager }} = ChromeUtils.importESModule(
+                    'chrome://remote/content/shared/NavigableManager.sys.mjs');
+                const context = NavigableManager.getBrowsingContextById({json.dumps(context)});
+                if (!context) throw new Error('no browsing context {context}');
+                const request = Services.uuid.generateUUID().toString();
+                return await new Promise((resolve, reject) => {{
+                    const timer = setTimeout(
+                        () => reject(new Error('no answer from the content script')), 15000);
+                    const listener = {{
+                        receiveMessage({{ data }}) {{
+                            if (data.request !== request) return;
+                            clearTimeout(timer);
+                            Services.ppmm.removeMessageListener(
+                                'VeilTest:contentScriptEvaluated', listener);
+                            if (data.error) reject(new Error(data.error));
+                            else resolve(data.result);
+                        }},
+                    }};
+                    Services.ppmm.addMessageListener('VeilTest:contentScriptEvaluated', listener);
+                    Services.ppmm.broadcastAsyncMessage('VeilTest:contentScriptEval', {{
+                        request,
+                        browsingContextId: context.id,
+                        extensionId: {json.dumps(extension_id)},
+                        expression: {json.dumps(expression)},
+                    }});
+                }});
+            }})()"""
+        )
+        return str(answer)
 
     async def put_image_on_clipboard(self, image: Path, mime: str = "image/png") -> None:
         """Puts an image's bytes on the clipboard as an image (as an image viewer's Copy does),
