@@ -274,3 +274,33 @@ def test_bad_strength_raises_a_typed_error(crops: np.ndarray, sface: Recognizer)
     for strength in ([1.0], [1.0, 0.0], [1.0, 1.5], [1.0, float("nan")]):
         with pytest.raises(CloakFailedError):
             optimizer.cloak_crops(crops, Mode.MID, [sface], seed=0, strength=strength)
+
+
+def test_shared_views_get_one_change(crops: np.ndarray, sface: Recognizer) -> None:
+    """Two views of one face (a video track's keyframes) optimised with `shared` get the
+    same change (uniform caps here, so nothing but the optimiser could make them differ),
+    and it moves both views away; without `shared` each view gets its own change."""
+    face = crops[0]
+    views = np.stack([face, np.roll(face, 2, axis=1)])
+    budget = optimizer.with_overrides(
+        optimizer.mode_budget(Mode.HIGH),
+        texture_low=1.0,
+        texture_high=1.0,
+        luminance_adapt=False,
+        edge_protect=0.0,
+        min_crop_ssim=0.0,
+        steps=6,
+    )
+    inside = (views > 0.05) & (views < 0.95)  # away from clipping
+    for shared in (True, False):
+        out = optimizer.cloak_crops(views, Mode.HIGH, [sface], seed=3, budget=budget, shared=shared)
+        change = out - views
+        gap = np.abs(change[0] - change[1])[inside[0] & inside[1]]
+        size = np.abs(change[0]).mean()
+        if shared:
+            assert gap.max() < 1e-4 * max(size, 1e-3) + 1e-6, gap.max()
+            before = sface.embed(views)
+            after = sface.embed(out)
+            assert np.all(np.sum(before * after, axis=1) < 0.95)
+        else:
+            assert np.median(gap) > 0.1 * size

@@ -23,6 +23,7 @@ minutes). `--profile DIR` writes cProfile statistics of each cloak there.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import json
 import os
@@ -185,30 +186,33 @@ def coverage(clip: Any, paths: list[Any]) -> tuple[int, int]:
     return covered, total
 
 
-def visibility(clip: Any, cloaked: Path, plain: Path, every: int) -> dict[str, float]:
-    """Mean (min) SSIMULACRA2 against the original frame, whole frame and face box."""
+def visibility(clip: Any, outputs: dict[str, Path], every: int) -> dict[str, Any]:
+    """Mean (min) SSIMULACRA2 of each output against the original frame, whole frame and
+    face box."""
     from veil.ssimulacra2 import face_ssimulacra2, ssimulacra2
 
-    scores: dict[str, list[float]] = {k: [] for k in ("cloak", "plain", "cloak_face", "plain_face")}
-    with av.open(str(clip.path)) as a, av.open(str(cloaked)) as b, av.open(str(plain)) as c:
-        frames = zip(a.decode(video=0), b.decode(video=0), c.decode(video=0), strict=True)
-        for index, (fa, fb, fc) in enumerate(frames):
+    scores: dict[str, list[float]] = {}
+    with contextlib.ExitStack() as stack:
+        source = stack.enter_context(av.open(str(clip.path)))
+        opened = [stack.enter_context(av.open(str(p))) for p in outputs.values()]
+        decoders = [c.decode(video=0) for c in (source, *opened)]
+        for index, frames in enumerate(zip(*decoders, strict=True)):
             if index % every or not clip.truth[index]:
                 continue
-            ra, rb, rc = (f.to_ndarray(format="rgb24") for f in (fa, fb, fc))
-            small = [r[::2, ::2] for r in (ra, rb, rc)]  # 1080p / 4K judged at half size
-            scores["cloak"].append(ssimulacra2(small[0], small[1]))
-            scores["plain"].append(ssimulacra2(small[0], small[2]))
+            original, *others = (f.to_ndarray(format="rgb24") for f in frames)
             truth = clip.truth[index][0]
             iod = float(np.linalg.norm(truth[1] - truth[0]))
             x0, y0 = np.maximum((truth.mean(axis=0) - 1.6 * iod).astype(int), 0)
             x1, y1 = (truth.mean(axis=0) + 1.6 * iod).astype(int)
             box = (slice(y0, y1), slice(x0, x1))
-            for key, other in (("cloak_face", rb), ("plain_face", rc)):
-                value = face_ssimulacra2(ra[box], other[box])
-                if value is not None:
-                    scores[key].append(value)
-    return {k: (float(np.mean(v)), float(np.min(v))) for k, v in scores.items() if v}  # type: ignore[misc]
+            for name, other in zip(outputs, others, strict=True):
+                # 1080p / 4K judged at half size
+                whole = ssimulacra2(original[::2, ::2], other[::2, ::2])
+                scores.setdefault(name, []).append(whole)
+                face = face_ssimulacra2(original[box], other[box])
+                if face is not None:
+                    scores.setdefault(f"{name}_face", []).append(face)
+    return {k: [round(float(np.mean(v)), 1), round(float(np.min(v)), 1)] for k, v in scores.items()}
 
 
 def main() -> None:
@@ -252,11 +256,10 @@ def main() -> None:
                 before = _in_child(clip.path, old, True, args.baseline_code)
                 report["baseline_code"] = summary(before)
                 report["baseline_output_mb"] = round(old.stat().st_size / mb, 1)
-                old.unlink()
-            profile = args.profile / f"{name}.prof" if args.profile else None
+            stats_file = args.profile / f"{name}.prof" if args.profile else None
             if args.profile:
                 args.profile.mkdir(parents=True, exist_ok=True)
-            cloak = _in_child(clip.path, cloaked, True, profile=profile)
+            cloak = _in_child(clip.path, cloaked, True, profile=stats_file)
             report["cloak"] = summary(cloak)
             covered, total = coverage(clip, cloak["paths"])
             report["tracks"] = cloak["tracks"]
@@ -266,13 +269,13 @@ def main() -> None:
                 base = _in_child(clip.path, plain, False)
                 report["plain_reencode"] = summary(base)
                 report["plain_output_mb"] = round(plain.stat().st_size / mb, 1)
-                vis = visibility(clip, cloaked, plain, args.judge_every)
-                report["ssimulacra2_mean_min"] = {
-                    k: [round(x, 1) for x in v] for k, v in vis.items()
-                }
+                outputs = {"cloak": cloaked, "plain": plain}
+                if args.baseline_code is not None:
+                    outputs["baseline_code"] = Path(tmp) / f"{name}.baseline.mp4"
+                report["ssimulacra2_mean_min"] = visibility(clip, outputs, args.judge_every)
             print(json.dumps(report, indent=1), flush=True)
-            if profile is not None:
-                pstats.Stats(str(profile)).sort_stats("tottime").print_stats(25)
+            if stats_file is not None:
+                pstats.Stats(str(stats_file)).sort_stats("tottime").print_stats(25)
 
 
 if __name__ == "__main__":

@@ -483,6 +483,21 @@ class Engine:
             )
         return out
 
+    def personal_track_delta(
+        self, crops: npt.NDArray[np.float32], match: Match, seed: int, scale: float
+    ) -> npt.NDArray[np.float32]:
+        """One personal cloak [S,S,3] for several views of one enrolled face (a video
+        track's keyframes), optimised on all of them at once."""
+        return personal.shared_personal_delta(
+            crops,
+            match.profile.cloak,
+            match.profile.strength,
+            guard_surrogates(self.refiners),
+            match.profile.targets,
+            seed=seed,
+            scale=scale,
+        )
+
     def find_faces(self, pixels: npt.NDArray[Any]) -> list[ImageFace]:
         """Faces in a decoded full-resolution image, searched on a shrunk copy."""
         return self.detect_faces(*shrink_for_detection(pixels, self.detect_long_side))

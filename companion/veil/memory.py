@@ -36,3 +36,24 @@ def share_one_malloc_arena() -> bool:
     mallopt.restype = ctypes.c_int
     _applied = bool(mallopt(_M_ARENA_MAX, 1))
     return _applied
+
+
+def release_free_memory() -> bool:
+    """Hand memory malloc holds freed back to the system (glibc `malloc_trim`); False if
+    not glibc.
+
+    For the step between two phases that allocate differently: a video's pass 1 (frames
+    converted to RGB) and its cloaks (the optimiser's buffers) leave freed chunks between
+    live ones, which the encoder's frames in pass 2 cannot reuse, so they would count in
+    the peak on top of it (4K: see docs/video.md). One call costs a few milliseconds."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        trim = libc.malloc_trim
+    except (OSError, AttributeError):
+        return False
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+    trim(0)
+    return True

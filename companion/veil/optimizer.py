@@ -174,6 +174,7 @@ def cloak_crops(
     targets: Sequence[npt.NDArray[np.floating]] | None = None,
     start: npt.NDArray[np.floating] | None = None,
     on_step: Callable[[float], None] | None = None,
+    shared: bool = False,
 ) -> F32:
     """Cloak ArcFace-aligned crops: float32 [N,S,S,3] RGB 0..1 in, same shape out.
 
@@ -186,7 +187,10 @@ def cloak_crops(
     or [D] unit vectors) are the directions whose cosine is lowered; by default each crop's
     own embedding. `start` [N,S,S,3] is a perturbation to start from (an enrolled person's
     cloak) instead of a small random one. `on_step` gets the share of the steps done
-    after each one (a video's progress figure). Deterministic for a given seed.
+    after each one (a video's progress figure). `shared`: the crops are views of one face
+    (a video track's keyframes) and get one change, optimised on all of them at once (each
+    crop's own perceptual cap still shapes it), instead of one change each. Deterministic
+    for a given seed.
     """
     x0 = _validated(crops)
     if not surrogates:
@@ -215,7 +219,9 @@ def cloak_crops(
         cap = cap * (1.0 - plan.edge_protect * _edge_map(x0))
     weight = _region_weight(region, size)
     # Small random start on the grid so the first gradient is not taken exactly at x0.
-    coarse = rng.uniform(-0.25, 0.25, (n, plan.grid, plan.grid, 3)).astype(np.float32)
+    draws = 1 if shared else n
+    coarse = rng.uniform(-0.25, 0.25, (draws, plan.grid, plan.grid, 3)).astype(np.float32)
+    coarse = np.repeat(coarse, n // draws, axis=0)
     coarse = _scale_colour(coarse * plan.linf * scale, plan.colour_scale)  # luma-only: grey
     if start is not None:
         coarse = _downsample(np.asarray(start, np.float32), plan.grid) + 0.1 * coarse
@@ -223,6 +229,10 @@ def cloak_crops(
     second = np.zeros_like(coarse)  # Adam's second moment (penalty variant)
     step = 2.5 * plan.linf * scale / max(plan.steps, 1)
     bound = np.maximum(1.5 * plan.linf * scale, np.max(cap, axis=(1, 2, 3), keepdims=True))
+    if shared:  # one change: the same step and bound for every view
+        coarse = np.repeat(coarse.mean(axis=0, keepdims=True), n, axis=0)
+        step = np.repeat(np.max(np.broadcast_to(step, (n, 1, 1, 1)), keepdims=True), n, axis=0)
+        bound = np.repeat(np.max(bound, axis=0, keepdims=True), n, axis=0)
     for k in range(plan.steps):
         delta = _delta(coarse, cap, plan)
         x = np.clip(x0 + weight * delta, 0.0, 1.0)
@@ -230,6 +240,8 @@ def cloak_crops(
         if plan.smooth_sigma > 0:
             grad = _blur(grad, plan.smooth_sigma)
         coarse_grad = _scale_colour(_downsample(grad, plan.grid), plan.colour_scale)
+        if shared:
+            coarse_grad = np.repeat(coarse_grad.mean(axis=0, keepdims=True), n, axis=0)
         norm = np.mean(np.abs(coarse_grad), axis=(1, 2, 3), keepdims=True) + 1e-12
         if plan.penalty > 0:
             # Visibility cost: mean of (change / local budget)^2, so change is cheap where
@@ -237,6 +249,8 @@ def cloak_crops(
             # the normalised adversarial gradient, is penalty * change / budget.
             cost = _downsample(np.ascontiguousarray(weight * delta / cap), plan.grid)
             total = coarse_grad / norm + plan.penalty * _scale_colour(cost, plan.colour_scale)
+            if shared:
+                total = np.repeat(total.mean(axis=0, keepdims=True), n, axis=0)
             velocity = plan.momentum * velocity + (1 - plan.momentum) * total
             second = 0.99 * second + 0.01 * total * total
             m_hat = velocity / (1 - plan.momentum ** (k + 1))

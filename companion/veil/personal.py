@@ -354,3 +354,44 @@ def personal_delta(
         strength=[scale],
     )
     return np.asarray(cloaked[0] - crop, np.float32)
+
+
+def shared_personal_delta(
+    crops: F32,
+    cloak: F32,
+    strength: Strength,
+    surrogates: Sequence[Surrogate],
+    targets: Mapping[str, F32],
+    *,
+    seed: int,
+    steps: int = REFINE_STEPS,
+    scale: float = 1.0,
+) -> F32:
+    """One change [S,S,3] for several views of one enrolled face (a video track's
+    keyframes [K,S,S,3]): `personal_delta`'s refinement optimised on all views at once, so
+    it holds over the track's frames instead of fitting one of them (each view's own
+    refinement, pasted on the others, lost a third of the photo's protection against
+    FaceNet: `veil-research video --personal`)."""
+    if not 0.0 < scale <= 1.0:
+        raise CloakFailedError("a personal cloak's scale must lie in (0, 1]")
+    views = np.asarray(crops, np.float32)
+    shrunk = np.asarray(cloak, np.float32) * np.float32(scale)
+    if steps <= 0:
+        return np.asarray(apply_personal_cloak(views[0], shrunk) - views[0], np.float32)
+    chosen = [s for s in surrogates if s.name in targets]
+    if not chosen:
+        raise CloakFailedError("the personal cloak's recognisers are not loaded")
+    start = np.repeat(np.repeat(shrunk[None, :, :, None], 3, axis=3), len(views), axis=0)
+    cloaked = cloak_crops(
+        views,
+        Mode.HIGH,
+        chosen,
+        seed=seed,
+        budget=refine_budget(strength, steps),
+        region=face_mask(CROP_SIZE),
+        targets=[targets[s.name] for s in chosen],
+        start=start,
+        strength=[scale] * len(views),
+        shared=True,
+    )
+    return np.asarray((cloaked - views).mean(axis=0), np.float32)

@@ -8,6 +8,8 @@
 - `veil-research personal-report`: the README's strengths table and the product's
   per-strength figures, from the committed personal runs
 - `veil-research match [--photos]`: own-face and false-match rates of enrolment matching
+- `veil-research video [--people N --uploads N --frames N --personal medium]`: protection of
+  cloaked video frames taken as the tracker's uploads, against photo cloaks of the same photos
 """
 
 from __future__ import annotations
@@ -50,6 +52,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         from veil_research import match_eval
 
         return match_eval.main(rest)
+    if command == "video":
+        from veil.memory import share_one_malloc_arena
+        from veil_research import video_eval
+
+        share_one_malloc_arena()
+        return video_eval.main(rest)
     if command == "tune":
         from veil_research import tune_cloak
 

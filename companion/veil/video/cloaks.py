@@ -5,8 +5,8 @@ a tracker that takes several frames of a person. So each track gets one crop-spa
 the same on every frame, warped onto the face through that frame's own alignment:
 
 - an enrolled person (`veil enrol`; most keyframes match the same profile) gets their
-  personal cloak (`Engine.personal_deltas` on the keyframes, averaged, scaled by prominence as for
-  photos);
+  personal cloak (`Engine.personal_track_delta`: refined on all their keyframes at once,
+  scaled by prominence as for photos);
 - anyone else gets a cloak optimised with `veil.optimizer.cloak_crops`: first on the best
   keyframe (highest detector score x size), then refined from there on all keyframes at
   once and averaged, so it holds over the track's poses and sizes, not one frame.
@@ -101,14 +101,17 @@ def cloak_track(
     if named:
         person, votes = named.most_common(1)[0]
         if votes * 2 > len(keys):  # most keyframes show this enrolled person
+            # One refinement on all of this person's keyframes at once: a refinement fitted
+            # to one frame, pasted on the others, moves a recogniser less there.
             chosen = [
                 i for i, m in enumerate(matches) if m is not None and m.profile.profile_id == person
             ]
-            mine = [m for m in matches if m is not None and m.profile.profile_id == person]
+            match = matches[chosen[0]]
+            assert match is not None
             # Close-ups get less, as for photos (the prominence rule, `veil.prominence`).
-            deltas = engine.personal_deltas(crops[chosen], mine, seed, [strength] * len(mine))
-            profile = mine[0].profile
-            luma = _luma(deltas.mean(axis=0))
+            delta = engine.personal_track_delta(crops[chosen], match, seed, strength)
+            profile = match.profile
+            luma = _luma(delta)
             return TrackCloak(track.id, luma, frames, 1.0, profile.name, profile.strength.value)
     delta = _optimise(engine, crops, mode, seed, strength, progress)
     all_crops = np.stack([c.crop.astype(np.float32) for c in track.candidates])

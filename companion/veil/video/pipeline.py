@@ -17,6 +17,7 @@ from veil.cancel import checkpoint
 from veil.errors import CloakFailedError
 from veil.fileio import write_atomically
 from veil.imaging.metadata import MetadataReport, Policy
+from veil.memory import release_free_memory
 from veil.results import DEFAULT_MODE, Mode
 from veil.video.cloaks import TrackCloak, cloak_track
 from veil.video.limits import VideoLimits
@@ -102,6 +103,7 @@ def cloak_video_file(
         )
         meter.report(SCAN_SHARE + share * (done + 1))
     timer.lap("optimize")
+    release_free_memory()  # pass 1's and the optimiser's leftovers, before the encoder's frames
     meter.enter("encoding", SCAN_SHARE + CLOAK_SHARE)
     pad = detect_every * (MAX_MISSED + 1) - 1
     paths = [TrackPath.of(t, pad) for t in tracks]

@@ -19,10 +19,11 @@ from typing import TYPE_CHECKING, Any
 import av
 import av.error
 import numpy as np
+import numpy.typing as npt
 from av.video.frame import VideoFrame
 
 from veil import optimizer
-from veil.align import alignment_matrix, warp_crop
+from veil.align import F64, alignment_matrix, scale_of, warp_crop
 from veil.cancel import checkpoint
 from veil.errors import CorruptVideoError, TooManyFacesError, VideoTooLargeError
 from veil.video.frames import rgb
@@ -159,8 +160,40 @@ def _detect(
     linked = tracker.update(sightings)
     if not linked:
         return
-    full = rgb(frame)
-    for track, sighting in linked:
-        crop = warp_crop(full, alignment_matrix(sighting.landmarks, size), size)
+    matrices = [alignment_matrix(sighting.landmarks, size) for _, sighting in linked]
+    image, matrices = _crop_source(frame, matrices)
+    for (track, sighting), matrix in zip(linked, matrices, strict=True):
+        crop = warp_crop(image, matrix, size)
         track.keep_candidate(Candidate(sighting, crop.astype(np.float16)), MAX_CANDIDATES)
     timer.lap("track")
+
+
+def _crop_source(frame: VideoFrame, matrices: list[F64]) -> tuple[npt.NDArray[np.uint8], list[F64]]:
+    """The frame in RGB for `warp_crop`, and each face's alignment onto it.
+
+    `warp_crop` shrinks a face region to twice the crop's resolution (area averaging)
+    before its bilinear warp; where every face on the frame is at least that large, the
+    frame is converted at that reduced size at once (also area averaging, by swscale): a 4K
+    frame costs a 0.2x conversion instead of a full one. The crops differ from the full-size
+    path's by 1.3-1.6 levels (of 255) mean absolute on the 4K benchmark clip, 0.85 of it a
+    uniform brightness offset (swscale's rounding), the rest where the averaging blocks
+    fall."""
+    factor = min(1.0, 2.0 * max(scale_of(m) for m in matrices))
+    if factor >= 0.9:
+        return rgb(frame), matrices
+    width = max(32, round(frame.width * factor))
+    height = max(32, round(frame.height * factor))
+    image = rgb(frame, width, height)
+    fx, fy = width / frame.width, height / frame.height
+    # Frame point p = q / f for a point q of the smaller image: the mapping `warp_crop` uses
+    # for its own shrink (a centre-aligned one moved the crops by a fraction of a pixel
+    # against the full-size path's: 3 levels mean absolute difference instead of 1.3-1.6).
+    to_frame = np.array([[1 / fx, 0.0, 0.0], [0.0, 1 / fy, 0.0]])
+    return image, [_compose(m, to_frame) for m in matrices]
+
+
+def _compose(outer: F64, inner: F64) -> F64:
+    """The 2x3 affine map `outer` after `inner`."""
+    linear = outer[:, :2] @ inner[:, :2]
+    offset = outer[:, :2] @ inner[:, 2] + outer[:, 2]
+    return np.concatenate([linear, offset[:, None]], axis=1)

@@ -30,6 +30,10 @@ MAX_CENTRE_SHIFT = 0.75
 """... or the centre distance, in units of the face's size, when they barely overlap."""
 MAX_SCALE_CHANGE = 1.8
 """Largest change of face size between two rounds of the same track."""
+DUPLICATE_IOU = 0.4
+"""A sighting overlapping another of the same round this much, that found no track of its
+own, is the detector seeing one face twice: it starts no track (a track born of one
+sighting would be held for a whole pad of frames, pasting a second cloak over the face)."""
 
 
 @dataclass(frozen=True)
@@ -144,9 +148,13 @@ class Tracker:
         for ti, track in enumerate(live):
             if ti not in used_tracks:
                 track.missed += 1
+        kept: list[Sighting] = [sightings[si] for si in used]
         for si, sighting in enumerate(sightings):
             found = used.get(si)
+            if found is None and any(_same_face(sighting, k) for k in kept):
+                continue
             if found is None:
+                kept.append(sighting)
                 track = Track(self._next_id, [])
                 self._next_id += 1
                 self.tracks.append(track)
@@ -156,6 +164,17 @@ class Tracker:
             track.missed = 0
             out.append((track, sighting))
         return out
+
+
+def _same_face(a: Sighting, b: Sighting) -> bool:
+    """Two detections of one round that are one face: overlapping much, or one's centre
+    inside the other's box (a second, smaller box on the same face)."""
+    if iou(a.box, b.box) >= DUPLICATE_IOU:
+        return True
+    return any(
+        o.box.x0 <= s.centre[0] <= o.box.x1 and o.box.y0 <= s.centre[1] <= o.box.y1
+        for s, o in ((a, b), (b, a))
+    )
 
 
 @dataclass(frozen=True)
