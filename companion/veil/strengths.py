@@ -54,10 +54,16 @@ def protection_of(strength: Strength) -> float | None:
     return None if row is None else float(row["protection_worst"])
 
 
+def reaches_target(strength: Strength) -> bool:
+    """Whether this strength's measured protection reaches `TARGET_PROTECTION`."""
+    value = protection_of(strength)
+    return value is not None and value >= TARGET_PROTECTION
+
+
 def recommended_strength() -> Strength:
+    """The least visible strength that reaches the target; the strongest when none does."""
     for strength in Strength:  # least visible first
-        value = protection_of(strength)
-        if value is not None and value >= TARGET_PROTECTION:
+        if reaches_target(strength):
             return strength
     return Strength.STRONG
 
@@ -83,6 +89,11 @@ def strength_table() -> str:
     recommended = recommended_strength()
     for strength in Strength:
         mark = "  <- recommended" if strength is recommended else ""
+        if strength is recommended and not reaches_target(strength):
+            mark = (
+                f"  <- preselected: no strength reaches the target ({TARGET_PROTECTION:.0%} "
+                "against every recogniser measured); this is the most Veil offers"
+            )
         lines.append(f"  {describe(strength)}{mark}")
     return "\n".join(lines)
 
@@ -96,6 +107,7 @@ def figures_json() -> list[dict[str, Any]]:
             {
                 "strength": strength.value,
                 "recommended": strength is recommended_strength(),
+                "reaches_target": reaches_target(strength),
                 "description": describe(strength),
                 **{k: v for k, v in row.items() if isinstance(v, int | float | str)},
             }

@@ -191,6 +191,9 @@ def strengths_table() -> str:
         if p is None or v is None:
             continue
         name = f"**{strength}** (recommended)" if strength == recommended else strength
+        if recommended is None and strength == STRENGTHS[-1]:
+            # `veil.strengths.recommended_strength` falls back to the strongest.
+            name = f"**{strength}** (preselected; below the target)"
         lines.append(
             f"| {name} | {_cell(v['display'])} | {_cell(v['face'])} | {_scores(p.get('none'))} "
             f"| {_scores(p.get('jpeg75'))} | {_scores(p.get('adaptive'))} "

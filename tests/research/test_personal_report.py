@@ -24,7 +24,8 @@ def test_readme_strengths_table_is_rendered_from_the_committed_runs() -> None:
     assert personal_report.replace_table(readme, table) == readme, (
         "README's strengths table differs from docs/data: run veil-research personal-report"
     )
-    assert "(recommended)" in table
+    # Exactly one row is marked: the recommended strength, or the preselected strongest.
+    assert table.count("(recommended)") + table.count("(preselected; below the target)") == 1
 
 
 def test_product_figures_are_rendered_from_the_committed_runs() -> None:
@@ -45,3 +46,11 @@ def test_the_product_recommends_the_least_visible_strength_that_reaches_the_targ
     for strength in Strength:  # every line a person reads carries the measured figures
         line = strengths.describe(strength)
         assert f"{rows[strength.value]['protection_centroid']:.0%}" in line
+        assert strengths.reaches_target(strength) == (
+            rows[strength.value]["protection_worst"] >= strengths.TARGET_PROTECTION
+        )
+    table = strengths.strength_table()  # what `veil enrol` prints before it asks
+    if not strengths.reaches_target(chosen):
+        assert "no strength reaches the target" in table
+    else:
+        assert "no strength reaches the target" not in table

@@ -333,9 +333,10 @@ function figure(src, caption, kind) {
 function strengthNote(figures, recommended) {
   if (figures !== recommended) return '';
   const measured = typeof (/** @type {any} */ (figures).protection_worst) === 'number';
-  return measured
+  if (!measured) return ' · preselected: no strength is measured in this build, so Veil picks the strongest';
+  return (/** @type {any} */ (figures).reaches_target)
     ? ' · preselected: the least visible strength that reached Veil\u2019s protection target in its measurements'
-    : ' · preselected: no strength is measured in this build, so Veil picks the strongest';
+    : ' · preselected: no strength reached Veil\u2019s protection target against every recogniser it measured; this is the most Veil offers';
 }
 
 /** @param {EnrolStatus} status */
