@@ -405,6 +405,8 @@ async def test_gif_through_the_server(
     assert reply.status == 200, await reply.text()
     assert reply.headers["Content-Type"] == "image/gif"
     assert reply.headers["X-Veil-Faces"] == "1"
+    cloaked, spans = reply.headers["X-Veil-Face-Frames"].split("/")
+    assert int(cloaked) == int(spans) > 1
     body = await reply.read()
     assert play(body) == play(data)
     assert face_frames_changed(shown(data), shown(body), pan.truth) >= COVERAGE

@@ -187,6 +187,11 @@ def _cloak_response(result: CloakResult) -> web.Response:
             for face in shown
         ]
         headers["X-Veil-Face-Profiles"] = json.dumps(profiles, separators=(",", ":"))
+    if result.frames > 1:
+        # An animation: every (frame, face track) pair got its track's cloak; the engine
+        # checks each on the re-decoded output and refuses the file otherwise, so the
+        # count is both halves of the video's "cloaked / all" figure.
+        headers["X-Veil-Face-Frames"] = f"{result.face_frames}/{result.face_frames}"
     if result.ssim is not None:
         headers["X-Veil-SSIM"] = f"{result.ssim:.4f}"
     if result.face_ssimulacra2 is not None:
