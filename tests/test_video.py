@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from corpus import in_ci, require_faces
 from metadata_samples import EXIFTOOL, exiftool_tags
 from veil.align import alignment_matrix, warp_crop
 from veil.engine import Engine
+from veil.video.codecs import LARGE_FRAME, encoder_available, plan_encoder
 from veil.video.pipeline import cloak_video_file
 from veil.video.result import VideoCloakResult
 from video_samples import OWNER, SERIAL, Clip, load_rgb, make_clip
@@ -318,3 +320,23 @@ def test_keep_metadata_keeps_location(engine: Engine, portrait: Any, tmp_path: P
     after = exiftool_tags([out])[out.name]
     assert any("GPS" in key for key in after), after
     assert after.get("Keys:Author") == OWNER
+
+
+@pytest.mark.parametrize(
+    ("codec", "muxer", "pix_fmt"),
+    [("h264", "mp4", "yuv420p"), ("hevc", "mp4", "yuv420p10le"), ("hevc", "mov", "yuv420p")],
+)
+def test_large_frame_encoder_settings_are_accepted(codec: str, muxer: str, pix_fmt: str) -> None:
+    """The settings for 1440p and up (a shorter look-ahead for memory) open the encoder:
+    x265 refuses a look-ahead no longer than its run of B-frames, which would fail every
+    4K HEVC video at the encoding stage."""
+    for width, height in ((2560, 1440), (3840, 2160)):
+        assert width * height >= LARGE_FRAME
+        plan = plan_encoder(codec, muxer, pix_fmt, width * height)
+        if not encoder_available(plan.encoder):
+            pytest.skip(f"no {plan.encoder} in this FFmpeg")
+        ctx = av.codec.CodecContext.create(plan.encoder, "w")
+        ctx.width, ctx.height, ctx.pix_fmt = width, height, plan.pix_fmt
+        ctx.time_base = Fraction(1, 30)
+        ctx.options = dict(plan.options)
+        ctx.open()  # raises av.error.InvalidDataError on settings the encoder refuses

@@ -9,7 +9,7 @@ SSIMULACRA2 against the original of the cloaked output and of a plain re-encode 
 settings (the yardstick), whole frame and face box.
 
     .venv/bin/python build/bench/bench_video.py [--seconds 10] [--faces-dir DIR] [--only 1080p]
-        [--clips DIR] [--baseline-code DIR] [--profile DIR]
+        [--clips DIR] [--baseline-code DIR] [--profile DIR] [--codec h264|hevc|hevc10]
 
 The machine is shared: each run prints the load average beside its figures, and the CPU
 seconds (user + system, all threads) of the process that cloaks, which the load changes
@@ -17,7 +17,9 @@ far less than the wall-clock time. `--baseline-code DIR` cloaks the same clip, b
 back, with an older copy of the `veil` package (DIR holds `veil/`, e.g. a copy of
 `companion/veil` taken before a change): old and new timed under the same load.
 `--clips DIR` keeps the generated clips there and reuses them (making a 4K clip takes
-minutes). `--profile DIR` writes cProfile statistics of each cloak there.
+minutes). `--profile DIR` writes cProfile statistics of each cloak there. `--codec hevc`
+(8-bit) or `hevc10` (10-bit, as iPhones record) makes HEVC clips instead of H.264 ones, so
+the cloak re-encodes with libx265.
 """
 
 from __future__ import annotations
@@ -44,6 +46,19 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests"))
 
 SIZES = {"1080p": (1920, 1080), "4k": (3840, 2160)}
+# Source clip encoders: high quality, like a phone's own (high-bitrate) file.
+SOURCES: dict[str, dict[str, Any]] = {
+    "h264": {"codec": "libx264", "options": {"preset": "veryfast", "crf": "16"}},
+    "hevc": {
+        "codec": "libx265",
+        "options": {"preset": "superfast", "crf": "12", "x265-params": "log-level=error"},
+    },
+    "hevc10": {
+        "codec": "libx265",
+        "pix_fmt": "yuv420p10le",
+        "options": {"preset": "superfast", "crf": "12", "x265-params": "log-level=error"},
+    },
+}
 PHOTO = "photos/Scarlett_Johansson/img49.jpg"
 
 
@@ -150,13 +165,14 @@ def _clip(
     seconds: float,
     photo: Any,
     faces: Any,
+    codec: str = "h264",
 ) -> Any:
-    """The benchmark clip, from `cache` when it holds one of this size and length."""
+    """The benchmark clip, from `cache` when it holds one of this size, length and codec."""
     from video_samples import make_clip
 
     folder = cache or tmp
     folder.mkdir(parents=True, exist_ok=True)
-    stem = folder / f"{name}-{seconds:g}s"
+    stem = folder / (f"{name}-{seconds:g}s" + ("" if codec == "h264" else f"-{codec}"))
     saved = stem.with_suffix(".pickle")
     if cache is not None and saved.exists() and stem.with_suffix(".mp4").exists():
         return pickle.loads(saved.read_bytes())
@@ -166,7 +182,7 @@ def _clip(
         faces,
         size=size,
         seconds=seconds,
-        options={"preset": "veryfast", "crf": "16"},
+        **SOURCES[codec],
     )
     saved.write_bytes(pickle.dumps(clip))
     return clip
@@ -231,6 +247,7 @@ def main() -> None:
     )
     parser.add_argument("--profile", type=Path, help="folder for cProfile statistics")
     parser.add_argument("--no-plain", action="store_true", help="skip the plain re-encode")
+    parser.add_argument("--codec", choices=list(SOURCES), default="h264", help="the clips' codec")
     args = parser.parse_args()
     from veil.engine import Engine
     from video_samples import load_rgb
@@ -243,12 +260,13 @@ def main() -> None:
             if args.only and name != args.only:
                 continue
             started = time.perf_counter()
-            clip = _clip(args.clips, Path(tmp), name, size, args.seconds, photo, faces)
+            clip = _clip(args.clips, Path(tmp), name, size, args.seconds, photo, faces, args.codec)
             made = time.perf_counter() - started
             cloaked, plain = Path(tmp) / f"{name}.cloaked.mp4", Path(tmp) / f"{name}.plain.mp4"
             mb = 1024 * 1024
             report: dict[str, Any] = {
-                "clip": f"{name} {size[0]}x{size[1]} {clip.frames} frames, {args.seconds:.0f} s "
+                "clip": f"{name} {args.codec} {size[0]}x{size[1]} {clip.frames} frames, "
+                f"{args.seconds:.0f} s "
                 f"(made in {made:.0f} s, {clip.path.stat().st_size / mb:.1f} MB)",
             }
             if args.baseline_code is not None:

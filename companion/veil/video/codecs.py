@@ -37,14 +37,24 @@ class EncoderPlan:
 # clip (90.9 and 91.0 against the source, half size) with 0.55x the encoder's CPU time and
 # 1.2x the size (docs/video.md; veryfast CRF 16 itself matched preset fast at CRF 18, the
 # usual "visually lossless"); the speed is superfast's one-pixel motion search and subpixel
-# level 1. x265's CRF scale runs about 2 higher for the same look; VP9 and AV1 (SVT) use their
-# own 0-63 scales.
+# level 1. x265: preset superfast with adaptive quantisation put back (superfast turns it off,
+# and its files grow about 1.4x for the same look) at CRF 17.5 matches the former preset
+# veryfast at CRF 18 in SSIMULACRA2 on 1080p HEVC clips (8-bit 87.9 against 87.8, 10-bit 87.1
+# against 86.5) with about 0.6x the encoder's CPU time and 1.1x the size (docs/video.md). VP9
+# and AV1 (SVT) use their own 0-63 scales.
 _ENCODERS: dict[str, tuple[str, dict[str, str]]] = {
     "h264": (
         "libx264",
         {"crf": "15", "preset": "superfast", "x264-params": "mbtree=1:rc-lookahead=10"},
     ),
-    "hevc": ("libx265", {"crf": "18", "preset": "veryfast", "x265-params": "log-level=error"}),
+    "hevc": (
+        "libx265",
+        {
+            "crf": "17.5",
+            "preset": "superfast",
+            "x265-params": "log-level=error:aq-mode=2:aq-strength=1.0",
+        },
+    ),
     "vp9": (
         "libvpx-vp9",
         {"crf": "24", "b": "0", "deadline": "good", "cpu-used": "4", "row-mt": "1"},
@@ -78,6 +88,14 @@ LARGE_FRAME = 2560 * 1440
 """From this many pixels a frame (1440p, 4K) the encoders look 3 frames ahead instead of
 10-15: each frame in x264's look-ahead costs about 25 MB at 4K (measured, decoder and
 encoder of a 4K clip: 735 MB at the default, 563 MB at 5, 512 MB at 3)."""
+
+
+X265_LARGE_FRAME_PARAMS = ":bframes=1:rc-lookahead=2:frame-threads=1"
+"""x265 from 1440p up: 1 B-frame and 2 frames of look-ahead instead of 3 and 10 (2-second 4K
+10-bit clip, decoder and encoder alone: 1.9 GB of peak RSS at the default, 1.6 GB with 3 and
+4, 1.26 GB with these; SSIMULACRA2 84.5 against 84.3 and 86.0, 0.66x the default's size),
+and one frame encoded at a time whatever the cores (x265 picks 2 frames from 4 cores, 3 from
+8, each holding its own frames: +280 MB at 3 on that clip); rows still run in parallel."""
 
 
 def plan_encoder(codec: str, muxer: str, pix_fmt: str, pixels: int = 0) -> EncoderPlan:
@@ -115,5 +133,7 @@ def plan_encoder(codec: str, muxer: str, pix_fmt: str, pixels: int = 0) -> Encod
         chosen["x264-params"] = "mbtree=1:rc-lookahead=3:sync-lookahead=0"
         chosen["crf"] = "14"
     elif pixels >= LARGE_FRAME and encoder == "libx265":
-        chosen["x265-params"] = chosen["x265-params"] + ":rc-lookahead=3"
+        # x265 refuses a look-ahead no longer than its run of B-frames (superfast: 3), and
+        # each frame it holds costs about 100 MB at 4K 10-bit (docs/video.md).
+        chosen["x265-params"] = chosen["x265-params"] + X265_LARGE_FRAME_PARAMS
     return EncoderPlan(encoder, target, chosen, tag)
