@@ -597,3 +597,13 @@ def _restart(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
         assert time.monotonic() < deadline, log_path.read_text()
         time.sleep(0.2)
     return process
+
+
+def test_a_4k_hevc_job_reserves_what_x265_was_measured_to_take() -> None:
+    """docs/video.md (HEVC): a 4K HEVC cloak peaked at 1.55 GB, 1.19 GB above the models'
+    366 MB; H.264 at 4K at 872 MB. The reservation must cover each above the models."""
+    from veil.server.pool import estimate_video_job_bytes
+
+    gib = 1024**3
+    assert estimate_video_job_bytes(3840, 2160, "hevc") >= 1.19 * gib
+    assert estimate_video_job_bytes(3840, 2160, "h264") >= 0.872 * gib - 366 * 1024**2

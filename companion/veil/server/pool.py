@@ -53,13 +53,18 @@ def estimate_job_bytes(info: ImageInfo, body_bytes: int) -> int:
 # encoder look-ahead, a few RGB copies for detection and the paste), so it depends on the
 # frame size, not on the file's size or length. Measured (docs/video.md, bench_video.py):
 # about 260 MB at 1080p and 630-900 MB at 4K above the models' 366 MB.
+# x265 holds about 100 MB a 4K frame and keeps several in flight: a 4K HEVC cloak peaked at
+# 1.55 GB, about 1.19 GB above the models (docs/video.md, HEVC).
 VIDEO_BYTES_PER_PIXEL = 100
+HEVC_VIDEO_BYTES_PER_PIXEL = 150
 VIDEO_JOB_OVERHEAD_BYTES = 150 * 1024 * 1024
 
 
-def estimate_video_job_bytes(width: int, height: int) -> int:
-    """Estimated peak memory of cloaking one video, from its container header."""
-    return width * height * VIDEO_BYTES_PER_PIXEL + VIDEO_JOB_OVERHEAD_BYTES
+def estimate_video_job_bytes(width: int, height: int, codec: str = "") -> int:
+    """Estimated peak memory of cloaking one video, from its container header (`codec`:
+    the input's, which the output is re-encoded in)."""
+    per_pixel = HEVC_VIDEO_BYTES_PER_PIXEL if codec == "hevc" else VIDEO_BYTES_PER_PIXEL
+    return width * height * per_pixel + VIDEO_JOB_OVERHEAD_BYTES
 
 
 def _run_bound(token: CancelToken, work: Callable[[], T]) -> T:

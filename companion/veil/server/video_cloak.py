@@ -110,7 +110,7 @@ async def _cloak(
             info = await pool.probe(partial(probe, files.input, limits))
             limit_s = config.video_timeout_s(info.duration)
             deadline.reschedule(loop.time() + limit_s)
-            slot.reserve_memory(estimate_video_job_bytes(info.width, info.height))
+            slot.reserve_memory(estimate_video_job_bytes(info.width, info.height, info.codec))
 
             def work() -> VideoCloakResult:
                 if not files.hold():  # abandoned while queued: the files are gone
