@@ -5,11 +5,16 @@ from __future__ import annotations
 import io
 import struct
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 
 from corpus import require_faces
+
+if TYPE_CHECKING:
+    from veil.engine import Engine
+    from veil.profiles import Profile
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -101,3 +106,27 @@ def gif_bomb() -> bytes:
 
 
 SVG = b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"/>'
+
+
+def enrol_matt_damon(engine: Engine) -> Profile:
+    """Matt Damon enrolled (the product's `build_profile`, every recogniser, 2 optimiser
+    steps so that tests stay fast) from three of his photos; `img33.jpg` is kept back as an
+    upload. Returns the profile (not saved)."""
+    from veil import personal
+    from veil.enrolment import EnrolPhoto, build_profile, enrolment_faces
+    from veil.modelstore import get_store
+    from veil.recognizers import load_recognizers
+
+    folder = faces_dir() / "photos" / "Matt_Damon"
+    enrol = [p for p in sorted(folder.glob("*.jpg")) if p.name != "img33.jpg"][:3]
+    faces = enrolment_faces(engine, [EnrolPhoto(p.name, p.read_bytes()) for p in enrol])
+    store = get_store()
+    everyone = load_recognizers(store.names(role="recogniser"), store)
+    return build_profile(
+        engine,
+        faces,
+        "me",
+        strength=personal.Strength.MEDIUM,
+        surrogates=everyone,
+        plan=personal.EnrolPlan(steps=2),
+    )

@@ -30,6 +30,7 @@ from PIL import Image
 
 from animated_samples import make_apng, make_gif, make_webp, pan_frames
 from corpus import require_faces
+from engine_support import enrol_matt_damon
 from metadata_samples import EXIFTOOL, exiftool_tags
 from veil.align import alignment_matrix, warp_crop
 from veil.animated import gif, pillowframes
@@ -423,26 +424,10 @@ async def test_gif_through_the_server(
 def test_enrolled_person_gets_their_personal_cloak(engine: Engine) -> None:
     """A GIF of an enrolled person: their track gets their personal cloak on every frame;
     a GIF of someone else: the default cloak (never another person's)."""
-    from veil import personal
-    from veil.enrolment import EnrolPhoto, build_profile, enrolment_faces
-    from veil.modelstore import get_store
     from veil.profiles import ProfileBook
-    from veil.recognizers import load_recognizers
 
     folder = require_faces() / "photos" / "Matt_Damon"
-    enrol = [p for p in sorted(folder.glob("*.jpg")) if p.name != "img33.jpg"][:3]
-    faces = enrolment_faces(engine, [EnrolPhoto(p.name, p.read_bytes()) for p in enrol])
-    store = get_store()
-    everyone = load_recognizers(store.names(role="recogniser"), store)
-    profile = build_profile(
-        engine,
-        faces,
-        "me",
-        strength=personal.Strength.MEDIUM,
-        surrogates=everyone,
-        plan=personal.EnrolPlan(steps=2),
-    )
-    engine.profiles = ProfileBook.fixed([profile])
+    engine.profiles = ProfileBook.fixed([enrol_matt_damon(engine)])
     try:
         results = {}
         for name, path in (

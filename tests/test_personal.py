@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine_support import faces_dir
+from engine_support import enrol_matt_damon, faces_dir
 from veil import personal
 from veil.engine import Engine
-from veil.enrolment import EnrolPhoto, build_profile, enrolment_faces
+from veil.enrolment import EnrolPhoto, enrolment_faces
 from veil.errors import (
     EnrolError,
     EnrolFaceAmbiguousError,
@@ -31,7 +31,6 @@ from veil.errors import (
     ProfileNotFoundError,
     ProfileUnreadableError,
 )
-from veil.modelstore import get_store
 from veil.profiles import (
     PROFILES_FOLDER,
     ProfileBook,
@@ -41,11 +40,9 @@ from veil.profiles import (
     save_profile,
     set_strength,
 )
-from veil.recognizers import load_recognizers
 from veil.results import Mode
 
 REPO = Path(__file__).resolve().parents[1]
-QUICK = personal.EnrolPlan(steps=2)
 
 
 def photos_of(person: str) -> list[Path]:
@@ -65,13 +62,7 @@ def engine() -> Engine:
 def matt(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
     """Matt Damon enrolled from three of his photos; img33 is kept back as an upload."""
     config = tmp_path_factory.mktemp("veil-config")
-    enrol = [p for p in photos_of("Matt_Damon") if p.name != "img33.jpg"][:3]
-    faces = enrolment_faces(engine, [EnrolPhoto(p.name, read(p)) for p in enrol])
-    store = get_store()
-    everyone = load_recognizers(store.names(role="recogniser"), store)
-    profile = build_profile(
-        engine, faces, "me", strength=personal.Strength.MEDIUM, surrogates=everyone, plan=QUICK
-    )
+    profile = enrol_matt_damon(engine)
     save_profile(config, profile)
     return config, profile
 

@@ -23,6 +23,7 @@ import numpy.typing as npt
 import pytest
 
 from corpus import in_ci, require_faces
+from engine_support import enrol_matt_damon
 from metadata_samples import EXIFTOOL, exiftool_tags
 from veil.align import alignment_matrix, warp_crop
 from veil.engine import Engine
@@ -270,26 +271,10 @@ def test_phone_metadata_removed(engine: Engine, portrait: Any, tmp_path: Path, s
 def test_enrolled_person_gets_their_personal_cloak(engine: Engine, tmp_path: Path) -> None:
     """A clip of an enrolled person: their track gets their personal cloak; a clip of
     someone else: the default cloak (never another person's)."""
-    from veil import personal
-    from veil.enrolment import EnrolPhoto, build_profile, enrolment_faces
-    from veil.modelstore import get_store
     from veil.profiles import ProfileBook
-    from veil.recognizers import load_recognizers
 
     folder = require_faces() / "photos" / "Matt_Damon"
-    enrol = [p for p in sorted(folder.glob("*.jpg")) if p.name != "img33.jpg"][:3]
-    faces = enrolment_faces(engine, [EnrolPhoto(p.name, p.read_bytes()) for p in enrol])
-    store = get_store()
-    everyone = load_recognizers(store.names(role="recogniser"), store)
-    profile = build_profile(
-        engine,
-        faces,
-        "me",
-        strength=personal.Strength.MEDIUM,
-        surrogates=everyone,
-        plan=personal.EnrolPlan(steps=2),
-    )
-    engine.profiles = ProfileBook.fixed([profile])
+    engine.profiles = ProfileBook.fixed([enrol_matt_damon(engine)])
     try:
         results = {}
         for name, path in (
