@@ -9,6 +9,7 @@ cloak was optimised; protection is measured by `veil-research personal`, not her
 from __future__ import annotations
 
 import io
+import json
 import os
 import stat
 import subprocess
@@ -32,6 +33,9 @@ from veil.errors import (
     ProfileUnreadableError,
 )
 from veil.profiles import (
+    LEGACY_MATCH_TOP,
+    MATCH_TOP,
+    MATCHING_VERSION,
     PROFILES_FOLDER,
     ProfileBook,
     forget_profile,
@@ -80,6 +84,9 @@ def test_profile_is_private_complete_and_says_nothing_biometric(
     loaded = load_profile(files[0])
     assert loaded.universal.shape == (112, 112)
     assert set(loaded.embeddings) == {"mobilefacenet", "sface"}
+    # Three enrolment faces, each also mirrored (`gallery_embeddings`), matched on the top 5.
+    assert {len(e) for e in loaded.embeddings.values()} == {6}
+    assert loaded.matching == MATCHING_VERSION and loaded.match_top == MATCH_TOP
     np.testing.assert_array_equal(loaded.universal, profile.universal)  # type: ignore[attr-defined]
     summary = loaded.summary()
     assert set(summary) == {"id", "name", "strength", "created", "photos"}
@@ -194,6 +201,30 @@ def test_a_profile_from_another_model_version_is_refused(
         list_profiles(tmp_path)
 
 
+def test_a_profile_enrolled_before_mirrored_faces_keeps_its_own_rule(
+    engine: Engine, matt: tuple[Path, object], tmp_path: Path
+) -> None:
+    """A version-1 profile (no mirror images stored, nothing saying so) still matches its
+    person, on the top 3 of what it holds, and is not refused: its cloak is unchanged."""
+    _, profile = matt
+    taken = {m: e[:3] for m, e in profile.embeddings.items()}  # type: ignore[attr-defined]
+    path = save_profile(tmp_path, replace(profile, embeddings=taken, matching=1))  # type: ignore[type-var]
+    with np.load(path) as data:
+        arrays = dict(data)
+    meta = json.loads(bytes(arrays["meta"]).decode())
+    del meta["matching"]  # as written before the field existed
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+    np.savez(path.with_suffix(""), **arrays)  # savez appends .npz
+    old = load_profile(path)
+    assert old.matching == 1 and old.match_top == LEGACY_MATCH_TOP
+    engine.profiles = ProfileBook(tmp_path, None)
+    try:
+        result = engine.cloak_bytes(read(faces_dir() / "photos" / "Matt_Damon" / "img33.jpg"))
+    finally:
+        engine.profiles = None
+    assert [f.profile for f in result.faces] == ["me"]
+
+
 def test_strength_change_and_forget(matt: tuple[Path, object], tmp_path: Path) -> None:
     _, profile = matt
     save_profile(tmp_path, profile)  # type: ignore[arg-type]
@@ -280,7 +311,9 @@ def test_veil_enrol_then_cloak_then_forget(tmp_path: Path) -> None:
 
 def test_matching_has_no_false_matches_over_the_aligned_corpus(engine: Engine) -> None:
     """The shipped threshold on the 24 people of `aligned/`: each enrols with its first
-    fifth; no crop of anyone else matches them, and most of their own crops do."""
+    fifth (and its mirror images, as the profile keeps them); no crop of anyone else
+    matches them, and at least 95% of their own crops do (the issue's target)."""
+    from veil.enrolment import gallery_embeddings
     from veil.profiles import MATCH_THRESHOLD, match_scores
 
     root = faces_dir() / "aligned"
@@ -291,7 +324,7 @@ def test_matching_has_no_false_matches_over_the_aligned_corpus(engine: Engine) -
         n = max(3, round(len(files) / 5))
         crops = [np.asarray(Image.open(f).convert("RGB"), np.float32) / 255 for f in files]
         emb = {s.name: s.embed(np.stack(crops)) for s in engine.surrogates}
-        enrolled[person.name] = {m: e[:n] for m, e in emb.items()}
+        enrolled[person.name] = gallery_embeddings(engine, np.stack(crops[:n]))
         rest[person.name] = {m: e[n:] for m, e in emb.items()}
     own, strangers = [], []
     for a in enrolled:
@@ -302,4 +335,4 @@ def test_matching_has_no_false_matches_over_the_aligned_corpus(engine: Engine) -
     false = int(np.sum(np.concatenate(strangers) >= MATCH_THRESHOLD))
     print(f"own crops matched {own_rate:.3f}, false matches {false}")
     assert false == 0
-    assert own_rate >= 0.93
+    assert own_rate >= 0.95

@@ -26,6 +26,7 @@ from veil.errors import EnrolError, EnrolFaceAmbiguousError, ErrorCode
 from veil.profiles import (
     MATCH_MODELS,
     MATCH_THRESHOLD,
+    MATCHING_VERSION,
     Profile,
     check_name,
     match_scores,
@@ -92,12 +93,27 @@ def _embed(engine: object, crops: F32) -> dict[str, F32]:
     }
 
 
-def face_embeddings(engine: object, data: bytes) -> list[dict[str, F32]]:
-    """Matching embeddings of every face in a photo (research: `veil-research match`)."""
+def gallery_embeddings(engine: object, crops: F32) -> dict[str, F32]:
+    """What a profile keeps to recognise the person: per matching recogniser, the
+    embeddings of the enrolment crops [N,S,S,3] and of their mirror images, [2N,D].
+
+    Why mirrored: a face turned the other way than in every enrolment photo scored low
+    against them; the mirror images fill that side. Measured on the 24 people of
+    `aligned/` (`veil-research match`): own crops matched 94.7% -> 95.1% at zero false
+    matches (with `profiles.MATCH_TOP` 5 instead of 3)."""
+    taken = _embed(engine, crops)
+    mirrored = _embed(engine, np.ascontiguousarray(crops[:, :, ::-1]))
+    return {m: np.concatenate([taken[m], mirrored[m]]) for m in taken}
+
+
+def face_embeddings(engine: object, data: bytes, *, mirrored: bool = False) -> list[dict[str, F32]]:
+    """Matching embeddings of every face in a photo (research: `veil-research match`);
+    `mirrored`: of each face's mirror image."""
     faces = _faces_of(engine, EnrolPhoto("photo", data), engine.max_pixels)  # type: ignore[attr-defined]
     if not faces:
         return []
-    emb = _embed(engine, np.stack([c for c, _ in faces]))
+    crops = np.stack([c for c, _ in faces])
+    emb = _embed(engine, np.ascontiguousarray(crops[:, :, ::-1]) if mirrored else crops)
     return [{m: e[i] for m, e in emb.items()} for i in range(len(faces))]
 
 
@@ -144,7 +160,7 @@ def enrolment_faces(engine: object, photos: Sequence[EnrolPhoto]) -> list[FoundF
                 photo=first,
                 boxes=[b for _, b in several[first]],
             )
-        reference = _embed(engine, np.stack([f.crop for f in chosen.values()]))
+        reference = gallery_embeddings(engine, np.stack([f.crop for f in chosen.values()]))
         for i, faces in sorted(several.items()):
             scores = match_scores(_embed(engine, np.stack([c for c, _ in faces])), reference)
             order = np.argsort(scores)[::-1]
@@ -182,7 +198,7 @@ def build_profile(
     # The person's direction for every recogniser an upload's refining steps may use.
     by_name = {s.name: s for s in (*engine.surrogates, *engine.refiners)}  # type: ignore[attr-defined]
     engine_models = tuple(by_name.values())
-    embeddings = _embed(engine, crops)
+    embeddings = gallery_embeddings(engine, crops)
     if not embeddings:
         raise EnrolError("the engine has no matching recogniser loaded")
     targets = {
@@ -218,4 +234,5 @@ def build_profile(
         targets=targets,
         universal=cloak,
         photos=len(faces),
+        matching=MATCHING_VERSION,
     )

@@ -45,13 +45,21 @@ NAME_MAX = 60
 
 MATCH_THRESHOLD = 0.51
 """A face is the enrolled person when its score reaches this: per matching recogniser, the
-mean cosine to the person's `MATCH_TOP` most similar enrolment faces, averaged over the
-recognisers. Calibrated on the corpus (`veil-research match`): at 0.51 no face of another
-of its 24 people matched anyone, and 94.7% of people's own aligned crops matched (the
-nearest centroid instead of the top 3 took strangers up to 0.58, where 10% of own crops
-fall); docs/protection.md gives the figures."""
+mean cosine to the person's `MATCH_TOP` most similar enrolment faces (each enrolment face
+counted twice: as taken and mirrored), averaged over the recognisers. Calibrated on the
+corpus (`veil-research match`): at 0.51 no face of another of its 24 people matched anyone
+(the highest scored 0.502), and 95.1% of people's own aligned crops matched (94.7% without
+the mirrored faces and with the top 3; the nearest centroid took strangers up to 0.58);
+docs/personal-cloak.md gives the figures."""
 
-MATCH_TOP = 3
+MATCH_TOP = 5
+LEGACY_MATCH_TOP = 3
+"""The rule of profiles enrolled before `MATCHING_VERSION` 2 (no mirrored faces stored)."""
+
+MATCHING_VERSION = 2
+"""Stored with every profile: 2 = the enrolment faces' embeddings and their mirror images'
+(`veil.enrolment.gallery_embeddings`), matched on the top `MATCH_TOP`. A version-1 profile
+keeps working with its own rule; the cloak is the same either way."""
 
 EMPTY = np.zeros((112, 112), np.float32)
 
@@ -71,6 +79,12 @@ class Profile:
     targets: Mapping[str, F32]  # surrogate -> [D] unit direction the cloak lowers
     universal: F32  # [112,112] brightness change, premasked (`personal.ENROL_BUDGET`)
     photos: int  # how many enrolment photos it was computed from
+    matching: int = MATCHING_VERSION  # the matching rule its embeddings were stored for
+
+    @property
+    def match_top(self) -> int:
+        """How many of the most similar enrolment embeddings a face's score averages."""
+        return MATCH_TOP if self.matching >= 2 else LEGACY_MATCH_TOP
 
     @property
     def cloak(self) -> F32:
@@ -121,6 +135,7 @@ def save_profile(config_dir: Path, profile: Profile) -> Path:
         "algorithm": profile.algorithm,
         "models": dict(profile.models),
         "photos": profile.photos,
+        "matching": profile.matching,
     }
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
     buffer = io.BytesIO()
@@ -150,6 +165,7 @@ def load_profile(path: Path, fingerprints: Mapping[str, str] | None = None) -> P
             targets=targets,
             universal=universal,
             photos=int(meta["photos"]),
+            matching=int(meta.get("matching", 1)),
         )
     except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError) as exc:
         raise ProfileUnreadableError(
@@ -341,7 +357,7 @@ class ProfileBook:
             return [None] * count
         scores = np.zeros((count, len(profiles)), np.float32)
         for j, profile in enumerate(profiles):
-            scores[:, j] = match_scores(embeddings, profile.embeddings)
+            scores[:, j] = match_scores(embeddings, profile.embeddings, top=profile.match_top)
         out: list[Match | None] = []
         for i in range(count):
             j = int(np.argmax(scores[i]))
@@ -350,15 +366,18 @@ class ProfileBook:
         return out
 
 
-def match_scores(faces: Mapping[str, F32], enrolled: Mapping[str, F32]) -> F32:
-    """[N] scores of faces (model -> [N,D]) against one person's enrolment embeddings."""
+def match_scores(
+    faces: Mapping[str, F32], enrolled: Mapping[str, F32], *, top: int = MATCH_TOP
+) -> F32:
+    """[N] scores of faces (model -> [N,D]) against one person's enrolment embeddings
+    (`top`: how many of the most similar ones each score averages)."""
     parts = []
     for model in MATCH_MODELS:
         if model not in faces or model not in enrolled:
             continue
         sims = faces[model] @ enrolled[model].T  # [N, enrolment faces]
-        top = min(MATCH_TOP, sims.shape[1])
-        parts.append(np.sort(sims, axis=1)[:, -top:].mean(axis=1))
+        nearest = min(top, sims.shape[1])
+        parts.append(np.sort(sims, axis=1)[:, -nearest:].mean(axis=1))
     if not parts:
         raise ProfileUnreadableError("no recogniser in common with the enrolment profile")
     return np.asarray(np.mean(parts, axis=0), np.float32)

@@ -48,7 +48,13 @@ def aligned_rates(faces_dir: Path, cache: ev.EmbeddingCache, models: dict[str, o
         cents[ident] = {}
         others[ident] = {}
         for m in profiles.MATCH_MODELS:
-            cents[ident][m] = cache.embed(models[m], split.enrol[ident])  # type: ignore[arg-type]
+            mirrored = np.ascontiguousarray(split.enrol[ident][:, :, ::-1])
+            cents[ident][m] = np.concatenate(  # as `veil.enrolment.gallery_embeddings`
+                [
+                    cache.embed(models[m], split.enrol[ident]),  # type: ignore[arg-type]
+                    cache.embed(models[m], mirrored),  # type: ignore[arg-type]
+                ]
+            )
             rest = np.concatenate([split.uploads[ident], split.probes[ident]])
             others[ident][m] = cache.embed(models[m], rest)  # type: ignore[arg-type]
     own: list[np.ndarray] = []
@@ -93,6 +99,8 @@ def photo_rates(faces_dir: Path, enrol_count: int = 3) -> None:
         names = sorted({n for n, _ in mine})
         enrol_names = set(names[:enrol_count])
         enrol = [e for n, e in mine if n in enrol_names]
+        for name in sorted(enrol_names):  # the profile keeps their mirror images too
+            enrol += face_embeddings(engine, (person / name).read_bytes(), mirrored=True)
         centroid = {m: np.stack([e[m] for e in enrol]) for m in profiles.MATCH_MODELS}
         # Own photos: the best-matching face of each other photo (a photo may show others).
         for name in names[enrol_count:]:
@@ -153,7 +161,8 @@ def main(argv: Sequence[str]) -> int:
     cache = ev.EmbeddingCache((args.out or ev.REPO / "bench-out") / "embeddings")
     print(
         f"threshold {profiles.MATCH_THRESHOLD} on the mean cosine of "
-        f"{', '.join(profiles.MATCH_MODELS)} to the enrolment centroid"
+        f"{', '.join(profiles.MATCH_MODELS)} to the {profiles.MATCH_TOP} nearest enrolment "
+        "faces (taken and mirrored)"
     )
     aligned_rates(faces_dir, cache, models)  # type: ignore[arg-type]
     if args.photos:
