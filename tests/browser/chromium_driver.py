@@ -1,11 +1,17 @@
 """Driving Chromium with the unpacked extension through Playwright (sync API),
 including what Playwright cannot do by itself: trusted drops (CDP
-Input.dispatchDragEvent) and clicks inside Veil's closed shadow roots (CDP
-DOM.getDocument with pierce, then a real mouse click at the button)."""
+Input.dispatchDragEvent), clicks inside Veil's closed shadow roots (CDP
+DOM.getDocument with pierce, then a real mouse click at the button), and files on
+the clipboard for a trusted paste (a headed Chromium on an Xvfb display, the files
+offered as text/uri-list by xclip, as a file manager's Copy does)."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -179,3 +185,73 @@ def read_cancelled_while_companion_down(
         assert page.evaluate("window.seen") == []
     finally:
         browser.store_port(back_port)
+
+
+@contextlib.contextmanager
+def x_display(xvfb: str) -> Iterator[str]:
+    """A private Xvfb display (":N", the number Xvfb chose) for the block.
+
+    Headless Chromium's clipboard holds only what pages write to it (text, HTML, PNG): no
+    page and no DevTools command can put a file there, so a trusted paste of a file needs a
+    real X clipboard, hence a headed Chromium on a display."""
+    read, write = os.pipe()
+    server = subprocess.Popen(
+        [xvfb, "-displayfd", str(write), "-screen", "0", "1280x1024x24", "-nolisten", "tcp"],
+        pass_fds=(write,),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    os.close(write)
+    try:
+        with os.fdopen(read) as announced:
+            number = announced.readline().strip()
+        assert number.isdigit(), f"Xvfb did not start (exit code {server.poll()})"
+        yield f":{number}"
+    finally:
+        server.terminate()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(5)
+
+
+@contextlib.contextmanager
+def files_on_x_clipboard(xclip: str, display: str, files: list[Path]) -> Iterator[None]:
+    """`files` on the display's clipboard as text/uri-list, what a file manager's Copy offers
+    and what Chromium's X11 clipboard reads as files, for as long as the block runs (xclip
+    in the foreground serves the selection until it is stopped)."""
+    uris = "".join(f"{path.resolve().as_uri()}\r\n" for path in files)
+    owner = subprocess.Popen(
+        [xclip, "-selection", "clipboard", "-t", "text/uri-list", "-quiet", "-i"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "DISPLAY": display},
+    )
+    assert owner.stdin is not None
+    owner.stdin.write(uris.encode())
+    owner.stdin.close()
+    try:
+        deadline = time.monotonic() + 10
+        while _x_clipboard_targets(xclip, display) != "text/uri-list":
+            assert owner.poll() is None, f"xclip exited ({owner.returncode})"
+            assert time.monotonic() < deadline, "xclip never offered the files"
+            time.sleep(0.1)
+        yield
+    finally:
+        owner.terminate()
+        owner.wait(10)
+
+
+def _x_clipboard_targets(xclip: str, display: str) -> str:
+    found = subprocess.run(
+        [xclip, "-selection", "clipboard", "-t", "TARGETS", "-o"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        env={**os.environ, "DISPLAY": display},
+        check=False,
+    )
+    targets = [line for line in found.stdout.split() if line != "TARGETS"]
+    return " ".join(targets)

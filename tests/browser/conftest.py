@@ -17,7 +17,7 @@ from harness import (
     chromium_args,
     port_is_listening,
 )
-from playwright.sync_api import Page
+from playwright.sync_api import Page, Playwright
 from upload_site import UploadSite
 
 from veil.server.settings import DEFAULT_PORT
@@ -67,12 +67,25 @@ def firefox_binary() -> str:
 
 
 @pytest.fixture(scope="module")
-def browser(
-    chromium_binary: str, tmp_path_factory: pytest.TempPathFactory, companion: Companion
-) -> Iterator[ExtensionBrowser]:
+def playwright() -> Iterator[Playwright]:
+    """One Playwright per module: its sync API cannot be started twice in a thread, and a test
+    may want a second browser beside `browser` (test_chromium_video.py's headed one)."""
     from playwright.sync_api import sync_playwright
 
-    playwright = sync_playwright().start()
+    running = sync_playwright().start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def browser(
+    playwright: Playwright,
+    chromium_binary: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    companion: Companion,
+) -> Iterator[ExtensionBrowser]:
     context = playwright.chromium.launch_persistent_context(
         str(tmp_path_factory.mktemp("chromium-profile")),
         executable_path=chromium_binary,
@@ -117,7 +130,6 @@ def browser(
         yield extension
     finally:
         context.close()
-        playwright.stop()
 
 
 @pytest.fixture

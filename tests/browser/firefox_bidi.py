@@ -438,8 +438,11 @@ class Firefox:
             }})()"""
         )
 
-    async def _veil_prompt_call(self, context: str, function: str, *args: str) -> Any:
-        """Calls `function(dialog, ...args)` on Veil's prompt, or returns None when none is open.
+    async def _veil_prompt_call(
+        self, context: str, function: str, *args: str, role: str = "alertdialog"
+    ) -> Any:
+        """Calls `function(dialog, ...args)` on Veil's prompt (or, with role "status", on its
+        progress indicator), or returns None when none is open.
         The prompt is in a closed shadow root on a child of <body> or <html>: page scripts
         cannot reach it, but BiDi serialises closed shadow roots when asked to
         (includeShadowTree: "all"), and a page-realm function may then be given the root."""
@@ -461,7 +464,7 @@ class Firefox:
                 "script.callFunction",
                 {
                     "functionDeclaration": f"""(root, ...args) => {{
-                        const dialog = root.querySelector('[role=alertdialog]');
+                        const dialog = root.querySelector('[role={role}]');
                         if (!dialog || !dialog.querySelector('[data-veil-choice]')) return null;
                         return ({function})(dialog, ...args);
                     }}""",
@@ -491,6 +494,19 @@ class Firefox:
             choice,
         )
         assert button is not None, f"no {choice!r} button: Veil's prompt is not open"
+        await self.click_node(context, button["sharedId"])
+
+    async def veil_indicator_text(self, context: str) -> str | None:
+        """The text of Veil's "protecting your ..." indicator (with its Cancel), or None."""
+        found = await self._veil_prompt_call(context, "(badge) => badge.textContent", role="status")
+        return None if found is None else str(found["value"])
+
+    async def cancel_veil_indicator(self, context: str) -> None:
+        """Clicks the indicator's Cancel with a trusted mouse click, as the person would."""
+        button = await self._veil_prompt_call(
+            context, "(badge) => badge.querySelector('[data-veil-choice=stop]')", role="status"
+        )
+        assert button is not None, "no Cancel: Veil's indicator is not showing"
         await self.click_node(context, button["sharedId"])
 
     async def stop(self) -> None:

@@ -1,35 +1,54 @@
 """Videos through every upload path of the extension in real Chromium, with a real companion
 and a real upload site: a tiny real clip with a face (tests/video_samples.py) picked in a
-file input, dropped, read through showOpenFilePicker(), and from a picked folder, reaches the
-site cloaked (other bytes, same container, no location), with the companion's percentage on
-the toolbar badge and the in-page indicator meanwhile, and a frame of it before and after in
-the popup. Cancel (the indicator's button, or a later pick in the same input) stops the job on
-the companion and gives the page nothing; a companion that is down or refuses the video, and a
-video too large for the Port fallback, end in Veil's prompt, never in the original.
+file input, dropped, pasted, read through showOpenFilePicker(), and from a picked folder,
+reaches the site cloaked (other bytes, same container, no location), with the companion's
+percentage on the toolbar badge and the in-page indicator meanwhile (an animated GIF's too),
+and a frame of it before and after in the popup. Cancel (the indicator's button, or a later
+pick in the same input) stops the job on the companion and gives the page nothing; a
+companion that is down or refuses the video, and a video too large for the Port fallback,
+end in Veil's prompt, never in the original.
 
-A trusted paste of a video file cannot be produced in headless Chromium (its clipboard takes
-only text, HTML and PNG from script, and nothing puts files on it): the paste path is covered
-for videos in Firefox (test_firefox_video.py), for photos here in test_chromium_extension.py."""
+A trusted paste of a file cannot be produced in headless Chromium (its clipboard takes only
+text, HTML and PNG from pages, and no DevTools command puts files on it): the paste test runs
+a second, headed Chromium with the extension on an Xvfb display, with the file on the X
+clipboard as a file manager's Copy puts it (chromium_driver.files_on_x_clipboard)."""
 
 from __future__ import annotations
 
 import io
 import json
 import os
+import shutil
 import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
-from chromium_driver import ExtensionBrowser, all_text, answer_prompt, prompt_is_open, trusted_drop
-from harness import Companion, assert_cloaked, free_port, record_pick_to_upload
+from chromium_driver import (
+    ExtensionBrowser,
+    all_text,
+    answer_prompt,
+    files_on_x_clipboard,
+    prompt_is_open,
+    trusted_drop,
+    x_display,
+)
+from harness import (
+    EXTENSION_DIR,
+    Companion,
+    assert_cloaked,
+    chromium_args,
+    free_port,
+    record_pick_to_upload,
+)
 from PIL import Image
-from playwright.sync_api import Page
+from playwright.sync_api import Page, Playwright
 from upload_site import Received, UploadSite
 from video_checks import (
     FaceClip,
@@ -40,6 +59,8 @@ from video_checks import (
     first_frame_png,
     unsupported_codec_clip,
 )
+
+from corpus import in_ci
 
 pytestmark = [pytest.mark.browser, pytest.mark.faces]
 
@@ -220,8 +241,11 @@ def test_animated_gif_in_a_file_input_is_cloaked(
     gif = animated_gif(clip.path, tmp_path / "reaction.gif", frames=6)
     started = time.monotonic()
     form.set_input_files("#single", str(gif))
-    [received], _, _ = watch_upload(browser, form, site, "single", UPLOAD_TIMEOUT)
+    [received], badges, indicator = watch_upload(browser, form, site, "single", UPLOAD_TIMEOUT)
     record_pick_to_upload("chromium", "animated GIF, file input", time.monotonic() - started)
+    print(f"GIF badge: {badges}; indicator: {indicator[-1:]}")
+    # The companion's percentage for an animated image too (its job's measured figure).
+    assert_progress_seen(badges, indicator)
     assert received.name == gif.name and received.type == "image/gif"
     assert received.data != gif.read_bytes(), "the site received the ORIGINAL GIF"
     with Image.open(io.BytesIO(received.data)) as cloaked, Image.open(gif) as original:
@@ -229,6 +253,83 @@ def test_animated_gif_in_a_file_input_is_cloaked(
         assert cloaked.size == original.size
     # Its first frame is a cloak of the original's (faces changed far more than the rest).
     assert_cloaked(first_frame_png(gif.read_bytes()), first_frame_png(received.data))
+
+
+@dataclass(frozen=True)
+class HeadedBrowser:
+    browser: ExtensionBrowser
+    display: str  # its X display, ":N"
+    xclip: str
+
+
+@pytest.fixture
+def headed_browser(
+    playwright: Playwright,
+    chromium_binary: str,
+    companion: Companion,
+    tmp_path: Path,
+) -> Iterator[HeadedBrowser]:
+    """A headed Chromium with the extension, paired, on its own Xvfb display."""
+    xvfb, xclip = shutil.which("Xvfb"), shutil.which("xclip")
+    if xvfb is None or xclip is None:
+        message = "Xvfb and xclip are not installed (scripts/test installs them)"
+        if in_ci():  # as a missing corpus: CI must not pass without this path tested
+            pytest.fail(message)
+        pytest.skip(message)
+    with x_display(xvfb) as display:
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_path / "headed-profile"),
+            executable_path=chromium_binary,
+            headless=False,
+            args=[*chromium_args(EXTENSION_DIR), "--ozone-platform=x11"],
+            env={**os.environ, "DISPLAY": display},
+            viewport={"width": 900, "height": 800},
+        )
+        try:
+            worker = (
+                context.service_workers[0]
+                if context.service_workers
+                else context.wait_for_event("serviceworker", timeout=30_000)
+            )
+            extension = ExtensionBrowser(context, worker.url.split("/")[2])
+            extension.set_port(companion.port)
+            extension.pair(companion).close()
+            yield HeadedBrowser(extension, display, xclip)
+        finally:
+            context.close()
+
+
+def test_video_pasted_as_a_file_is_cloaked(
+    headed_browser: HeadedBrowser,
+    site: UploadSite,
+    clip: FaceClip,
+    tmp_path: Path,
+) -> None:
+    """Ctrl+V of a video file copied in a file manager: the page's paste listener gets the
+    cloak, never the original."""
+    browser = headed_browser.browser
+    site.clear()
+    page = browser.context.new_page()
+    page.goto(f"{site.url}/form")
+    try:
+        with files_on_x_clipboard(headed_browser.xclip, headed_browser.display, [clip.path]):
+            page.click("#pastezone")
+            started = time.monotonic()
+            page.keyboard.press("Control+V")
+            [received], badges, indicator = watch_upload(
+                browser, page, site, "paste", UPLOAD_TIMEOUT
+            )
+        record_pick_to_upload("chromium", "video, paste", time.monotonic() - started)
+        assert received.name == clip.path.name and received.type == "video/mp4"
+        change = assert_cloaked_video(clip.path, received.data, tmp_path)
+        print(f"paste: badge {badges}; change {change}")
+        assert_progress_seen(badges, indicator)
+        [seen] = [entry for entry in page.evaluate("window.seen") if entry["slot"] == "paste"]
+        assert seen["files"] == [
+            {"name": clip.path.name, "size": len(received.data), "type": "video/mp4"}
+        ], "the page's paste listener saw something else than the cloak"
+    finally:
+        page.close()
 
 
 STAND_IN_PICKER = """

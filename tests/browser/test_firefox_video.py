@@ -2,8 +2,9 @@
 upload site: a tiny real clip with a face picked in a file input, dropped, and pasted as a
 file reaches the site cloaked (other bytes, same container, no location), with the
 companion's percentage on the toolbar badge meanwhile and a frame of it in the tab's
-previews; with the companion down Veil asks and the page gets nothing. The Firefox fixtures
-(Veil installed and paired) are those of test_firefox_extension.py."""
+previews; Cancel on the in-page indicator stops the companion's job (its files deleted) and
+gives the page nothing; with the companion down Veil asks and the page gets nothing. The
+Firefox fixtures (Veil installed and paired) are those of test_firefox_extension.py."""
 
 from __future__ import annotations
 
@@ -11,13 +12,17 @@ import asyncio
 import json
 import os
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 from firefox_bidi import Firefox
 from harness import Companion, free_port, record_pick_to_upload
 from test_firefox_extension import (
     CONTROL,
+    READ_TOKEN,
     cancel_prompt,
     companion_on_port,
     firefox,
@@ -25,6 +30,7 @@ from test_firefox_extension import (
     page_got_nothing,
     prompt_while_nothing_uploaded,
     seen,
+    set_debug,
     still_paired_after,
 )
 from upload_site import Received, UploadSite
@@ -156,6 +162,88 @@ async def test_firefox_video_pasted_as_a_file(
     [entry] = await seen(browser, tab, "paste")
     assert [item["size"] for item in entry["files"]] == [len(received.data)]
     await browser.send("browsingContext.close", {"context": tab})
+
+
+@pytest.fixture(scope="module")
+def long_clip(photos: Path, tmp_path_factory: pytest.TempPathFactory) -> FaceClip:
+    """Long enough (6 s, 480x360) for a cancel to land while the companion works on it."""
+    folder = tmp_path_factory.mktemp("firefox-long-clips")
+    portrait = photos / "photos" / "Scarlett_Johansson" / "img49.jpg"
+    return face_clip(portrait, folder / "long-take.mp4", seconds=6.0, size=(480, 360))
+
+
+def companion_job(companion: Companion, bearer: str, job: str) -> dict[str, Any]:
+    """GET /v1/jobs/{id} as the extension's token (a job answers only the token that sent it)."""
+    request = urllib.request.Request(
+        f"{companion.url}/v1/jobs/{job}", headers={"Authorization": f"Bearer {bearer}"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return dict(json.load(response))
+    except urllib.error.HTTPError as exc:
+        return {"http": exc.code, "body": exc.read().decode(errors="replace")}
+
+
+def spooled_jobs(companion: Companion) -> list[Path]:
+    """The companion's video job folders (`<config dir>/video-spool/proc-*/job-*`): a video's
+    body and its cloak live there while it is received and cloaked."""
+    return sorted((companion.config_dir / "video-spool").glob("proc-*/job-*"))
+
+
+async def test_firefox_cancel_on_the_indicator_stops_the_companion_job(
+    firefox: tuple[Firefox, str], site: UploadSite, companion: Companion, long_clip: FaceClip
+) -> None:
+    """The person presses Cancel on Veil's indicator while the companion cloaks a video: the
+    companion's job is cancelled and its files deleted, and the page gets nothing (no file,
+    no prompt: Cancel is the person's choice, not a failure), as in Chromium."""
+    browser, ext = firefox
+    url = f"{site.url}/form"
+    # Debug timing marks on (content/timing.js): each upload's job id is marked veil:job:<id>.
+    await set_debug(browser, ext, {"timings": True})
+    try:
+        tab = await form_tab(browser, site)
+        await browser.set_files(tab, "document.getElementById('single')", [long_clip.path])
+        # The companion's percentage on the toolbar badge: its job is under way.
+        deadline = time.monotonic() + 60
+        while not (await badge_of(browser, ext, url)).endswith("%"):
+            assert site.batches("single") == [], "uploaded before the cancel"
+            assert time.monotonic() < deadline, "the badge never showed the video's progress"
+            await asyncio.sleep(0.1)
+        marks = json.loads(
+            await browser.value(
+                tab, "JSON.stringify(performance.getEntriesByType('mark').map((m) => m.name))"
+            )
+        )
+        [job] = [mark.split(":", 2)[2] for mark in marks if mark.startswith("veil:job:")]
+        bearer = str(await browser.value(ext, READ_TOKEN))
+        before = await asyncio.to_thread(companion_job, companion, bearer, job)
+        assert before.get("state") in {"receiving", "queued", "working"}, before
+        assert spooled_jobs(companion), "the video is not in the companion's spool"
+        assert "%" in (await browser.veil_indicator_text(tab) or ""), "no percentage shown"
+
+        clicked = time.monotonic()
+        await browser.cancel_veil_indicator(tab)
+        while (found := await asyncio.to_thread(companion_job, companion, bearer, job)).get(
+            "state"
+        ) != "cancelled":
+            assert time.monotonic() - clicked < 10, f"the job was not cancelled: {found}"
+            await asyncio.sleep(0.1)
+        cancelled_s = time.monotonic() - clicked
+        while spooled_jobs(companion):
+            assert time.monotonic() - clicked < 10, "the video's files stayed in the spool"
+            await asyncio.sleep(0.1)
+        print(f"job cancelled {cancelled_s:.2f} s after the click; spool empty")
+
+        await asyncio.sleep(2)  # anything the page would get after Cancel has come by now
+        await page_got_nothing(browser, tab, site, "single", "after Cancel")
+        assert await browser.veil_prompt_text(tab) is None, "Cancel must not raise the prompt"
+        assert await browser.veil_indicator_text(tab) is None, "the indicator stayed"
+        assert await badge_of(browser, ext, url) == "", "the badge still shows progress"
+        final = await asyncio.to_thread(companion_job, companion, bearer, job)
+        assert final.get("state") == "cancelled", final
+        await browser.send("browsingContext.close", {"context": tab})
+    finally:
+        await set_debug(browser, ext, {})
 
 
 async def test_firefox_companion_down_a_video_gets_the_prompt(

@@ -12,7 +12,7 @@ Frames are indexed by number, so a GIF's zero-delay frames cannot confuse the in
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -76,8 +76,14 @@ class FrameCloaks:
         return out, pasted
 
 
-def track_faces(engine: Engine, frames: Iterable[U8], count: int) -> tuple[list[Track], int]:
-    """Pass 1 over RGB(A) frames [H, W, 3|4]: (tracks with sightings, detection rounds)."""
+def track_faces(
+    engine: Engine,
+    frames: Iterable[U8],
+    count: int,
+    progress: Callable[[float], None] | None = None,
+) -> tuple[list[Track], int]:
+    """Pass 1 over RGB(A) frames [H, W, 3|4]: (tracks with sightings, detection rounds);
+    `progress` gets the share of the `count` frames searched after each detection round."""
     every = detect_every(count)
     tracker = Tracker(max_missed=MAX_MISSED)
     size = optimizer.CROP_SIZE
@@ -97,16 +103,36 @@ def track_faces(engine: Engine, frames: Iterable[U8], count: int) -> tuple[list[
             raise TooManyFacesError(
                 f"more than {engine.max_faces} faces at once; Veil never cloaks only some of them"
             )
+        if progress is not None:
+            progress((index + 1) / max(count, 1))
     return [t for t in tracker.tracks if t.sightings], rounds
 
 
 def cloak_tracks(
-    engine: Engine, tracks: Sequence[Track], count: int, mode: Mode, size: tuple[int, int]
+    engine: Engine,
+    tracks: Sequence[Track],
+    count: int,
+    mode: Mode,
+    size: tuple[int, int],
+    progress: Callable[[float], None] | None = None,
 ) -> FrameCloaks:
-    """One cloak per track, and each track's path (held over possibly missed rounds)."""
+    """One cloak per track, and each track's path (held over possibly missed rounds);
+    `progress` gets the share done: each track an equal part, by optimiser step within it."""
     cloaks = {}
-    for track in tracks:
+    for done, track in enumerate(tracks):
         checkpoint()
-        cloaks[track.id] = cloak_track(engine, track, mode, size)
+        cloaks[track.id] = cloak_track(engine, track, mode, size, _within(progress, done, tracks))
+        if progress is not None:
+            progress((done + 1) / len(tracks))
     pad = detect_every(count) * (MAX_MISSED + 1) - 1
     return FrameCloaks([TrackPath.of(t, pad) for t in tracks], cloaks, tracks)
+
+
+def _within(
+    progress: Callable[[float], None] | None, done: int, tracks: Sequence[Track]
+) -> Callable[[float], None] | None:
+    """The track's own share (0 to 1) as a share of all the tracks' work."""
+    if progress is None:
+        return None
+    report = progress
+    return lambda share: report((done + min(1.0, max(0.0, share))) / len(tracks))

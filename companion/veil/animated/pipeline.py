@@ -5,18 +5,24 @@ returns the same `CloakResult` as a photo (one `FaceReport` per track). A single
 is cloaked as a photo (`Engine._cloak_faces`: the photo's per-face budgets) and written
 back as a GIF. Nothing is written unless every frame that shows a tracked face comes out
 changed on that face: the output is decoded again and checked (fail closed).
+
+Progress (`veil.progress`, the server's job figure) is measured as for videos, with the
+video's shares: "scanning" 0 to 0.15 (frames searched for faces), "cloaking" 0.15 to 0.40
+(each track's optimiser steps), "encoding" 0.40 to 1 (frames written, then checked). A
+single-frame GIF keeps the photo's coarse steps.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
+from veil import progress
 from veil.animated import faces as tracking
 from veil.animated import gif, gifwrite, pillowframes
 from veil.cancel import checkpoint
@@ -28,6 +34,7 @@ from veil.imaging.probe import ImageInfo
 from veil.quality import ssim
 from veil.results import CloakResult, FaceReport, Mode
 from veil.ssimulacra2 import face_ssimulacra2
+from veil.video.pipeline import CLOAK_SHARE, SCAN_SHARE
 from veil.video.tracking import Track
 
 if TYPE_CHECKING:
@@ -35,6 +42,13 @@ if TYPE_CHECKING:
 
 U8 = npt.NDArray[np.uint8]
 Mask = npt.NDArray[np.bool_]
+
+WRITTEN = 0.88
+"""The job's figure once every frame is written; the re-decode check takes the rest (on 120
+frames of 480x270: write 3.3 s, check 0.9 s, docs/video.md)."""
+PREPARED = 0.64
+"""APNG and WebP: the figure once every frame is prepared, before Pillow's encoder runs (it
+reports nothing while it works); a GIF writes each frame as it is prepared."""
 
 
 @dataclass
@@ -62,11 +76,15 @@ def cloak_animation(
         timer.lap("decode")
         if len(source.frames) == 1:
             return _single_gif(engine, data, info, source, mode, keep_metadata, timer, start)
-        tracks, _ = tracking.track_faces(engine, gif.composites(source), info.frames)
+        progress.report("scanning", 0.0)
+        scanned = progress.part("scanning", 0.0, SCAN_SHARE)
+        tracks, _ = tracking.track_faces(engine, gif.composites(source), info.frames, scanned)
     else:
+        progress.report("scanning", 0.0)
         animation = pillowframes.decode(data, info.frames)
         timer.lap("decode")
-        tracks, _ = tracking.track_faces(engine, animation.frames, len(animation.frames))
+        scanned = progress.part("scanning", 0.0, SCAN_SHARE)
+        tracks, _ = tracking.track_faces(engine, animation.frames, len(animation.frames), scanned)
     timer.lap("detect")
     checkpoint()
     if not tracks:
@@ -79,22 +97,36 @@ def cloak_animation(
         timer.lap("metadata")
         return _result(out, info, (), start, None, report, 0)
     size = (info.width, info.height)
-    cloaks = tracking.cloak_tracks(engine, tracks, info.frames, mode, size)
+    progress.report("cloaking", SCAN_SHARE)
+    cloaked = progress.part("cloaking", SCAN_SHARE, CLOAK_SHARE)
+    cloaks = tracking.cloak_tracks(engine, tracks, info.frames, mode, size, cloaked)
     timer.lap("optimize")
     checkpoint()
     policy = Policy(keep_metadata=keep_metadata, cloaked=True)
     measure = _Measure(_largest_sightings(cloaks), {}, [])
     pasted: list[int] = []
+    begun = SCAN_SHARE + CLOAK_SHARE
+    progress.report("encoding", begun)
     if info.format == "GIF":
-        targets = _targets(gif.composites(source), cloaks, measure, pasted)
+        written = progress.part("encoding", begun, WRITTEN - begun)
+        targets = _targets(gif.composites(source), cloaks, measure, pasted, info.frames, written)
         out = gifwrite.write(source, targets, policy, report)
     else:
-        frames = [target for target, _ in _targets(animation.frames, cloaks, measure, pasted)]
+        prepared = progress.part("encoding", begun, PREPARED - begun)
+        frames = [
+            target
+            for target, _ in _targets(
+                animation.frames, cloaks, measure, pasted, info.frames, prepared
+            )
+        ]
         out = pillowframes.encode(data, animation, frames, policy, report)
+    progress.report("encoding", WRITTEN)
     timer.lap("encode")
     checkpoint()
     originals = gif.composites(source) if info.format == "GIF" else animation.frames
-    _check_output(out, info, originals, cloaks)
+    checked = progress.part("encoding", WRITTEN, 1.0 - WRITTEN)
+    _check_output(out, info, originals, cloaks, checked)
+    checked(1.0)
     timer.lap("verify")
     reports = tuple(_track_report(t, cloaks, measure) for t in cloaks.tracks)
     whole = min(measure.whole) if measure.whole else None
@@ -106,11 +138,15 @@ def _targets(
     cloaks: tracking.FrameCloaks,
     measure: _Measure,
     pasted: list[int],
+    total: int,
+    done: Callable[[float], None],
 ) -> Iterator[tuple[U8, Mask | None]]:
     """Each frame as it must be shown (RGBA, the cloak added to the opaque pixels' R, G and
-    B alike: brightness only) and the mask of changed pixels."""
+    B alike: brightness only) and the mask of changed pixels; `done` gets the share of the
+    `total` frames asked for so far."""
     for index, frame in enumerate(frames):
         checkpoint()
+        done(index / total)
         height, width = frame.shape[:2]
         change, count = cloaks.change(index, width, height)
         pasted.append(count)
@@ -224,6 +260,7 @@ def _check_output(
     info: ImageInfo,
     before: Iterator[U8] | Sequence[U8],
     cloaks: tracking.FrameCloaks,
+    done: Callable[[float], None],
 ) -> None:
     """Fail closed: decode what was written and require, on every frame a track covers, a
     change inside that track's face (a palette or an encoder could erase a faint cloak)."""
@@ -235,6 +272,7 @@ def _check_output(
     count = 0
     for index, (a, b) in enumerate(zip(before, after, strict=True)):
         checkpoint()
+        done(index / info.frames)
         count += 1
         height, width = a.shape[:2]
         for path in cloaks.paths:

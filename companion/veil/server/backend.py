@@ -130,14 +130,15 @@ class EngineBackend:
         from veil.engine import StageTimer
 
         class ReportingTimer(StageTimer):
-            """Tells the job bound to this thread (`veil.progress`) each coarse stage."""
+            """Tells the job bound to this thread (`veil.progress`) each coarse stage (an
+            animation reports measured figures instead, which these then leave alone)."""
 
             def lap(self, stage: str) -> None:
                 super().lap(stage)
                 if stage in _PHOTO_STAGES:
-                    job_progress.report(*_PHOTO_STAGES[stage])
+                    job_progress.step(*_PHOTO_STAGES[stage])
 
-        job_progress.report("scanning", 0.0)
+        job_progress.step("scanning", 0.0)
         return self._engine.cloak_bytes(
             data, mode=mode, keep_metadata=keep_metadata, timer=ReportingTimer()
         )
