@@ -30,7 +30,17 @@ from veil.engine import Engine
 from veil.video.codecs import LARGE_FRAME, encoder_available, plan_encoder
 from veil.video.pipeline import cloak_video_file
 from veil.video.result import VideoCloakResult
-from video_samples import OWNER, SERIAL, Clip, load_rgb, make_clip
+from video_samples import (
+    FFMPEG,
+    FFPROBE,
+    OWNER,
+    SERIAL,
+    Clip,
+    hdr10_clip,
+    hdr_side_data,
+    load_rgb,
+    make_clip,
+)
 
 pytestmark = pytest.mark.faces
 COVERAGE = 0.99
@@ -305,6 +315,35 @@ def test_keep_metadata_keeps_location(engine: Engine, portrait: Any, tmp_path: P
     after = exiftool_tags([out])[out.name]
     assert any("GPS" in key for key in after), after
     assert after.get("Keys:Author") == OWNER
+
+
+@pytest.mark.skipif(
+    (FFMPEG is None or FFPROBE is None) and not in_ci(), reason="ffmpeg not installed"
+)
+@pytest.mark.parametrize("max_cll", ["1000,400", "0,0", None], ids=["cll", "cll-0", "no-cll"])
+def test_hdr10_static_metadata_survives(
+    engine: Engine, portrait: Any, tmp_path: Path, max_cll: str | None
+) -> None:
+    """10-bit HEVC PQ with a mastering display (and light levels: given, all zero, absent),
+    re-encoded with its face cloaked: ffprobe reads the same mastering display and light
+    levels on the output's first frame as on the input's (and no light levels where the
+    input had none), and the same colour tags."""
+    photo, faces = portrait
+    face = make_clip(tmp_path / "face.mp4", photo, faces, seconds=1.0)
+    src = hdr10_clip(face.path, tmp_path / "hdr.mp4", max_cll=max_cll)
+    before = hdr_side_data(src)
+    assert [d["side_data_type"] for d in before] == [
+        "Mastering display metadata",
+        *(["Content light level metadata"] if max_cll else []),
+    ]
+    out = tmp_path / "out.mp4"
+    result = cloak_video_file(engine, src, out)
+    assert result.reencoded and result.tracks  # re-encoded by x265, not remuxed
+    assert hdr_side_data(out) == before
+    with av.open(str(out)) as a, av.open(str(src)) as b:
+        va, vb = a.streams.video[0].codec_context, b.streams.video[0].codec_context
+        colour = ("color_range", "color_primaries", "color_trc", "colorspace", "pix_fmt")
+        assert [getattr(va, k) for k in colour] == [getattr(vb, k) for k in colour]
 
 
 @pytest.mark.parametrize(

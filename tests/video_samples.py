@@ -9,6 +9,9 @@ check compares the cloak's tracks with, independent of the detector that made th
 
 from __future__ import annotations
 
+import json
+import re
+import shutil
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,6 +27,9 @@ import numpy.typing as npt
 from metadata_samples import EXIFTOOL
 
 F64 = npt.NDArray[np.float64]
+
+FFMPEG = shutil.which("ffmpeg")
+FFPROBE = shutil.which("ffprobe")
 
 SERIAL = "VEILSN-20261122-0042"
 OWNER = "Jane Veiltest"
@@ -187,3 +193,161 @@ def phone_metadata(path: Path, tags: dict[str, str] | None = None) -> None:
         check=False,
     )
     assert run.returncode == 0, run.stderr
+
+
+# Damaged and truncated files, and the real-world shapes the damage checks must let through
+# (veil/video/integrity.py). ffmpeg (the system's, not PyAV's) does what a phone, an editor
+# or a download would: -c copy remuxes, cuts with edit lists, fragmented MP4.
+
+
+def ffmpeg(*args: str | Path) -> None:
+    assert FFMPEG, "ffmpeg is not installed"
+    run = subprocess.run(
+        [FFMPEG, "-v", "error", "-y", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+
+
+def faststart(src: Path, dst: Path) -> Path:
+    """The same streams with the index (`moov`) before the data, as phones and web uploads
+    write them: a file cut short keeps its index and still opens."""
+    ffmpeg("-i", src, "-map", "0", "-c", "copy", "-movflags", "+faststart", dst)
+    return dst
+
+
+def cut(src: Path, dst: Path, share: float) -> Path:
+    """The first `share` of the file's bytes: a download or copy that stopped."""
+    data = src.read_bytes()
+    dst.write_bytes(data[: int(len(data) * share)])
+    return dst
+
+
+def packet_spans(path: Path) -> list[tuple[str, int, int]]:
+    """(stream kind, byte offset, size) of every packet, in file order."""
+    with av.open(str(path)) as container:
+        spans = [
+            (p.stream.type, int(p.pos), int(p.size))
+            for p in container.demux()
+            if p.size and p.pos is not None and p.pos >= 0
+        ]
+    return sorted(spans, key=lambda span: span[1])
+
+
+def cut_between_packets(src: Path, dst: Path, share: float) -> Path:
+    """Cut at the start of the first packet at or after `share` of the file: no packet is
+    cut in half, so only the count and the timestamps tell the file is short."""
+    data = src.read_bytes()
+    offset = next(pos for _, pos, _ in packet_spans(src) if pos >= len(data) * share)
+    dst.write_bytes(data[:offset])
+    return dst
+
+
+def cut_last_audio(src: Path, dst: Path) -> Path:
+    """Cut at the start of the file's last run of audio packets (a faststart MP4 ends with
+    one): every video frame is there, the end of the sound is not."""
+    spans = packet_spans(src)
+    assert spans[-1][0] == "audio", spans[-3:]
+    start = len(spans) - 1
+    while spans[start - 1][0] == "audio":
+        start -= 1
+    dst.write_bytes(src.read_bytes()[: spans[start][1]])
+    return dst
+
+
+def damage_video(src: Path, dst: Path, *, concealed: bool) -> Path:
+    """8 bytes flipped in the middle of a video packet past the middle of the file (inside
+    `mdat`): the container is intact, one frame is not. `concealed`: the first such packet
+    whose damage FFmpeg's decoder hides (every frame still comes out, the damaged one
+    flagged corrupt: what a cloak without the damage checks took as whole); else the first
+    whose damage makes the decoder raise."""
+    video = [(pos, size) for kind, pos, size in packet_spans(src) if kind == "video"]
+    for pos, size in video[len(video) // 2 :]:
+        data = bytearray(src.read_bytes())
+        for k in range(8):
+            data[pos + size // 2 + k * 7] ^= 0xFF
+        dst.write_bytes(bytes(data))
+        if _conceals(dst, len(video)) == concealed:
+            return dst
+    raise AssertionError(f"no packet of {src} gives that damage")
+
+
+def _conceals(path: Path, frames: int) -> bool | None:
+    """True: every frame decodes, one flagged corrupt; False: the decoder raises; None:
+    neither (the damage went unnoticed)."""
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            flags = [f.is_corrupt for f in container.decode(stream)]
+    except av.error.FFmpegError:
+        return False
+    return True if len(flags) == frames and any(flags) else None
+
+
+def fragmented_with_index(src: Path, dst: Path) -> Path:
+    """A fragmented MP4 (half-second `moof` fragments, as live recorders write them) with a
+    global `sidx` up front: it declares no sample count, but the index gives the duration."""
+    flags = "frag_keyframe+empty_moov+global_sidx+default_base_moof"
+    ffmpeg("-i", src, "-c", "copy", "-movflags", flags, "-frag_duration", "500000", dst)
+    return dst
+
+
+def cut_between_fragments(src: Path, dst: Path) -> Path:
+    """Cut just before the fragment at the file's middle: no packet is cut in half."""
+    data = src.read_bytes()
+    starts = [m.start() - 4 for m in re.finditer(b"moof", data)]
+    dst.write_bytes(data[: starts[len(starts) // 2]])
+    return dst
+
+
+def cut_before_moov(src: Path, dst: Path) -> Path:
+    """A QuickTime file whose index is at its end (as PyAV and most cameras write it) cut
+    just before the index: nothing says what the data are."""
+    data = src.read_bytes()
+    moov = data.rfind(b"moov") - 4
+    assert moov > data.find(b"mdat"), "the index is not at the end"
+    dst.write_bytes(data[:moov])
+    return dst
+
+
+# HDR10 (SMPTE ST 2086 and CTA-861.3), written by x265 into the HEVC stream.
+MASTER_DISPLAY = "G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,50)"
+
+
+def hdr10_clip(src: Path, dst: Path, *, max_cll: str | None = "1000,400") -> Path:
+    """`src` (any video with a face) re-encoded by ffmpeg as 10-bit HEVC PQ / BT.2020 with
+    a mastering display and, unless `max_cll` is None, content light levels."""
+    params = [
+        "log-level=error",
+        f"master-display={MASTER_DISPLAY}",
+        "colorprim=bt2020",
+        "transfer=smpte2084",
+        "colormatrix=bt2020nc",
+    ]
+    params += ["hdr10=1", f"max-cll={max_cll}"] if max_cll else ["cll=0"]
+    ffmpeg(
+        "-i", src, "-map", "0", "-c:a", "copy", "-c:v", "libx265", "-pix_fmt", "yuv420p10le",
+        "-color_primaries", "bt2020", "-color_trc", "smpte2084", "-colorspace", "bt2020nc",
+        "-x265-params", ":".join(params), "-tag:v", "hvc1", dst,
+    )  # fmt: skip
+    return dst
+
+
+def hdr_side_data(path: Path) -> list[dict[str, Any]]:
+    """ffprobe's side data on the first video frame: mastering display, light level."""
+    assert FFPROBE, "ffprobe is not installed"
+    run = subprocess.run(
+        [
+            FFPROBE, "-v", "error", "-select_streams", "v:0", "-show_frames",
+            "-read_intervals", "%+#1", "-show_entries", "frame=side_data_list", "-of", "json",
+            str(path),
+        ],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    frames = json.loads(run.stdout)["frames"]
+    wanted = {"Mastering display metadata", "Content light level metadata"}
+    return [d for d in frames[0].get("side_data_list", []) if d["side_data_type"] in wanted]

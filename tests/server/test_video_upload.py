@@ -41,7 +41,7 @@ from veil.server.settings import ServerConfig
 from veil.server.spool import LOCK_NAME
 from veil.server.state import JOBS_KEY, POOL_KEY, SPOOL_KEY
 from veil.server.tokens import TOKENS_FILE, FileTokenStore
-from video_samples import OWNER, SERIAL, load_rgb, make_clip
+from video_samples import FFMPEG, OWNER, SERIAL, cut, faststart, load_rgb, make_clip
 
 from .companion import STUCK_S, start_companion, stop_companion
 from .test_app import ORIGIN, EchoBackend
@@ -388,6 +388,26 @@ async def test_typed_errors_leave_nothing_behind(
     if code == "corrupt_image":
         assert "video" in answer["error"]["message"]
     assert (await job_state(client, token))["state"] == "failed"
+    assert spool_entries(client) == []
+
+
+@pytest.mark.skipif(FFMPEG is None and not in_ci(), reason="ffmpeg not installed")
+@pytest.mark.parametrize("share", [0.5, 0.99])
+async def test_a_truncated_video_is_refused_and_leaves_nothing_behind(
+    make_client: MakeClient, clips: Clips, tmp_path: Path, share: float
+) -> None:
+    """The phone clip with its index first (as phones write it), cut at half or 99% of its
+    bytes: 422 `corrupt_image` about the video, never the first part cloaked (before the
+    damage checks: 200 with a shorter video), and the spool empty."""
+    whole = faststart(clips.path, tmp_path / "whole.mp4")
+    body = cut(whole, tmp_path / "cut.mp4", share).read_bytes()
+    client, token = await make_client()
+    reply = await client.post("/v1/cloak", data=body, headers=auth(token, JOB))
+    answer = await reply.json()
+    assert (reply.status, answer["error"]["code"]) == (422, "corrupt_image"), answer
+    assert "video" in answer["error"]["message"] and "truncated" in answer["error"]["message"]
+    assert (await job_state(client, token))["state"] == "failed"
+    await until(lambda: work_released(client), 10)
     assert spool_entries(client) == []
 
 

@@ -114,6 +114,7 @@ def cloak_video_file(
         reencode=bool(tracks) or not cloak,
         decoder_options=limits.decoder_options(),
         frames=found.frames,
+        hdr=found.hdr,
     )
     report = MetadataReport()
     policy = Policy(keep_metadata=keep_metadata, cloaked=bool(tracks))
@@ -138,6 +139,11 @@ def cloak_video_file(
     if written.frames != found.frames and plan.reencode:
         raise CloakFailedError(
             f"pass 2 decoded {written.frames} frames where pass 1 found {found.frames}"
+        )
+    if written.frames != found.video_packets and not plan.reencode:
+        raise CloakFailedError(
+            f"the remux copied {written.frames} video packets where pass 1 read "
+            f"{found.video_packets}"
         )
     meter.report(1.0)
     rate = float(info.average_rate) if info.average_rate else 0.0

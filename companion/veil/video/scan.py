@@ -1,17 +1,19 @@
 """Pass 1: decode every frame, detect faces every few frames, track them, keep crops.
 
-Nothing is written in this pass; it only reads. What it keeps is small whatever the
-video's length: per track its sightings (a box and 5 landmarks each) and at most
-`MAX_CANDIDATES` aligned 112x112 crops (the cloak is optimised on a few of them). Frames
-are dropped as soon as they are read. Every cap of `VideoLimits` that depends on decoding
-(frame count, pixel total, duration, a frame size that changes mid-stream) is checked here,
-before anything is encoded.
+Nothing is written in this pass; it only reads. Every stream is demuxed, the video alone
+decoded, and what was read is held against what the container declares
+(`integrity.Ledger`): a truncated or damaged video is refused here, before anything is
+cloaked. What it keeps is small whatever the video's length: per track its sightings (a box
+and 5 landmarks each) and at most `MAX_CANDIDATES` aligned 112x112 crops (the cloak is
+optimised on a few of them). Frames are dropped as soon as they are read. Every cap of
+`VideoLimits` that depends on decoding (frame count, pixel total, duration, a frame size
+that changes mid-stream) is checked here, before anything is encoded.
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +29,8 @@ from veil.align import F64, alignment_matrix, scale_of, warp_crop
 from veil.cancel import checkpoint
 from veil.errors import CorruptVideoError, TooManyFacesError, VideoTooLargeError
 from veil.video.frames import rgb
+from veil.video.hdr import Hdr10, read_hdr10
+from veil.video.integrity import Ledger
 from veil.video.limits import VideoLimits
 from veil.video.probe import VideoInfo
 from veil.video.tracking import Candidate, Sighting, Track, Tracker
@@ -46,6 +50,8 @@ class Scan:
     display_matrix: tuple[int, ...] | None  # the first frame's, FFmpeg's 9-int layout
     first_time: float  # presentation time of the first frame, seconds
     last_time: float  # ... and of the last
+    video_packets: int  # video packets demuxed (what a plain remux must copy)
+    hdr: Hdr10 | None  # the first frame's HDR10 static metadata
 
 
 def frame_time(frame: VideoFrame, index: int, info: VideoInfo) -> float:
@@ -84,6 +90,7 @@ def scan(
     pixels = 0
     rounds = 0
     matrix: tuple[int, ...] | None = None
+    hdr: Hdr10 | None = None
     first_time = last_time = 0.0
     long_side = max(info.width, info.height)
     factor = min(1.0, engine.detect_long_side / long_side)
@@ -94,7 +101,10 @@ def scan(
             stream = next(s for s in container.streams.video if s.index == info.video_index)
             stream.thread_type = "AUTO"
             stream.codec_context.options = limits.decoder_options()
-            for frame in container.decode(stream):
+            ledger = Ledger(container, stream)
+            # Every stream is demuxed (only the video decoded) so that what each delivered
+            # can be held against what the container declares (integrity.py).
+            for frame in _decode(container, stream, ledger):
                 timer.lap("decode")
                 if frame.width != info.width or frame.height != info.height:
                     raise VideoTooLargeError(
@@ -105,12 +115,14 @@ def scan(
                     raise CorruptVideoError("the pixel format changes mid-stream")
                 pixels += frame.width * frame.height
                 last_time = frame_time(frame, index, info)
+                ledger.frame(frame, last_time)
                 if index == 0:
                     first_time = last_time
                 # The span decoded so far: a stream may start at any timestamp.
                 limits.check_frames(index + 1, pixels, last_time - first_time)
                 if index == 0:
                     matrix = display_matrix(frame)
+                    hdr = read_hdr10(frame)
                 if index % every == 0:
                     checkpoint()
                     rounds += 1
@@ -125,11 +137,33 @@ def scan(
                     if progress is not None:
                         progress(_share(index, last_time - first_time, info))
                 index += 1
+            if index == 0:
+                raise CorruptVideoError("the video has no decodable frame")
+            ledger.check()
     except (av.error.FFmpegError, ValueError, OverflowError, EOFError) as exc:
         raise CorruptVideoError(f"the video cannot be decoded: {exc}") from exc
-    if index == 0:
-        raise CorruptVideoError("the video has no decodable frame")
-    return Scan(index, rounds, tracker.tracks, matrix, first_time, last_time)
+    return Scan(
+        index,
+        rounds,
+        tracker.tracks,
+        matrix,
+        first_time,
+        last_time,
+        ledger.video_packets,
+        hdr,
+    )
+
+
+def _decode(
+    container: av.container.InputContainer, stream: av.video.stream.VideoStream, ledger: Ledger
+) -> Iterator[VideoFrame]:
+    """The video's frames, every packet of every stream counted on the way."""
+    for packet in container.demux():
+        ledger.packet(packet)
+        if packet.stream.index == stream.index:
+            for frame in packet.decode():
+                if isinstance(frame, VideoFrame):
+                    yield frame
 
 
 def _share(index: int, elapsed: float, info: VideoInfo) -> float:

@@ -28,6 +28,7 @@ from veil.errors import CorruptVideoError
 from veil.imaging.metadata import MetadataReport, Policy
 from veil.video import metadata
 from veil.video.cloaks import TrackCloak
+from veil.video.hdr import Hdr10
 from veil.video.lumapaste import paste_luma
 from veil.video.probe import VideoInfo
 from veil.video.scan import frame_time
@@ -59,6 +60,7 @@ class Plan:
     reencode: bool  # False: copy the video packets (no face found)
     decoder_options: dict[str, str] = field(default_factory=dict)
     frames: int = 0  # frames pass 1 decoded (the progress figure's total; 0: the header's)
+    hdr: Hdr10 | None = None  # HDR10 static metadata to write again (x265 only)
 
 
 def write_video(
@@ -124,18 +126,21 @@ def _write(
         total = max(plan.frames or info.frames_announced, 1)
         for packet in source.demux(vin, *ains):
             if packet.stream.index != vin.index:
-                if packet.dts is None:
+                if packet.size == 0:
                     continue  # the demuxer's end-of-stream marker
                 packet.stream = aouts[packet.stream.index]
                 output.mux(packet)
                 audio_packets += 1
                 continue
             if not plan.reencode:
-                if packet.dts is None:
+                # Only the empty end-of-stream marker is left out: a Matroska B-frame stream
+                # has packets without a decoding time (the first two of ffmpeg's), and
+                # leaving those out lost its first keyframe.
+                if packet.size == 0:
                     continue
                 packet.stream = vout
                 output.mux(packet)
-                frames += int(packet.size > 0)
+                frames += 1
                 checkpoint()
                 if progress is not None and frames % 30 == 0:
                     progress(min(1.0, frames / total))
@@ -171,7 +176,10 @@ def _video_encoder(
     output: Any, vin: av.video.stream.VideoStream, info: VideoInfo, plan: Plan
 ) -> Any:
     encoder = info.encoder
-    vout = output.add_stream(encoder.encoder, rate=info.average_rate, options=encoder.options)
+    options = dict(encoder.options)
+    if plan.hdr is not None and encoder.encoder == "libx265":
+        options["x265-params"] = f"{options['x265-params']}:{plan.hdr.x265_params()}"
+    vout = output.add_stream(encoder.encoder, rate=info.average_rate, options=options)
     vin_ctx = vin.codec_context
     ctx = vout.codec_context
     ctx.width, ctx.height = info.width, info.height
