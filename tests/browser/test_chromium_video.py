@@ -19,13 +19,11 @@ import io
 import json
 import os
 import shutil
-import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -51,9 +49,12 @@ from PIL import Image
 from playwright.sync_api import Page, Playwright
 from upload_site import Received, UploadSite
 from video_checks import (
+    EchoCompanion,
     FaceClip,
+    RssWatch,
     animated_gif,
     assert_cloaked_video,
+    chromium_rss_mb,
     face_clip,
     fake_video,
     first_frame_png,
@@ -533,115 +534,6 @@ def test_a_large_video_never_takes_the_port_fallback(
         browser.worker().evaluate(SET_DEBUG, {})
 
 
-class EchoCompanion:
-    """Stands in for the companion in the 1 GB test: reads the whole body (counting it),
-    reports its progress on GET /v1/jobs/{id}, and answers with as many bytes again, streamed
-    (the transport is under test, not the cloak: a real one would take many minutes here)."""
-
-    def __init__(self) -> None:
-        self.received = 0
-        self.jobs: dict[str, float] = {}
-        echo = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *_args: Any) -> None:
-                pass
-
-            def cors(self) -> None:
-                self.send_header("Access-Control-Allow-Origin", self.headers.get("Origin", "*"))
-                self.send_header("Access-Control-Allow-Headers", "*")
-                self.send_header("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS")
-                self.send_header("Access-Control-Expose-Headers", "*")
-
-            def do_OPTIONS(self) -> None:
-                self.send_response(204)
-                self.cors()
-                self.end_headers()
-
-            def do_GET(self) -> None:
-                job = self.path.rsplit("/", 1)[-1]
-                body = json.dumps(
-                    {
-                        "job": job,
-                        "state": "receiving",
-                        "stage": "receiving",
-                        "progress": echo.jobs.get(job, 0.0),
-                    }
-                ).encode()
-                self.send_response(200 if job in echo.jobs else 404)
-                self.cors()
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def do_POST(self) -> None:
-                job = self.headers.get("X-Veil-Job", "")
-                size = int(self.headers["Content-Length"])
-                echo.jobs[job] = 0.0
-                left = size
-                while left > 0:
-                    chunk = self.rfile.read(min(left, 1 << 20))
-                    if not chunk:
-                        return
-                    left -= len(chunk)
-                    echo.received += len(chunk)
-                    echo.jobs[job] = 1 - left / size
-                self.send_response(200)
-                self.cors()
-                self.send_header("Content-Type", "video/mp4")
-                self.send_header("Content-Length", str(size))
-                self.send_header("X-Veil-Faces", "0")
-                self.end_headers()
-                zeros = bytes(1 << 20)
-                left = size
-                while left > 0:
-                    self.wfile.write(zeros[: min(left, len(zeros))])
-                    left -= min(left, len(zeros))
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = int(self.server.server_address[1])
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def browser_rss_mb(profile_marker: str) -> float:
-    """Resident memory of this test's Chromium (the browser process whose command line names
-    its profile, and every process below it), in MB."""
-    parents: dict[int, int] = {}
-    rss: dict[int, int] = {}
-    roots: list[int] = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            status = (entry / "status").read_text()
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        pid = int(entry.name)
-        parents[pid] = int(stat.rsplit(")", 1)[1].split()[1])
-        rss[pid] = next(
-            (int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0
-        )
-        if profile_marker.encode() in cmdline and b"--type=" not in cmdline:
-            roots.append(pid)
-    family = set(roots)
-    grew = True
-    while grew:
-        grew = False
-        for pid, parent in parents.items():
-            if parent in family and pid not in family:
-                family.add(pid)
-                grew = True
-    return sum(rss.get(pid, 0) for pid in family) / 1024
-
-
 def test_a_1_gb_video_streams_through_without_filling_memory(
     form: Page,
     browser: ExtensionBrowser,
@@ -658,8 +550,7 @@ def test_a_1_gb_video_streams_through_without_filling_memory(
     echo = EchoCompanion()
     # The browser fixture's profile is under this run's own temporary folder (conftest.py).
     marker = f"{tmp_path_factory.getbasetemp()}/chromium-profile"
-    baseline = browser_rss_mb(marker)
-    peak = baseline
+    memory = RssWatch(lambda: chromium_rss_mb(marker))
     browser.store_port(echo.port)
     try:
         started = time.monotonic()
@@ -668,7 +559,7 @@ def test_a_1_gb_video_streams_through_without_filling_memory(
         seen_progress = False
         while not [e for e in form.evaluate("window.seen") if e["slot"] == "single"]:
             assert time.monotonic() < deadline, f"the page got nothing ({echo.received} bytes sent)"
-            peak = max(peak, browser_rss_mb(marker))
+            memory.update()
             seen_progress = seen_progress or "%" in all_text(form).split("protecting", 1)[-1][:40]
             time.sleep(0.25)
         took = time.monotonic() - started
@@ -678,9 +569,5 @@ def test_a_1_gb_video_streams_through_without_filling_memory(
     [entry] = [e for e in form.evaluate("window.seen") if e["slot"] == "single"]
     assert entry["files"][0]["size"] == size, entry
     assert echo.received == size
-    grew = peak - baseline
-    print(
-        f"1 GiB there and back in {took:.1f} s; browser RSS {baseline:.0f} MB, peak +{grew:.0f} MB"
-    )
-    assert grew < 400, f"the browser's memory grew by {grew:.0f} MB for a 1 GB video"
+    memory.check("Chromium", took)
     assert seen_progress, "no percentage while the 1 GB upload was received"

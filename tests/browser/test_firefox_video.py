@@ -3,7 +3,9 @@ upload site: a tiny real clip with a face picked in a file input, dropped, and p
 file reaches the site cloaked (other bytes, same container, no location), with the
 companion's percentage on the toolbar badge meanwhile and a frame of it in the tab's
 previews; Cancel on the in-page indicator stops the companion's job (its files deleted) and
-gives the page nothing; with the companion down Veil asks and the page gets nothing. The
+gives the page nothing; with the companion down Veil asks and the page gets nothing; a 1 GiB
+video goes there and back through the transfer frame without Firefox's memory growing by
+anything like its size (a stand-in companion, video_checks.EchoCompanion). The
 Firefox fixtures (Veil installed and paired) are those of test_firefox_extension.py."""
 
 from __future__ import annotations
@@ -34,7 +36,16 @@ from test_firefox_extension import (
     still_paired_after,
 )
 from upload_site import Received, UploadSite
-from video_checks import FaceClip, assert_cloaked_video, face_clip
+from video_checks import (
+    EchoCompanion,
+    FaceClip,
+    RssWatch,
+    assert_cloaked_video,
+    face_clip,
+    fake_video,
+    pid_tree_rss_mb,
+    wait_for_pid_tree_to_settle,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.faces, pytest.mark.asyncio(loop_scope="module")]
 
@@ -259,3 +270,55 @@ async def test_firefox_companion_down_a_video_gets_the_prompt(
         await cancel_prompt(browser, tab)
         await page_got_nothing(browser, tab, site, "single", "after Cancel")
         await browser.send("browsingContext.close", {"context": tab})
+
+
+async def test_firefox_a_1_gb_video_streams_through_without_filling_memory(
+    firefox: tuple[Firefox, str], site: UploadSite, companion: Companion, tmp_path: Path
+) -> None:
+    """As in Chromium: the page's File goes to the transfer frame by reference, fetch streams
+    it, and the answer comes back as a Blob Firefox keeps in a temporary file; Firefox's
+    memory (the firefox-esr process this module started and every process below it: content,
+    extension, fork server) must not grow by anything like the file's size."""
+    browser, ext = firefox
+    assert browser.process is not None
+    firefox_pid = browser.process.pid
+    size = 1024 * 1024 * 1024
+    big = fake_video(tmp_path / "wedding.mp4", size // (1024 * 1024))
+    echo = EchoCompanion()
+    url = f"{site.url}/form"
+    tab = await form_tab(browser, site)
+    # The new tab took Firefox's spare content process; the baseline comes after its new spare.
+    await asyncio.to_thread(wait_for_pid_tree_to_settle, firefox_pid)
+    memory = await asyncio.to_thread(RssWatch, lambda: pid_tree_rss_mb(firefox_pid))
+    badges: list[str] = []
+    indicator: list[str] = []
+    try:
+        async with companion_on_port(browser, ext, echo.port, back=companion.port):
+            started = time.monotonic()
+            await browser.set_files(tab, "document.getElementById('single')", [big])
+            deadline = time.monotonic() + 480
+            while not await seen(browser, tab, "single"):
+                assert time.monotonic() < deadline, (
+                    f"the page got nothing ({echo.received} bytes sent)"
+                )
+                await asyncio.to_thread(memory.update)
+                shown = await badge_of(browser, ext, url)
+                if shown and (not badges or badges[-1] != shown):
+                    badges.append(shown)
+                text = await browser.veil_indicator_text(tab)
+                if text and "%" in text:
+                    indicator.append(text)
+                await asyncio.sleep(0.25)
+            took = time.monotonic() - started
+            await asyncio.to_thread(memory.update)
+        [entry] = await seen(browser, tab, "single")
+    finally:
+        echo.stop()
+        # Also ends the page's own upload of the 1 GiB file to the site.
+        await browser.send("browsingContext.close", {"context": tab})
+    assert [item["size"] for item in entry["files"]] == [size], entry
+    assert echo.received == size
+    print(f"badge: {badges[:3]}...{badges[-2:]}; indicator: {indicator[-1:]}")
+    memory.check("Firefox", took)
+    assert badges and all(text.endswith("%") for text in badges), badges
+    assert indicator, "no percentage on the indicator while the 1 GB upload was received"

@@ -1,11 +1,19 @@
 """Tiny real clips with a face for the browser tests (built with tests/video_samples.py from
 the face corpus, phone-style metadata written by exiftool), and the checks on what a site
-received: a cloak of the clip, not the original, in the same container, with no location."""
+received: a cloak of the clip, not the original, in the same container, with no location.
+Also the pieces of the 1 GB transport test that Chromium and Firefox share: a stand-in
+companion that echoes the body's size (EchoCompanion) and the browser's resident memory
+read from /proc (RssWatch)."""
 
 from __future__ import annotations
 
 import io
+import json
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -151,3 +159,178 @@ def first_frame_png(gif: bytes) -> bytes:
     with Image.open(io.BytesIO(gif)) as image:
         image.convert("RGB").save(out, "PNG")
     return out.getvalue()
+
+
+# The 1 GB test's bound on the browser's growth: far below the file's size, far above the
+# few MB that streaming costs (docs/video.md, "Size").
+MAX_GROWTH_MB = 400
+
+
+class EchoCompanion:
+    """Stands in for the companion in the 1 GB test: reads the whole body (counting it),
+    reports its progress on GET /v1/jobs/{id}, and answers with as many bytes again, streamed
+    (the transport is under test, not the cloak: a real one would take many minutes here)."""
+
+    def __init__(self) -> None:
+        self.received = 0
+        self.jobs: dict[str, float] = {}
+        echo = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *_args: Any) -> None:
+                pass
+
+            def cors(self) -> None:
+                self.send_header("Access-Control-Allow-Origin", self.headers.get("Origin", "*"))
+                self.send_header("Access-Control-Allow-Headers", "*")
+                self.send_header("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS")
+                self.send_header("Access-Control-Expose-Headers", "*")
+
+            def do_OPTIONS(self) -> None:
+                self.send_response(204)
+                self.cors()
+                self.end_headers()
+
+            def do_GET(self) -> None:
+                job = self.path.rsplit("/", 1)[-1]
+                body = json.dumps(
+                    {
+                        "job": job,
+                        "state": "receiving",
+                        "stage": "receiving",
+                        "progress": echo.jobs.get(job, 0.0),
+                    }
+                ).encode()
+                self.send_response(200 if job in echo.jobs else 404)
+                self.cors()
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self) -> None:
+                job = self.headers.get("X-Veil-Job", "")
+                size = int(self.headers["Content-Length"])
+                echo.jobs[job] = 0.0
+                left = size
+                while left > 0:
+                    chunk = self.rfile.read(min(left, 1 << 20))
+                    if not chunk:
+                        return
+                    left -= len(chunk)
+                    echo.received += len(chunk)
+                    echo.jobs[job] = 1 - left / size
+                self.send_response(200)
+                self.cors()
+                self.send_header("Content-Type", "video/mp4")
+                self.send_header("Content-Length", str(size))
+                self.send_header("X-Veil-Faces", "0")
+                self.end_headers()
+                zeros = bytes(1 << 20)
+                left = size
+                while left > 0:
+                    self.wfile.write(zeros[: min(left, len(zeros))])
+                    left -= min(left, len(zeros))
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = int(self.server.server_address[1])
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def process_tree_rss_kb(is_root: Callable[[int, bytes], bool]) -> dict[int, int]:
+    """Resident memory, in kB by pid, of the processes `is_root(pid, cmdline)` picks and of
+    every process below them (a browser's renderers, content processes, fork server)."""
+    parents: dict[int, int] = {}
+    rss: dict[int, int] = {}
+    roots: list[int] = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            status = (entry / "status").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        pid = int(entry.name)
+        parents[pid] = int(stat.rsplit(")", 1)[1].split()[1])
+        rss[pid] = next(
+            (int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0
+        )
+        if is_root(pid, cmdline):
+            roots.append(pid)
+    family = set(roots)
+    grew = True
+    while grew:
+        grew = False
+        for pid, parent in parents.items():
+            if parent in family and pid not in family:
+                family.add(pid)
+                grew = True
+    return {pid: rss.get(pid, 0) for pid in family}
+
+
+def process_tree_rss_mb(is_root: Callable[[int, bytes], bool]) -> float:
+    """The total of process_tree_rss_kb, in MB."""
+    return sum(process_tree_rss_kb(is_root).values()) / 1024
+
+
+def chromium_rss_mb(profile_marker: str) -> float:
+    """A Chromium's resident memory: its browser process (the one whose command line names its
+    profile and no --type=) and every process below it, in MB."""
+    marker = profile_marker.encode()
+    return process_tree_rss_mb(lambda _pid, cmd: marker in cmd and b"--type=" not in cmd)
+
+
+def pid_tree_rss_mb(root: int) -> float:
+    """The resident memory of process `root` and every process below it, in MB (Firefox: the
+    firefox-esr process the test started, its content and extension processes below it)."""
+    return process_tree_rss_mb(lambda pid, _cmd: pid == root)
+
+
+def wait_for_pid_tree_to_settle(root: int, quiet: float = 2.0, timeout: float = 20.0) -> None:
+    """Waits until no process has come or gone below `root` for `quiet` seconds. Firefox
+    starts a spare content process (about 75 MB) a moment after a new tab took the previous
+    one: measured from before that, the spare counted as 150-180 MB of growth in the 1 GB
+    test, though the file had nothing to do with it."""
+    deadline = time.monotonic() + timeout
+    pids = set(process_tree_rss_kb(lambda pid, _cmd: pid == root))
+    since = time.monotonic()
+    while time.monotonic() - since < quiet:
+        assert time.monotonic() < deadline, f"Firefox kept starting processes for {timeout:.0f} s"
+        time.sleep(0.2)
+        now = set(process_tree_rss_kb(lambda pid, _cmd: pid == root))
+        if now != pids:
+            pids, since = now, time.monotonic()
+
+
+class RssWatch:
+    """The baseline and the peak of a browser's resident memory while a test samples it."""
+
+    def __init__(self, sample: Callable[[], float]) -> None:
+        self.sample = sample
+        self.baseline = sample()
+        assert self.baseline > 0, "no process of the browser found in /proc"
+        self.peak = self.baseline
+
+    def update(self) -> None:
+        self.peak = max(self.peak, self.sample())
+
+    @property
+    def grew(self) -> float:
+        return self.peak - self.baseline
+
+    def check(self, browser: str, took: float) -> None:
+        """Prints the figures and fails when the browser grew by anything like the file."""
+        print(
+            f"{browser}: 1 GiB there and back in {took:.1f} s; browser RSS {self.baseline:.0f} MB,"
+            f" peak +{self.grew:.0f} MB"
+        )
+        assert self.grew < MAX_GROWTH_MB, (
+            f"{browser}'s memory grew by {self.grew:.0f} MB for a 1 GB video"
+        )
