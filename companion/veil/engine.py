@@ -449,14 +449,22 @@ class Engine:
 
     def match_faces(self, crops: npt.NDArray[np.float32]) -> list[Match | None]:
         """For each aligned crop, the enrolled person it shows, or None."""
+        return self._match_and_embed(crops)[0]
+
+    def _match_and_embed(
+        self, crops: npt.NDArray[np.float32]
+    ) -> tuple[list[Match | None], dict[str, npt.NDArray[np.float32]]]:
+        """`match_faces`, and the embeddings it computed (surrogate -> [N,D] unit vectors;
+        empty when nobody is enrolled): the default cloak's targets for the faces that are
+        nobody's, which would otherwise be computed a second time."""
         if self.profiles is None or not self.profiles.profiles():
-            return [None] * len(crops)
+            return [None] * len(crops), {}
         embeddings = {s.name: s.embed(crops) for s in self.surrogates if s.name in MATCH_MODELS}
         if not embeddings:
             raise CloakFailedError(
                 "people are enrolled but no matching recogniser is loaded; refusing to guess"
             )
-        return self.profiles.match(embeddings)
+        return self.profiles.match(embeddings), embeddings
 
     def personal_deltas(
         self,
@@ -538,13 +546,15 @@ class Engine:
         # mask): budget spent on hair or background corners of the crop would never reach
         # the photo.
         # Faces that fill a large photo are seen large in a feed: less budget each.
-        matches = self.match_faces(crops)
+        matches, embedded = self._match_and_embed(crops)
         timer.lap("match")
         strengths = face_strengths([face.box for face in faces], width, height)
         deltas = np.zeros_like(crops, dtype=np.float32)
         others = [i for i, m in enumerate(matches) if m is None]
         enrolled = [i for i, m in enumerate(matches) if m is not None]
         if others:
+            # Each face's own embedding is the default cloak's target: reuse the matching's.
+            reuse = all(model.name in embedded for model in self.surrogates)
             cloaked = optimizer.cloak_crops(
                 crops[others],
                 mode,
@@ -552,6 +562,7 @@ class Engine:
                 seed=seed,
                 region=face_mask(size),
                 strength=[strengths[i] for i in others],
+                targets=[embedded[m.name][others] for m in self.surrogates] if reuse else None,
             )
             if cloaked.shape != crops[others].shape or not np.all(np.isfinite(cloaked)):
                 raise CloakFailedError("the optimiser returned crops of the wrong shape or NaNs")
