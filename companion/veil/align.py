@@ -179,3 +179,12 @@ def warp_crop(image: npt.NDArray[Any], matrix: F64, size: int) -> F32:
         source, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
     )
     return (crop.astype(np.float32) / np.float32(maxval)).astype(np.float32)
+
+
+def aligned_pixels(pixels: npt.NDArray[Any], max_value: float, size: int) -> F32:
+    """An already aligned square crop (`veil cloak --aligned`, `veil enrol --aligned`) as
+    float RGB 0..1 at the optimiser's `size` (shrunk by area averaging when larger)."""
+    crop: F32 = np.asarray(pixels, np.float32) / np.float32(max_value)
+    if crop.shape[0] != size or crop.shape[1] != size:
+        crop = np.asarray(cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA), np.float32)
+    return crop

@@ -27,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from veil import imageio, optimizer, personal
-from veil.align import Box, alignment_matrix, merge_boxes, warp_crop
+from veil.align import Box, aligned_pixels, alignment_matrix, merge_boxes, warp_crop
 from veil.cancel import checkpoint, guard_surrogates
 from veil.errors import CloakFailedError, TooManyFacesError, UnsupportedFormatError
 from veil.fileio import write_atomically
@@ -310,11 +310,7 @@ class Engine:
         size = optimizer.CROP_SIZE
         maxval = np.float32(decoded.max_value)
         original = decoded.pixels.copy()
-        crop: npt.NDArray[np.float32] = decoded.pixels.astype(np.float32) / maxval
-        if decoded.width != size:
-            crop = np.asarray(
-                cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA), np.float32
-            )
+        crop = aligned_pixels(decoded.pixels, decoded.max_value, size)
         match = self.match_faces(crop[None])[0]
         if match is not None:
             delta = self.personal_deltas(crop[None], [match], seed_for(data, mode))[0]

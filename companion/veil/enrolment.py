@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from veil import imageio, optimizer, personal
-from veil.align import alignment_matrix, warp_crop
+from veil.align import aligned_pixels, alignment_matrix, warp_crop
 from veil.errors import EnrolError, EnrolFaceAmbiguousError, ErrorCode
 from veil.profiles import (
     MATCH_MODELS,
@@ -58,16 +58,10 @@ class FoundFace:
 
 
 def _aligned_crop(photo: EnrolPhoto, max_pixels: int) -> F32:
-    import cv2
-
     decoded = imageio.decode(photo.data, max_pixels=max_pixels)
-    pixels: npt.NDArray[np.float32] = decoded.pixels.astype(np.float32) / float(decoded.max_value)
     if decoded.width != decoded.height:
         raise EnrolError(f"{photo.label}: --aligned expects square ArcFace crops")
-    if decoded.width != optimizer.CROP_SIZE:
-        size = (optimizer.CROP_SIZE, optimizer.CROP_SIZE)
-        pixels = np.asarray(cv2.resize(pixels, size, interpolation=cv2.INTER_AREA), np.float32)
-    return np.asarray(pixels, np.float32)
+    return aligned_pixels(decoded.pixels, decoded.max_value, optimizer.CROP_SIZE)
 
 
 def _faces_of(
