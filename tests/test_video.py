@@ -11,6 +11,8 @@ recogniser's cosine to the original drops); no location, serial or owner field l
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -28,6 +30,7 @@ from metadata_samples import EXIFTOOL, exiftool_tags
 from veil.align import alignment_matrix, warp_crop
 from veil.engine import Engine
 from veil.video.codecs import LARGE_FRAME, encoder_available, plan_encoder
+from veil.video.frames import FrameCopy, luma_plane
 from veil.video.pipeline import cloak_video_file
 from veil.video.result import VideoCloakResult
 from video_samples import (
@@ -364,3 +367,96 @@ def test_large_frame_encoder_settings_are_accepted(codec: str, muxer: str, pix_f
         ctx.time_base = Fraction(1, 30)
         ctx.options = dict(plan.options)
         ctx.open()  # raises av.error.InvalidDataError on settings the encoder refuses
+
+
+# Run in a fresh interpreter: x265's peak RSS growth while it encodes 16 synthetic 4K frames
+# with the large-frame settings (no decoder, no models), in MB.
+_X265_4K_PEAK = """
+import io, sys
+import av, numpy as np
+from veil.memory import share_one_malloc_arena
+from veil.video.codecs import plan_encoder
+
+def hwm():
+    with open("/proc/self/status") as status:
+        return next(int(l.split()[1]) // 1024 for l in status if l.startswith("VmHWM:"))
+
+share_one_malloc_arena()  # as the companion runs
+plan = plan_encoder("hevc", "mp4", sys.argv[1], 3840 * 2160)
+frame = av.VideoFrame(3840, 2160, plan.pix_fmt)
+depth = np.uint16 if plan.pix_fmt.endswith("10le") else np.uint8
+luma = np.frombuffer(memoryview(frame.planes[0]), depth).reshape(2160, -1)
+for plane in frame.planes[1:]:
+    np.frombuffer(memoryview(plane), depth)[:] = 512 if depth is np.uint16 else 128
+ramp = np.add.outer(np.arange(2160), np.arange(luma.shape[1])) // 4
+base = hwm()
+with av.open(io.BytesIO(), "w", format="mp4") as out:
+    stream = out.add_stream(plan.encoder, rate=30, options=plan.options)
+    stream.width, stream.height, stream.pix_fmt = 3840, 2160, plan.pix_fmt
+    for i in range(16):
+        luma[...] = (ramp + 3 * i) % 200 + 20  # a moving ramp: cheap to encode
+        frame.pts = i
+        out.mux(stream.encode(frame))
+    out.mux(stream.encode(None))
+print(hwm() - base)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads VmHWM from /proc")
+def test_4k_hevc_encoder_keeps_few_frames_in_flight() -> None:
+    """x265 holds each 4K frame it has queued or still references at 50-140 MB (10-bit;
+    docs/video.md, HEVC memory), so from 1440p up it runs without B-frames, with 1 frame of
+    look-ahead, one frame thread and at most 8 worker threads. Measured here: about 820 MB
+    of growth for 4K 10-bit; 1 B-frame and 2 frames of look-ahead took about 1,050 MB,
+    x265's defaults (3 and 10) far more."""
+    if not encoder_available("libx265"):
+        pytest.skip("no libx265 in this FFmpeg")
+    run = subprocess.run(
+        [sys.executable, "-c", _X265_4K_PEAK, "yuv420p10le"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
+    grown = int(run.stdout.split()[-1])
+    assert 300 < grown <= 900, run.stdout  # 300: the encoder really ran at 4K
+
+
+@pytest.mark.parametrize(
+    ("codec", "pix_fmt", "options"),
+    [
+        ("libx264", "yuv420p", {}),
+        ("libx265", "yuv420p10le", {"x265-params": "log-level=error"}),
+    ],
+)
+def test_pasted_frames_are_copies_in_one_reused_buffer(
+    portrait: Any, tmp_path: Path, codec: str, pix_fmt: str, options: dict[str, str]
+) -> None:
+    """Pass 2 pastes on a copy of each decoded frame (the decoder may still predict later
+    frames from its own), and every copy goes into the same buffer: the encoder has let go
+    of it once `encode` returns, so no frame costs a new allocation (a fresh 4K copy a
+    frame cost about 100 MB of peak RSS, docs/video.md). The copy has the frame's pixels,
+    timing and colour tags; the decoder's frame is left as it was."""
+    photo, faces = portrait
+    clip = make_clip(
+        tmp_path / "in.mp4", photo, faces, codec=codec, pix_fmt=pix_fmt, seconds=0.5,
+        audio=None, options=options,
+    )  # fmt: skip
+    copy = FrameCopy()
+    buffers = set()
+    with av.open(str(clip.path)) as src, av.open(str(tmp_path / "out.mp4"), "w") as out:
+        stream = out.add_stream(codec, rate=30, options=options)
+        stream.width, stream.height, stream.pix_fmt = 320, 240, pix_fmt
+        for frame in src.decode(video=0):
+            pixels = frame.to_ndarray()
+            own = copy.of(frame)
+            assert np.array_equal(own.to_ndarray(), pixels)
+            timing = ("pts", "time_base", "duration", "colorspace", "color_range", "color_trc")
+            assert [getattr(own, k) for k in timing] == [getattr(frame, k) for k in timing]
+            luma_plane(own)[:16, :16] ^= 1  # what a paste does: write into the copy
+            assert np.array_equal(frame.to_ndarray(), pixels)
+            buffers.add(own.planes[0].buffer_ptr)
+            out.mux(stream.encode(own))
+        out.mux(stream.encode(None))
+    assert len(buffers) == 1

@@ -29,6 +29,7 @@ from veil.cancel import CancelToken, bound
 from veil.errors import ImageTooLargeError
 from veil.imageio import ImageInfo
 from veil.server.http_errors import BusyError
+from veil.video.codecs import LARGE_FRAME
 
 T = TypeVar("T")
 
@@ -50,20 +51,26 @@ def estimate_job_bytes(info: ImageInfo, body_bytes: int) -> int:
 
 
 # Peak memory of one video over the loaded server: frames are streamed (decoder and
-# encoder look-ahead, a few RGB copies for detection and the paste), so it depends on the
-# frame size, not on the file's size or length. Measured (docs/video.md, bench_video.py):
-# about 260 MB at 1080p and 630-900 MB at 4K above the models' 366 MB.
-# x265 holds about 100 MB a 4K frame and keeps several in flight: a 4K HEVC cloak peaked at
-# 1.55 GB, about 1.19 GB above the models (docs/video.md, HEVC).
+# encoder look-ahead, one frame copy for the paste, small RGB copies for detection), so it
+# depends on the frame size, not on the file's size or length. Measured (docs/video.md,
+# bench_video.py), above the models' 366 MB: about 260 MB at 1080p H.264, 480 MB at 4K.
+# x265 holds 50-140 MB a 4K frame and keeps several in flight: 1080p HEVC 10-bit about
+# 430 MB (x265's full look-ahead); from 1440p up, where x265 runs with one frame of
+# look-ahead and no B-frames (`veil.video.codecs`), 4K HEVC 10-bit peaked at 1,254 MB, 890 MB
+# above the models (8-bit 930 MB, 560 above), plus about 35 MB with 8 x265 worker threads.
 VIDEO_BYTES_PER_PIXEL = 100
 HEVC_VIDEO_BYTES_PER_PIXEL = 150
+HEVC_LARGE_VIDEO_BYTES_PER_PIXEL = 110
 VIDEO_JOB_OVERHEAD_BYTES = 150 * 1024 * 1024
 
 
 def estimate_video_job_bytes(width: int, height: int, codec: str = "") -> int:
     """Estimated peak memory of cloaking one video, from its container header (`codec`:
     the input's, which the output is re-encoded in)."""
-    per_pixel = HEVC_VIDEO_BYTES_PER_PIXEL if codec == "hevc" else VIDEO_BYTES_PER_PIXEL
+    per_pixel = VIDEO_BYTES_PER_PIXEL
+    if codec == "hevc":
+        large = width * height >= LARGE_FRAME
+        per_pixel = HEVC_LARGE_VIDEO_BYTES_PER_PIXEL if large else HEVC_VIDEO_BYTES_PER_PIXEL
     return width * height * per_pixel + VIDEO_JOB_OVERHEAD_BYTES
 
 

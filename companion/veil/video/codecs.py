@@ -90,12 +90,24 @@ LARGE_FRAME = 2560 * 1440
 encoder of a 4K clip: 735 MB at the default, 563 MB at 5, 512 MB at 3)."""
 
 
-X265_LARGE_FRAME_PARAMS = ":bframes=1:rc-lookahead=2:frame-threads=1"
-"""x265 from 1440p up: 1 B-frame and 2 frames of look-ahead instead of 3 and 10 (2-second 4K
-10-bit clip, decoder and encoder alone: 1.9 GB of peak RSS at the default, 1.6 GB with 3 and
-4, 1.26 GB with these; SSIMULACRA2 84.5 against 84.3 and 86.0, 0.66x the default's size),
-and one frame encoded at a time whatever the cores (x265 picks 2 frames from 4 cores, 3 from
-8, each holding its own frames: +280 MB at 3 on that clip); rows still run in parallel."""
+X265_LARGE_FRAME_PARAMS = ":bframes=0:rc-lookahead=1:frame-threads=1"
+"""x265 from 1440p up: no B-frames and 1 frame of look-ahead instead of 3 and 10, and one
+frame encoded at a time whatever the cores (x265 picks 2 frame threads from 4 cores, 3 from
+8, each with its own frames: +280 MB at 3). x265 holds every frame from the moment it is
+queued (look-ahead + 2 + B-frames of them before the first is encoded) to its last use as
+a reference, at 4K about 50 MB each (source copy, half-size planes for the look-ahead) plus
+90 MB for each one being encoded or referenced (reconstruction, per-block data; 10-bit; 8-bit
+25 + 75 MB). Counted with heaptrack on a 4K 10-bit clip: 10 frames and 5 encoding sets with
+1 B-frame and 2 of look-ahead (970 MB), 7 and 4 with these (715 MB), 4 and 4 without
+look-ahead (565 MB, but without the macroblock tree: about 3x the size at the same CRF).
+Against 1 B-frame and 2 of look-ahead, decoder and encoder of 4K clips: 10-bit 1,224 ->
+996 MB, 8-bit 838 -> 689 MB; SSIMULACRA2 within 0.3 either way, the same CPU, 1.07x the
+size on clips with grain, 1.16-1.35x on a noiseless pan (docs/video.md, HEVC memory)."""
+
+X265_LARGE_FRAME_THREADS = 8
+"""x265's worker threads from 1440p up, at most (fewer on a machine with fewer cores; x265's
+default is one per core). Each costs about 5 MB (its analysis buffers): 4K 8-bit, decoder
+and encoder, 690 MB with 2, 725 MB with 8, 772 MB with 16, the same output."""
 
 
 def plan_encoder(codec: str, muxer: str, pix_fmt: str, pixels: int = 0) -> EncoderPlan:
@@ -134,6 +146,7 @@ def plan_encoder(codec: str, muxer: str, pix_fmt: str, pixels: int = 0) -> Encod
         chosen["crf"] = "14"
     elif pixels >= LARGE_FRAME and encoder == "libx265":
         # x265 refuses a look-ahead no longer than its run of B-frames (superfast: 3), and
-        # each frame it holds costs about 100 MB at 4K 10-bit (docs/video.md).
-        chosen["x265-params"] = chosen["x265-params"] + X265_LARGE_FRAME_PARAMS
+        # each frame it holds costs 50-140 MB at 4K 10-bit (docs/video.md).
+        threads = min(X265_LARGE_FRAME_THREADS, os.cpu_count() or 1)
+        chosen["x265-params"] += f"{X265_LARGE_FRAME_PARAMS}:pools={threads}"
     return EncoderPlan(encoder, target, chosen, tag)

@@ -28,6 +28,7 @@ from veil.errors import CorruptVideoError
 from veil.imaging.metadata import MetadataReport, Policy
 from veil.video import metadata
 from veil.video.cloaks import TrackCloak
+from veil.video.frames import FrameCopy
 from veil.video.hdr import Hdr10
 from veil.video.lumapaste import paste_luma
 from veil.video.probe import VideoInfo
@@ -124,6 +125,7 @@ def _write(
         vin.codec_context.options = dict(plan.decoder_options)
         frames = face_frames = audio_packets = 0
         total = max(plan.frames or info.frames_announced, 1)
+        copy = FrameCopy()  # the frames pasted on, one buffer for all
         for packet in source.demux(vin, *ains):
             if packet.stream.index != vin.index:
                 if packet.size == 0:
@@ -150,7 +152,8 @@ def _write(
                 timer.lap("decode")
                 if not isinstance(frame, VideoFrame):
                     continue
-                face_frames += _cloak_frame(frame, frames, info, plan)
+                frame, pasted = _cloak_frame(frame, frames, info, plan, copy)
+                face_frames += pasted
                 timer.lap("paste")
                 frames += 1
                 output.mux(_encode(vout, frame))
@@ -205,10 +208,14 @@ def _encode(vout: Any, frame: VideoFrame) -> list[Any]:
     return packets
 
 
-def _cloak_frame(frame: VideoFrame, index: int, info: VideoInfo, plan: Plan) -> int:
-    """Paste every track that covers this frame; returns how many were pasted."""
+def _cloak_frame(
+    frame: VideoFrame, index: int, info: VideoInfo, plan: Plan, copy: FrameCopy
+) -> tuple[VideoFrame, int]:
+    """Paste every track that covers this frame, on its copy in `copy` (the decoder's
+    frame is left alone); returns the frame to encode and how many were pasted."""
     time = None
     pasted = 0
+    target = frame
     for path in plan.paths:
         if not path.covers(index):
             continue
@@ -218,7 +225,9 @@ def _cloak_frame(frame: VideoFrame, index: int, info: VideoInfo, plan: Plan) -> 
         cloak = plan.cloaks.get(path.track_id)
         if landmarks is None or cloak is None:
             continue
+        if target is frame:
+            target = copy.of(frame)
         pasted += int(
-            paste_luma(frame, cloak.luma, alignment_matrix(landmarks, cloak.luma.shape[0]))
+            paste_luma(target, cloak.luma, alignment_matrix(landmarks, cloak.luma.shape[0]))
         )
-    return pasted
+    return target, pasted
