@@ -332,28 +332,20 @@ def personal_delta(
 ) -> F32:
     """The change one upload of an enrolled person gets [S,S,3]: their cloak, then `steps`
     refining steps on this crop toward their fixed direction. `scale` (0..1] shrinks both
-    (the engine's prominence rule for close-ups)."""
-    if not 0.0 < scale <= 1.0:
-        raise CloakFailedError("a personal cloak's scale must lie in (0, 1]")
-    shrunk = np.asarray(cloak, np.float32) * np.float32(scale)
-    start = np.repeat(shrunk[:, :, None], 3, axis=2)
-    if steps <= 0:
-        return np.asarray(apply_personal_cloak(crop, shrunk) - crop, np.float32)
-    chosen = [s for s in surrogates if s.name in targets]
-    if not chosen:
-        raise CloakFailedError("the personal cloak's recognisers are not loaded")
-    cloaked = cloak_crops(
+    (the engine's prominence rule for close-ups). One view of `shared_personal_delta`
+    (with a single view its shared change is exactly the crop's own)."""
+    return shared_personal_delta(
         crop[None],
-        Mode.HIGH,
-        chosen,
+        cloak,
+        strength,
+        surrogates,
+        targets,
         seed=seed,
-        budget=refine_budget(strength, steps, linf, look),
-        region=face_mask(CROP_SIZE),
-        targets=[targets[s.name] for s in chosen],
-        start=start[None],
-        strength=[scale],
+        steps=steps,
+        scale=scale,
+        linf=linf,
+        look=look,
     )
-    return np.asarray(cloaked[0] - crop, np.float32)
 
 
 def shared_personal_delta(
@@ -366,12 +358,15 @@ def shared_personal_delta(
     seed: int,
     steps: int = REFINE_STEPS,
     scale: float = 1.0,
+    linf: float | None = None,
+    look: StrengthBudget | None = None,
 ) -> F32:
     """One change [S,S,3] for several views of one enrolled face (a video track's
     keyframes [K,S,S,3]): `personal_delta`'s refinement optimised on all views at once, so
     it holds over the track's frames instead of fitting one of them (each view's own
     refinement, pasted on the others, lost a third of the photo's protection against
-    FaceNet: `veil-research video --personal`)."""
+    FaceNet: `veil-research video --personal`). `linf` and `look` override the strength's
+    budget (research)."""
     if not 0.0 < scale <= 1.0:
         raise CloakFailedError("a personal cloak's scale must lie in (0, 1]")
     views = np.asarray(crops, np.float32)
@@ -387,7 +382,7 @@ def shared_personal_delta(
         Mode.HIGH,
         chosen,
         seed=seed,
-        budget=refine_budget(strength, steps),
+        budget=refine_budget(strength, steps, linf, look),
         region=face_mask(CROP_SIZE),
         targets=[targets[s.name] for s in chosen],
         start=start,
