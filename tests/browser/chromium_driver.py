@@ -16,8 +16,40 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness import ARTIFACTS, Companion
-from playwright.sync_api import BrowserContext, Page, Worker
+from harness import ARTIFACTS, EXTENSION_DIR, Companion, chromium_args
+from playwright.sync_api import BrowserContext, Page, Playwright, Worker
+
+
+def launch_with_extension(
+    playwright: Playwright,
+    profile: Path,
+    binary: str,
+    *,
+    headless: bool = True,
+    extra_args: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
+) -> ExtensionBrowser:
+    """Chromium with Veil loaded in the persistent profile `profile`, once the extension's
+    service worker runs. The caller closes `.context`."""
+    options: dict[str, Any] = {"env": env} if env is not None else {}
+    context = playwright.chromium.launch_persistent_context(
+        str(profile),
+        executable_path=binary,
+        headless=headless,
+        args=[*chromium_args(EXTENSION_DIR), *extra_args],
+        viewport={"width": 900, "height": 800},
+        **options,
+    )
+    try:
+        worker = (
+            context.service_workers[0]
+            if context.service_workers
+            else context.wait_for_event("serviceworker", timeout=30_000)
+        )
+    except BaseException:
+        context.close()
+        raise
+    return ExtensionBrowser(context, worker.url.split("/")[2])
 
 
 @dataclass

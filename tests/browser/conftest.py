@@ -9,12 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from chromium_driver import ExtensionBrowser, screenshot
+from chromium_driver import ExtensionBrowser, launch_with_extension, screenshot
 from harness import (
-    EXTENSION_DIR,
     VEIL,
     Companion,
-    chromium_args,
     port_is_listening,
 )
 from playwright.sync_api import Page, Playwright
@@ -86,20 +84,11 @@ def browser(
     tmp_path_factory: pytest.TempPathFactory,
     companion: Companion,
 ) -> Iterator[ExtensionBrowser]:
-    context = playwright.chromium.launch_persistent_context(
-        str(tmp_path_factory.mktemp("chromium-profile")),
-        executable_path=chromium_binary,
-        headless=True,
-        args=chromium_args(EXTENSION_DIR),
-        viewport={"width": 900, "height": 800},
+    extension = launch_with_extension(
+        playwright, tmp_path_factory.mktemp("chromium-profile"), chromium_binary
     )
+    context = extension.context
     try:
-        worker = (
-            context.service_workers[0]
-            if context.service_workers
-            else context.wait_for_event("serviceworker", timeout=30_000)
-        )
-        extension = ExtensionBrowser(context, worker.url.split("/")[2])
         # First run opens the pairing page by itself (a tab opened while the browser starts,
         # before Playwright attaches, so it is checked through chrome.tabs).
         pairing_url = extension.page_url("src/pairing/pairing.html")

@@ -93,6 +93,18 @@ class Companion:
                 time.sleep(0.3)
         raise RuntimeError(f"veil serve did not answer within {timeout:.0f} s")
 
+    def job(self, bearer: str, job: str) -> dict[str, Any]:
+        """GET /v1/jobs/{id} with a token (a job answers only the token that sent it, so
+        pass the extension's); an HTTP error comes back as {"http": code, "body": text}."""
+        request = urllib.request.Request(
+            f"{self.url}/v1/jobs/{job}", headers={"Authorization": f"Bearer {bearer}"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                return dict(json.load(response))
+        except urllib.error.HTTPError as exc:
+            return {"http": exc.code, "body": exc.read().decode(errors="replace")}
+
     def health(self) -> dict[str, Any]:
         with urllib.request.urlopen(f"{self.url}/v1/health", timeout=2) as response:
             return dict(json.load(response))

@@ -16,12 +16,9 @@ clipboard as a file manager's Copy puts it (chromium_driver.files_on_x_clipboard
 from __future__ import annotations
 
 import io
-import json
 import os
 import shutil
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,15 +30,14 @@ from chromium_driver import (
     all_text,
     answer_prompt,
     files_on_x_clipboard,
+    launch_with_extension,
     prompt_is_open,
     trusted_drop,
     x_display,
 )
 from harness import (
-    EXTENSION_DIR,
     Companion,
     assert_cloaked,
-    chromium_args,
     free_port,
     record_pick_to_upload,
 )
@@ -105,18 +101,6 @@ def token(browser: ExtensionBrowser) -> str:
     return value
 
 
-def job_state(companion: Companion, bearer: str, job: str) -> dict[str, Any]:
-    """GET /v1/jobs/{id} as the extension's token (jobs are bound to the token that made them)."""
-    request = urllib.request.Request(
-        f"{companion.url}/v1/jobs/{job}", headers={"Authorization": f"Bearer {bearer}"}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            return dict(json.load(response))
-    except urllib.error.HTTPError as exc:
-        return {"http": exc.code, "body": exc.read().decode(errors="replace")}
-
-
 def job_ids(page: Page) -> list[str]:
     marks = page.evaluate("performance.getEntriesByType('mark').map((m) => m.name)")
     return [mark.split(":", 2)[2] for mark in marks if mark.startswith("veil:job:")]
@@ -160,6 +144,28 @@ def assert_progress_seen(badges: list[str], indicator: list[str]) -> None:
     )
 
 
+def assert_page_got_the_cloak(
+    page: Page,
+    slot: str,
+    clip: FaceClip,
+    received: Received,
+    badges: list[str],
+    indicator: list[str],
+    tmp_path: Path,
+) -> dict[str, float]:
+    """The site received the cloaked video (same name and type, faces changed, no location),
+    with progress shown on the way, and the page's own listener in `slot` saw that same
+    file, not the original. Returns the change's summary."""
+    assert received.name == clip.path.name and received.type == "video/mp4"
+    change = assert_cloaked_video(clip.path, received.data, tmp_path)
+    assert_progress_seen(badges, indicator)
+    [seen] = [entry for entry in page.evaluate("window.seen") if entry["slot"] == slot]
+    assert seen["files"] == [
+        {"name": clip.path.name, "size": len(received.data), "type": "video/mp4"}
+    ], f"the page's {slot} listener saw something else than the cloak"
+    return change
+
+
 def test_video_in_a_file_input_is_cloaked_with_progress_and_previewed(
     form: Page,
     browser: ExtensionBrowser,
@@ -171,14 +177,8 @@ def test_video_in_a_file_input_is_cloaked_with_progress_and_previewed(
     form.set_input_files("#single", str(clip.path))
     [received], badges, indicator = watch_upload(browser, form, site, "single", UPLOAD_TIMEOUT)
     record_pick_to_upload("chromium", "video, file input", time.monotonic() - started)
-    assert received.name == clip.path.name and received.type == "video/mp4"
-    change = assert_cloaked_video(clip.path, received.data, tmp_path)
+    change = assert_page_got_the_cloak(form, "single", clip, received, badges, indicator, tmp_path)
     print(f"badge: {badges}; indicator: {indicator[-1:]}; change: {change}")
-    assert_progress_seen(badges, indicator)
-    [seen] = [entry for entry in form.evaluate("window.seen") if entry["slot"] == "single"]
-    assert seen["files"] == [
-        {"name": clip.path.name, "size": len(received.data), "type": "video/mp4"}
-    ]
     check_video_preview(browser, site)
 
 
@@ -278,26 +278,20 @@ def headed_browser(
             pytest.fail(message)
         pytest.skip(message)
     with x_display(xvfb) as display:
-        context = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "headed-profile"),
-            executable_path=chromium_binary,
+        extension = launch_with_extension(
+            playwright,
+            tmp_path / "headed-profile",
+            chromium_binary,
             headless=False,
-            args=[*chromium_args(EXTENSION_DIR), "--ozone-platform=x11"],
+            extra_args=("--ozone-platform=x11",),
             env={**os.environ, "DISPLAY": display},
-            viewport={"width": 900, "height": 800},
         )
         try:
-            worker = (
-                context.service_workers[0]
-                if context.service_workers
-                else context.wait_for_event("serviceworker", timeout=30_000)
-            )
-            extension = ExtensionBrowser(context, worker.url.split("/")[2])
             extension.set_port(companion.port)
             extension.pair(companion).close()
             yield HeadedBrowser(extension, display, xclip)
         finally:
-            context.close()
+            extension.context.close()
 
 
 def test_video_pasted_as_a_file_is_cloaked(
@@ -321,14 +315,10 @@ def test_video_pasted_as_a_file_is_cloaked(
                 browser, page, site, "paste", UPLOAD_TIMEOUT
             )
         record_pick_to_upload("chromium", "video, paste", time.monotonic() - started)
-        assert received.name == clip.path.name and received.type == "video/mp4"
-        change = assert_cloaked_video(clip.path, received.data, tmp_path)
+        change = assert_page_got_the_cloak(
+            page, "paste", clip, received, badges, indicator, tmp_path
+        )
         print(f"paste: badge {badges}; change {change}")
-        assert_progress_seen(badges, indicator)
-        [seen] = [entry for entry in page.evaluate("window.seen") if entry["slot"] == "paste"]
-        assert seen["files"] == [
-            {"name": clip.path.name, "size": len(received.data), "type": "video/mp4"}
-        ], "the page's paste listener saw something else than the cloak"
     finally:
         page.close()
 
@@ -412,7 +402,7 @@ def wait_for_job_state(
 ) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
-        found = job_state(companion, bearer, job)
+        found = companion.job(bearer, job)
         if found.get("state") == state or time.monotonic() > deadline:
             return found
         time.sleep(0.1)
@@ -430,7 +420,7 @@ def test_cancel_on_the_indicator_stops_the_companion_job(
     wait_for_percentage(form)
     [job] = job_ids(form)
     bearer = token(browser)
-    assert job_state(companion, bearer, job).get("state") in {"receiving", "queued", "working"}
+    assert companion.job(bearer, job).get("state") in {"receiving", "queued", "working"}
     clicked = time.monotonic()
     answer_prompt(form, "stop")  # the indicator's Cancel, a real click
     found = wait_for_job_state(companion, bearer, job, "cancelled")
@@ -466,7 +456,7 @@ def test_a_later_pick_cancels_the_video_still_being_cloaked(
     print(f"re-picked photo reached the site {took:.2f} s after the pick")
     assert received.name == replacement.name
     assert_cloaked(replacement.read_bytes(), received.data)
-    assert job_state(companion, bearer, first_job).get("state") == "cancelled"
+    assert companion.job(bearer, first_job).get("state") == "cancelled"
     time.sleep(1)
     assert len(site.batches("single")) == 1, "the superseded video reached the page too"
 

@@ -14,10 +14,7 @@ import asyncio
 import json
 import os
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
-from typing import Any
 
 import pytest
 from firefox_bidi import Firefox
@@ -183,18 +180,6 @@ def long_clip(photos: Path, tmp_path_factory: pytest.TempPathFactory) -> FaceCli
     return face_clip(portrait, folder / "long-take.mp4", seconds=6.0, size=(480, 360))
 
 
-def companion_job(companion: Companion, bearer: str, job: str) -> dict[str, Any]:
-    """GET /v1/jobs/{id} as the extension's token (a job answers only the token that sent it)."""
-    request = urllib.request.Request(
-        f"{companion.url}/v1/jobs/{job}", headers={"Authorization": f"Bearer {bearer}"}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            return dict(json.load(response))
-    except urllib.error.HTTPError as exc:
-        return {"http": exc.code, "body": exc.read().decode(errors="replace")}
-
-
 def spooled_jobs(companion: Companion) -> list[Path]:
     """The companion's video job folders (`<config dir>/video-spool/proc-*/job-*`): a video's
     body and its cloak live there while it is received and cloaked."""
@@ -227,14 +212,14 @@ async def test_firefox_cancel_on_the_indicator_stops_the_companion_job(
         )
         [job] = [mark.split(":", 2)[2] for mark in marks if mark.startswith("veil:job:")]
         bearer = str(await browser.value(ext, READ_TOKEN))
-        before = await asyncio.to_thread(companion_job, companion, bearer, job)
+        before = await asyncio.to_thread(companion.job, bearer, job)
         assert before.get("state") in {"receiving", "queued", "working"}, before
         assert spooled_jobs(companion), "the video is not in the companion's spool"
         assert "%" in (await browser.veil_indicator_text(tab) or ""), "no percentage shown"
 
         clicked = time.monotonic()
         await browser.cancel_veil_indicator(tab)
-        while (found := await asyncio.to_thread(companion_job, companion, bearer, job)).get(
+        while (found := await asyncio.to_thread(companion.job, bearer, job)).get(
             "state"
         ) != "cancelled":
             assert time.monotonic() - clicked < 10, f"the job was not cancelled: {found}"
@@ -250,7 +235,7 @@ async def test_firefox_cancel_on_the_indicator_stops_the_companion_job(
         assert await browser.veil_prompt_text(tab) is None, "Cancel must not raise the prompt"
         assert await browser.veil_indicator_text(tab) is None, "the indicator stayed"
         assert await badge_of(browser, ext, url) == "", "the badge still shows progress"
-        final = await asyncio.to_thread(companion_job, companion, bearer, job)
+        final = await asyncio.to_thread(companion.job, bearer, job)
         assert final.get("state") == "cancelled", final
         await browser.send("browsingContext.close", {"context": tab})
     finally:

@@ -11,7 +11,6 @@ steps); the engine reports the same stages for an animated WebP; a `DELETE` mid-
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
 
@@ -27,11 +26,11 @@ from .test_video_upload import (
     JOB,
     MakeClient,
     auth,
+    cancel_job,
     engine,
     job_state,
     make_client,
-    until,
-    work_released,
+    until_job,
 )
 
 # Fixtures of test_video_upload.py, used here by name.
@@ -129,24 +128,14 @@ async def test_cancel_of_an_animated_gif_answers_409_and_stops_the_work(
         client.post("/v1/cloak", data=animation[0], headers=gif_headers(token))
     )
 
-    async def working() -> bool:
-        assert not post.done(), await (await post).text()
-        reply = await client.get(f"/v1/jobs/{JOB}", headers=auth(token))
-        state = await reply.json() if reply.status == 200 else {"state": "not yet"}
-        return state["state"] == "working" and state["stage"] == "cloaking"
-
-    await until(working)
-    started = time.monotonic()
-    reply = await client.delete(f"/v1/jobs/{JOB}", headers=auth(token))
-    assert reply.status == 200
-    assert await reply.json() == {"job": JOB, "state": "cancelled"}
-    answer = await post
-    answered_s = time.monotonic() - started
-    assert answer.status == 409
-    assert (await answer.json())["error"]["code"] == "cancelled"
+    await until_job(
+        client,
+        token,
+        post,
+        lambda state: state["state"] == "working" and state["stage"] == "cloaking",
+    )
+    answer, answered_s, stopped_s = await cancel_job(client, token, post)
     assert answer.headers.get("Connection", "").lower() == "close"
-    await until(lambda: work_released(client), 10)
-    stopped_s = time.monotonic() - started
     print(f"GIF cancel: 409 after {answered_s:.2f} s, work stopped after {stopped_s:.2f} s")
     assert answered_s < 1.5
     assert stopped_s < 3.0  # one model call or one frame at most

@@ -151,6 +151,37 @@ async def work_released(client: Client) -> bool:
     return client.app[POOL_KEY].memory_reserved == 0
 
 
+async def until_job(
+    client: Client, token: str, post: asyncio.Future[Any], ready: Callable[[dict[str, Any]], bool]
+) -> None:
+    """Poll `JOB` until `ready(state)`; the POST must not have answered before."""
+
+    async def check() -> bool:
+        assert not post.done(), await (await post).text()
+        reply = await client.get(f"/v1/jobs/{JOB}", headers=auth(token))
+        return ready(await reply.json() if reply.status == 200 else {"state": "not yet"})
+
+    await until(check)
+
+
+async def cancel_job(
+    client: Client, token: str, post: asyncio.Future[Any]
+) -> tuple[Any, float, float]:
+    """DELETE `JOB` while `post` works: the DELETE says cancelled, the POST answers 409
+    `cancelled`. Returns the POST's answer, the seconds until it came and the seconds until
+    the worker had really stopped (its memory given back)."""
+    started = time.monotonic()
+    reply = await client.delete(f"/v1/jobs/{JOB}", headers=auth(token))
+    assert reply.status == 200
+    assert await reply.json() == {"job": JOB, "state": "cancelled"}
+    answer = await post
+    answered_s = time.monotonic() - started
+    assert answer.status == 409
+    assert (await answer.json())["error"]["code"] == "cancelled"
+    await until(lambda: work_released(client), 10)
+    return answer, answered_s, time.monotonic() - started
+
+
 async def spool_empty(client: Client) -> bool:
     return not spool_entries(client)
 
@@ -237,24 +268,11 @@ async def test_cancel_mid_way_answers_409_at_once(make_client: MakeClient, clips
         client.post("/v1/cloak", data=clips.long, headers=auth(token, JOB))
     )
 
-    async def working() -> bool:
-        assert not post.done(), await (await post).text()
-        reply = await client.get(f"/v1/jobs/{JOB}", headers=auth(token))
-        state = await reply.json() if reply.status == 200 else {"state": "not yet"}
-        return state["state"] == "working" and state["progress"] > 0
-
-    await until(working)
+    await until_job(
+        client, token, post, lambda state: state["state"] == "working" and state["progress"] > 0
+    )
     assert spool_entries(client), "the video's files should be in the spool while it works"
-    started = time.monotonic()
-    reply = await client.delete(f"/v1/jobs/{JOB}", headers=auth(token))
-    assert reply.status == 200
-    assert await reply.json() == {"job": JOB, "state": "cancelled"}
-    answer = await post
-    answered_s = time.monotonic() - started
-    assert answer.status == 409
-    assert (await answer.json())["error"]["code"] == "cancelled"
-    await until(lambda: work_released(client), 10)
-    stopped_s = time.monotonic() - started
+    _, answered_s, stopped_s = await cancel_job(client, token, post)
     print(f"cancel: 409 after {answered_s:.2f} s, work stopped after {stopped_s:.2f} s")
     assert answered_s < 1.5
     assert stopped_s < 3.0  # one frame, one model call or one detection round at most
