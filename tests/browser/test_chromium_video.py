@@ -247,6 +247,10 @@ def test_animated_gif_in_a_file_input_is_cloaked(
     print(f"GIF badge: {badges}; indicator: {indicator[-1:]}")
     # The companion's percentage for an animated image too (its job's measured figure).
     assert_progress_seen(badges, indicator)
+    # Called what it is: not "your photo", not "your video".
+    assert any(text.startswith("Veil is protecting your animated image") for text in indicator), (
+        indicator
+    )
     assert received.name == gif.name and received.type == "image/gif"
     assert received.data != gif.read_bytes(), "the site received the ORIGINAL GIF"
     with Image.open(io.BytesIO(received.data)) as cloaked, Image.open(gif) as original:

@@ -16,6 +16,7 @@
   // Some pickers hand over files with an empty type: fall back to the extension.
   const PHOTO_NAME = /\.(jpe?g|jfif|mpo|png|webp|heic|heif|avif|gif|apng)$/i;
   const VIDEO_NAME = /\.(mp4|m4v|mov|qt|3gp|webm|mkv)$/i;
+  const ANIMATED_NAME = /\.(gif|apng)$/i;
 
   /** @param {File} file */
   const typeOf = (file) => (file.type || '').toLowerCase();
@@ -28,6 +29,16 @@
   function isVideo(file) {
     const type = typeOf(file);
     return type ? VIDEO_TYPES.has(type) : VIDEO_NAME.test(file.name);
+  }
+
+  /**
+   * A GIF or APNG (by its type, or its name when it has none). An animated WebP has the
+   * still's type: it is called a photo until the companion has looked inside.
+   * @param {File} file
+   */
+  function isAnimated(file) {
+    const type = typeOf(file);
+    return type ? ANIMATED_TYPES.has(type) : ANIMATED_NAME.test(file.name);
   }
 
   /** @param {File} file */
@@ -44,13 +55,14 @@
   }
 
   /**
-   * What to call the files in Veil's texts: "photo", "video" or "file".
+   * What to call the files in Veil's texts: "photo", "video", "animated image" (a GIF
+   * reads "your GIF" to nobody who picked an APNG) or "file" for a mix of kinds.
    * @param {File[]} files
    */
   function noun(files) {
-    if (files.length > 0 && files.every(isVideo)) return 'video';
-    if (files.some(isVideo)) return 'file';
-    return 'photo';
+    const kinds = new Set(files.map((file) => (isVideo(file) ? 'video' : isAnimated(file) ? 'animated image' : 'photo')));
+    if (kinds.size > 1) return 'file';
+    return kinds.values().next().value ?? 'photo';
   }
 
   veilContent.fileKinds = { isCloakable, hasCloakable, isVideo, noun };

@@ -55,7 +55,7 @@
    * @param {FailureInfo} failure
    * @param {string[]} names  The files that could not be protected.
    * @param {string} [path]  Which interception path asks (picker and clipboard reads may repeat on their own).
-   * @param {string} [kind]  What the files are: 'photo', 'video' or 'file'.
+   * @param {string} [kind]  What the files are: 'photo', 'video', 'animated image' or 'file'.
    * @returns {Promise<PromptChoice>}
    */
   function ask(failure, names, path = '', kind = 'photo') {
