@@ -39,6 +39,7 @@ from video_samples import (
     OWNER,
     SERIAL,
     Clip,
+    hdr10_av1_clip,
     hdr10_clip,
     hdr_side_data,
     load_rgb,
@@ -323,25 +324,40 @@ def test_keep_metadata_keeps_location(engine: Engine, portrait: Any, tmp_path: P
 @pytest.mark.skipif(
     (FFMPEG is None or FFPROBE is None) and not in_ci(), reason="ffmpeg not installed"
 )
-@pytest.mark.parametrize("max_cll", ["1000,400", "0,0", None], ids=["cll", "cll-0", "no-cll"])
+@pytest.mark.parametrize(
+    ("codec", "max_cll"),
+    [
+        ("hevc", "1000,400"),
+        ("hevc", "0,0"),
+        ("hevc", None),
+        ("av1", "1000,400"),
+        ("av1", None),
+    ],
+    ids=["hevc-cll", "hevc-cll-0", "hevc-no-cll", "av1-cll", "av1-no-cll"],
+)
 def test_hdr10_static_metadata_survives(
-    engine: Engine, portrait: Any, tmp_path: Path, max_cll: str | None
+    engine: Engine, portrait: Any, tmp_path: Path, codec: str, max_cll: str | None
 ) -> None:
-    """10-bit HEVC PQ with a mastering display (and light levels: given, all zero, absent),
-    re-encoded with its face cloaked: ffprobe reads the same mastering display and light
-    levels on the output's first frame as on the input's (and no light levels where the
-    input had none), and the same colour tags."""
+    """10-bit HEVC (x265's SEI messages, MP4) or AV1 (SVT-AV1's metadata OBUs, WebM) PQ
+    with a mastering display (and light levels: given, all zero, absent), re-encoded with
+    its face cloaked: ffprobe reads the same mastering display and light levels on the
+    output's first frame as on the input's (and no light levels where the input had none),
+    and the same colour tags."""
     photo, faces = portrait
     face = make_clip(tmp_path / "face.mp4", photo, faces, seconds=1.0)
-    src = hdr10_clip(face.path, tmp_path / "hdr.mp4", max_cll=max_cll)
+    suffix = ".mp4" if codec == "hevc" else ".webm"
+    if codec == "hevc":
+        src = hdr10_clip(face.path, tmp_path / f"hdr{suffix}", max_cll=max_cll)
+    else:
+        src = hdr10_av1_clip(face.path, tmp_path / f"hdr{suffix}", max_cll=max_cll)
     before = hdr_side_data(src)
     assert [d["side_data_type"] for d in before] == [
         "Mastering display metadata",
         *(["Content light level metadata"] if max_cll else []),
     ]
-    out = tmp_path / "out.mp4"
+    out = tmp_path / f"out{suffix}"
     result = cloak_video_file(engine, src, out)
-    assert result.reencoded and result.tracks  # re-encoded by x265, not remuxed
+    assert result.reencoded and result.tracks  # re-encoded, not remuxed
     assert hdr_side_data(out) == before
     with av.open(str(out)) as a, av.open(str(src)) as b:
         va, vb = a.streams.video[0].codec_context, b.streams.video[0].codec_context

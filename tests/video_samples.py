@@ -337,6 +337,23 @@ def hdr10_clip(src: Path, dst: Path, *, max_cll: str | None = "1000,400") -> Pat
     return dst
 
 
+# The same display for SVT-AV1, which takes decimals.
+MASTER_DISPLAY_DECIMAL = "G(0.265,0.69)B(0.15,0.06)R(0.68,0.32)WP(0.3127,0.329)L(1000,0.005)"
+
+
+def hdr10_av1_clip(src: Path, dst: Path, *, max_cll: str | None = "1000,400") -> Path:
+    """`src` re-encoded by ffmpeg as 10-bit AV1 PQ / BT.2020 (SVT-AV1, in `dst`'s
+    container) with a mastering display and, unless `max_cll` is None, light levels."""
+    params = [f"mastering-display={MASTER_DISPLAY_DECIMAL}"]
+    params += [f"content-light={max_cll}"] if max_cll else []
+    ffmpeg(
+        "-i", src, "-map", "0:v", "-c:v", "libsvtav1", "-preset", "10", "-pix_fmt",
+        "yuv420p10le", "-color_primaries", "bt2020", "-color_trc", "smpte2084",
+        "-colorspace", "bt2020nc", "-svtav1-params", ":".join(params), dst,
+    )  # fmt: skip
+    return dst
+
+
 def hdr_side_data(path: Path) -> list[dict[str, Any]]:
     """ffprobe's side data on the first video frame: mastering display, light level."""
     assert FFPROBE, "ffprobe is not installed"

@@ -1,4 +1,4 @@
-"""HDR10 static metadata: read from the decoded video, written again by x265.
+"""HDR10 static metadata: read from the decoded video, written again by x265 or SVT-AV1.
 
 An HDR10 video carries, besides its PQ transfer and BT.2020 tags, the colour volume of the
 display it was mastered on (SMPTE ST 2086: the primaries, white point and luminance range)
@@ -7,9 +7,12 @@ every frame as side data (from the HEVC stream's SEI messages; FFmpeg also copie
 container's `mdcv`/`clli` boxes there, untested here). The encoder does not take them from
 the frames (FFmpeg's libx265 wrapper reads them from the encoder context's side data, which
 PyAV cannot set), so they are passed to x265 as its own parameters, which write the same
-SEI messages into the new stream.
+SEI messages into the new stream. SVT-AV1 takes them the same way (`svtav1-params`) and
+writes AV1's metadata OBUs.
 
-Only HEVC keeps them (libx265); Dolby Vision RPUs are not re-written (docs/video.md).
+HEVC (libx265) and AV1 (libsvtav1) keep them. VP9 cannot: its HDR10 metadata lives only in
+the WebM container's Colour element, which FFmpeg's muxer fills from stream side data that
+PyAV cannot set either. Dolby Vision RPUs are not re-written (docs/video.md).
 """
 
 from __future__ import annotations
@@ -37,6 +40,9 @@ class Hdr10:
     # luminance in LUMINANCE_UNIT: x265's `master-display` order. None: not in the input.
     mastering: tuple[int, ...] | None
     light: tuple[int, int] | None  # MaxCLL, MaxFALL (cd/m2); None: not in the input
+    # The mastering display as read, in x265's order, in plain units (chromaticity, cd/m2):
+    # SVT-AV1 takes decimals, and AV1 stores finer steps than x265's units (1/65536).
+    mastering_exact: tuple[float, ...] | None = None
 
     def x265_params(self) -> str:
         """The x265 parameters that write the same metadata (":"-joined, no leading ":")."""
@@ -58,24 +64,49 @@ class Hdr10:
             params.append("cll=0")
         return ":".join(params)
 
+    def svtav1_params(self) -> str:
+        """The SVT-AV1 parameters that write the same metadata (":"-joined)."""
+        params = []
+        exact = self.mastering_exact
+        if exact is None and self.mastering is not None:
+            units = (CHROMA_UNIT,) * 8 + (LUMINANCE_UNIT,) * 2
+            exact = tuple(v / u for v, u in zip(self.mastering, units, strict=True))
+        if exact is not None:
+            g, b, r, w = (exact[i : i + 2] for i in (0, 2, 4, 6))
+            high, low = exact[8:]
+            params.append(
+                f"mastering-display=G({_dec(g[0])},{_dec(g[1])})B({_dec(b[0])},{_dec(b[1])})"
+                f"R({_dec(r[0])},{_dec(r[1])})WP({_dec(w[0])},{_dec(w[1])})"
+                f"L({_dec(high)},{_dec(low)})"
+            )
+        if self.light is not None:
+            params.append(f"content-light={self.light[0]},{self.light[1]}")
+        return ":".join(params)
+
+
+def _dec(value: float) -> str:
+    """A decimal SVT-AV1 parses back to the same AV1 fixed-point value (9 places)."""
+    return f"{value:.9f}".rstrip("0").rstrip(".") or "0"
+
 
 def read_hdr10(frame: VideoFrame) -> Hdr10 | None:
     """The frame's mastering display and content light level side data, None without
     either. Values outside what the SEI messages can hold (a hostile file) are left out."""
-    mastering = light = None
+    mastering = light = exact = None
     items: Any = frame.side_data
     for item in items:
         name = item.type.name
         raw = bytes(item)
         if name == "MASTERING_DISPLAY_METADATA":
             mastering = _mastering(raw)
+            exact = _mastering_exact(raw) if mastering is not None else None
         elif name == "CONTENT_LIGHT_LEVEL" and len(raw) == 8:
             cll, fall = struct.unpack("<2I", raw)
             if cll <= _U16 and fall <= _U16:
                 light = (cll, fall)
     if mastering is None and light is None:
         return None
-    return Hdr10(mastering, light)
+    return Hdr10(mastering, light, exact)
 
 
 def _mastering(raw: bytes) -> tuple[int, ...] | None:
@@ -94,6 +125,13 @@ def _mastering(raw: bytes) -> tuple[int, ...] | None:
     if any(v is None for v in values):
         return None
     return tuple(v for v in values if v is not None)
+
+
+def _mastering_exact(raw: bytes) -> tuple[float, ...]:
+    """The same rationals as `_mastering` (checked there), as plain numbers, x265's order."""
+    ints = struct.unpack("<22i", raw)
+    rx, ry, gx, gy, bx, by, wx, wy, low, high = (ints[2 * k] / ints[2 * k + 1] for k in range(10))
+    return (gx, gy, bx, by, rx, ry, wx, wy, high, low)
 
 
 def _units(rational: tuple[int, int], unit: int, ceiling: int) -> int | None:

@@ -61,7 +61,7 @@ class Plan:
     reencode: bool  # False: copy the video packets (no face found)
     decoder_options: dict[str, str] = field(default_factory=dict)
     frames: int = 0  # frames pass 1 decoded (the progress figure's total; 0: the header's)
-    hdr: Hdr10 | None = None  # HDR10 static metadata to write again (x265 only)
+    hdr: Hdr10 | None = None  # HDR10 static metadata to write again (x265, SVT-AV1)
 
 
 def write_video(
@@ -182,6 +182,11 @@ def _video_encoder(
     options = dict(encoder.options)
     if plan.hdr is not None and encoder.encoder == "libx265":
         options["x265-params"] = f"{options['x265-params']}:{plan.hdr.x265_params()}"
+    if plan.hdr is not None and encoder.encoder == "libsvtav1":
+        extra = plan.hdr.svtav1_params()
+        if extra:
+            joined = ":".join(p for p in (options.get("svtav1-params", ""), extra) if p)
+            options["svtav1-params"] = joined
     vout = output.add_stream(encoder.encoder, rate=info.average_rate, options=options)
     vin_ctx = vin.codec_context
     ctx = vout.codec_context
