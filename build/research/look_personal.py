@@ -27,6 +27,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
 import bench_visibility as bv
+import shading_zones
 from veil import personal
 from veil.engine import Engine
 from veil.results import Mode
@@ -57,8 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", nargs="*", default=[])
     parser.add_argument("--budget", nargs="*", default=[])
     parser.add_argument("--tag", default="")
+    parser.add_argument("--zones", action="store_true", help="shading_zones.install() (research)")
     args = parser.parse_args(argv)
     override(args.set, args.budget)
+    if args.zones:
+        shading_zones.install()
     faces_dir = default_faces_dir()
     engine = Engine.load()
     args.out.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,9 @@ universal: the product's two parts separately and together, at linf L/255: `uni:
   from nothing (both through `veil.personal`). A fourth field sets the refining steps'
   look: `sharp` (the default modes' caps: luminance adaptation, texture 0.2-2.5, blur 0.5;
   the first design) or key=value pairs over the shipped look (`lum=0,tl=0.2,th=2.5,blur=1`;
-  `cp=4,ti=3`: the refining optimiser's copies per step and gradient smoothing).
+  `cp=4,ti=3`: the refining optimiser's copies per step and gradient smoothing;
+  `sh=1`: `shading_zones`' zones at enrolment and in the refining steps, for this and
+  every later variant of the run: put it last).
 
     .venv/bin/python build/research/personal_variants.py direction facenet 7 own centroid decoy
     .venv/bin/python build/research/personal_variants.py universal facenet \
@@ -30,6 +32,7 @@ from dataclasses import replace
 
 import numpy as np
 
+import shading_zones
 from veil import optimizer, personal
 from veil.modelstore import get_store
 from veil.paste import face_mask
@@ -88,10 +91,19 @@ def main(argv: list[str]) -> int:
             ]
         )
         parts = []
-        for reencode in ("none", "jpeg75"):
+        for reencode in ("none", "jpeg75", "down0.75"):
             att = {i: cache.embed(models[held], ev.REENCODES[reencode](out[i])) for i in people}
             p = ev.protection(clean, probes, att).by_classifier
             parts.append(f"{reencode} {p['centroid']:.2f}/{p['logreg']:.2f}")
+        # The tracker that knows Veil (veil_research.personal_eval.adaptive_strip): 3 clean
+        # photos of the person, the mean difference subtracted from the uploads.
+        stripped = {}
+        for u in people:
+            estimate = ev.to_float(out[u]).mean(0) - ev.to_float(split.enrol[u][:3]).mean(0)
+            stripped[u] = ev.to_uint8(np.clip(ev.to_float(out[u]) - estimate[None], 0, 1))
+        att = {i: cache.embed(models[held], stripped[i]) for i in people}
+        p = ev.protection(clean, probes, att).by_classifier
+        parts.append(f"adaptive {p['centroid']:.2f}/{p['logreg']:.2f}")
         print(
             f"{label:18s} held {held:14s} crop SSIM {ssim:.3f}  {'  '.join(parts)}  "
             f"{time.perf_counter() - started:.0f} s",
@@ -207,6 +219,8 @@ def main(argv: list[str]) -> int:
                     luminance=fields.get("lum", "1" if look.luminance else "0") == "1",
                     texture_reference=float(fields.get("ref", look.texture_reference)),
                 )
+                if fields.get("sh") == "1":  # shading_zones' zones, for the rest of this run
+                    shading_zones.install()
             started, out = time.perf_counter(), {}
             for n, u in enumerate(people):
                 x = ev.to_float(split.uploads[u][:UPLOADS])

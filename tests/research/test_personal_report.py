@@ -54,3 +54,34 @@ def test_the_product_recommends_the_least_visible_strength_that_reaches_the_targ
         assert "no strength reaches the target" in table
     else:
         assert "no strength reaches the target" not in table
+
+
+def _run(path: Path, attacker: str, rows: list[tuple[str, str, float]], people: int = 24) -> Path:
+    results = [
+        {"strength": s, "attacker": attacker, "reencode": r, "scores": {"centroid": v, "logreg": v}}
+        for s, r, v in rows
+    ]
+    path.write_text(json.dumps({"identities": 24, "protected": people, "results": results}))
+    return path
+
+
+def test_a_later_run_adds_a_condition_without_replacing_the_others(tmp_path: Path) -> None:
+    """A run with only the 0.75 downscale completes the runs before it: its rows fill that
+    condition, the others keep theirs; the condition is shown only once every attacker of
+    the strength has it (a mean over fewer recognisers would read as the same figure)."""
+    runs = [
+        _run(tmp_path / "a-24.json", "a", [("strong", "none", 0.8), ("strong", "jpeg75", 0.7)]),
+        _run(tmp_path / "b-24.json", "b", [("strong", "none", 0.6), ("strong", "jpeg75", 0.5)]),
+        _run(tmp_path / "a-24.down.json", "a", [("strong", "down0.75", 0.4)]),
+    ]
+    strong = personal_report.protection_rows(runs)["strong"]
+    assert strong["none"]["centroid"] == 0.7 and strong["jpeg75"]["centroid"] == 0.6
+    assert strong["down0.75_attackers"] == ["a"] and strong["attackers"] == ["a", "b"]
+    assert personal_report._complete(strong, "down0.75") is None  # b was never downscaled
+    runs.append(_run(tmp_path / "b-24.down.json", "b", [("strong", "down0.75", 0.2)]))
+    strong = personal_report.protection_rows(runs)["strong"]
+    both = personal_report._complete(strong, "down0.75")
+    assert both is not None and abs(both["centroid"] - 0.3) < 1e-9
+    # A smaller run (8 people) never replaces the 24-people figure of the same condition.
+    runs.append(_run(tmp_path / "a-8.json", "a", [("strong", "none", 0.1)], people=8))
+    assert personal_report.protection_rows(runs)["strong"]["none"]["centroid"] == 0.7
