@@ -27,10 +27,10 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
 import bench_visibility as bv
-import shading_zones
 from veil import personal
 from veil.engine import Engine
 from veil.results import Mode
+from veil_research import shading_zones
 from veil_research.evaluate import default_faces_dir
 
 MAX_FACE_SIDE = 700

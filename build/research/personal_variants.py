@@ -32,13 +32,13 @@ from dataclasses import replace
 
 import numpy as np
 
-import shading_zones
 from veil import optimizer, personal
 from veil.modelstore import get_store
 from veil.paste import face_mask
 from veil.recognizers import load_recognizers
 from veil.results import Mode
 from veil_research import evaluate as ev
+from veil_research import shading_zones
 from veil_research.personal_eval import load_split
 
 PEOPLE = 8

@@ -34,6 +34,7 @@ from veil.enrolment import FoundFace, build_profile
 from veil.optimizer import Surrogate
 from veil.profiles import Profile, ProfileBook, load_profile, save_profile
 from veil_research import evaluate as ev
+from veil_research import shading_zones
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,7 @@ def profile_cache_tag(
             [f"{s.name}@{getattr(s, 'fingerprint', '')}" for s in surrogates],
             [s.name for s in engine.surrogates],
             personal.PERSONAL_ALGORITHM_VERSION,
+            *(["zones"] if shading_zones.installed() else []),
         ]
     )
     return hashlib.sha256(key.encode()).hexdigest()[:12]
@@ -217,7 +219,24 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("--reencodes", nargs="+", default=["none", "jpeg75"])
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument(
+        "--zones",
+        action="store_true",
+        help="research: veil_research.shading_zones' per-zone darken/lighten shares",
+    )
+    parser.add_argument(
+        "--linf",
+        type=float,
+        default=None,
+        metavar="L",
+        help="research: every strength of the run at linf L/255 (with --strengths, one)",
+    )
     args = parser.parse_args(list(argv))
+    if args.zones:
+        shading_zones.install()
+    if args.linf is not None:
+        for level, look in list(personal.STRENGTHS.items()):
+            personal.STRENGTHS[level] = replace(look, linf=args.linf / 255)  # research only
 
     faces_dir = args.faces or ev.default_faces_dir()
     try:

@@ -1,6 +1,7 @@
 """Research (issue 19, not shipped): where a visible personal cloak may darken or lighten
 the face (crop space). `install()` makes the product's optimiser obey the zones, for this
-process only (`personal_variants.py ... sh=1`, `look_personal.py --zones`); measured and
+process only (`veil-research personal --zones`, `personal_variants.py ... sh=1`,
+`look_personal.py --zones`); measured and
 dropped in docs/personal-cloak.md ("Zones").
 
 Why: at the visible strengths the optimiser puts its change where the recognisers look
@@ -87,6 +88,10 @@ def within_shading(change: npt.NDArray[np.floating], budget: Any) -> F32:
 _installed: dict[str, Any] = {}
 
 
+def installed() -> bool:
+    return bool(_installed)
+
+
 def install() -> None:
     """Both parts of the personal cloak obey the zones: the enrolment's universal change
     (`personal._shade`) and every optimiser step's change (`optimizer._delta`, which the
@@ -104,5 +109,5 @@ def install() -> None:
         out = within_shading(shade(theta, budget)[:, :, None], np.float32(budget.linf))
         return np.asarray(out[:, :, 0], np.float32)
 
-    optimizer._delta = zoned_delta  # type: ignore[assignment]
-    personal._shade = zoned_shade  # type: ignore[assignment]
+    optimizer._delta = zoned_delta
+    personal._shade = zoned_shade
