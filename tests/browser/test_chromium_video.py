@@ -182,8 +182,14 @@ def test_video_in_a_file_input_is_cloaked_with_progress_and_previewed(
     check_video_preview(browser, site)
 
 
-def check_video_preview(browser: ExtensionBrowser, site: UploadSite) -> None:
-    """The popup shows a frame of the video, before and after, and the face-frames cloaked."""
+def check_video_preview(
+    browser: ExtensionBrowser,
+    site: UploadSite,
+    kind: str = "video",
+    says: str = "video, frame at",
+) -> None:
+    """The popup shows a frame of the video (or the animated image), before and after, and
+    the face-frames cloaked."""
     tab = browser.tab_id(f"{site.url}/form")
     popup = browser.context.new_page()
     popup.set_viewport_size({"width": 460, "height": 900})
@@ -192,30 +198,31 @@ def check_video_preview(browser: ExtensionBrowser, site: UploadSite) -> None:
         while True:
             popup.goto(browser.page_url(f"src/popup/popup.html?tab={tab}"))
             popup.wait_for_selector("body[data-ready=true]")
-            if popup.locator(".preview[data-kind=video]").count() > 0:
+            if popup.locator(f".preview[data-kind={kind}]").count() > 0:
                 break
-            assert time.monotonic() < deadline, "the popup shows no preview of the video"
+            assert time.monotonic() < deadline, f"the popup shows no preview of the {kind}"
             time.sleep(0.5)
-        card = popup.locator(".preview[data-kind=video]").first
+        card = popup.locator(f".preview[data-kind={kind}]").first
         stats = card.locator(".stats").inner_text()
-        assert "video, frame at" in stats and "face-frames cloaked" in stats, stats
+        assert says in stats and "face-frames cloaked" in stats, stats
         assert card.locator("figcaption", has_text="frame before").count() == 1
         from chromium_driver import screenshot
 
-        screenshot(popup, "popup-video-preview.png")
+        screenshot(popup, f"popup-{kind}-preview.png")
         # The frame is a real picture, and after differs from before (amplified difference).
         popup.check("#amplify")
         popup.wait_for_selector("text=|after − before| × 15")
         lit = popup.evaluate(
-            """() => {
+            """(kind) => {
                 const canvas = document.querySelector(
-                    '.preview[data-kind=video] .zoom figure:nth-child(2) canvas');
+                    `.preview[data-kind=${kind}] .zoom figure:nth-child(2) canvas`);
                 const { width, height } = canvas;
                 const data = canvas.getContext('2d').getImageData(0, 0, width, height).data;
                 let sum = 0;
                 for (let i = 0; i < data.length; i += 4) sum += data[i] + data[i + 1] + data[i + 2];
                 return sum / (data.length / 4) / 3;
-            }"""
+            }""",
+            kind,
         )
         assert lit > 2, f"the amplified difference of the frame is black ({lit:.2f})"
     finally:
@@ -258,6 +265,7 @@ def test_animated_gif_in_a_file_input_is_cloaked(
         assert cloaked.size == original.size
     # Its first frame is a cloak of the original's (faces changed far more than the rest).
     assert_cloaked(first_frame_png(gif.read_bytes()), first_frame_png(received.data))
+    check_video_preview(browser, site, "animation", "animated image, first frame")
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ import { cancelJob, isJobId, newJobId, watchJob } from './jobs.js';
  * @property {Array<[number, number, number, number]>} boxes  Face boxes (x, y, w, h) when the companion sends them.
  * @property {Array<FaceProfile | null>} profiles  Per face, in the order of `boxes`: the enrolled person it was
  *   recognised as and the strength of the personal cloak it got, or null (the default cloak).
- * @property {string | null} faceFrames  Videos: X-Veil-Face-Frames, "cloaked/total" face-frames.
+ * @property {string | null} faceFrames  Videos and animated images: X-Veil-Face-Frames, "cloaked/total" face-frames.
  */
 
 /** @typedef {'light' | 'medium' | 'strong'} Strength */

@@ -30,7 +30,7 @@ const ZOOM_EDGE = 240;
  * @property {'companion' | 'difference'} zoomSource  Where the zoom box came from.
  * @property {boolean} [video]  A video: before and after are the frame at `frameAt`.
  * @property {number} [frameAt]  Seconds into the video.
- * @property {string | null} [faceFrames]  "cloaked/total" face-frames (X-Veil-Face-Frames).
+ * @property {string | null} [faceFrames]  "cloaked/total" face-frames (X-Veil-Face-Frames): videos and animated images.
  */
 
 /** @param {number} tabId */
@@ -273,7 +273,10 @@ export async function buildPreview(item) {
   }
   try {
     const full = /** @type {[number, number, number, number]} */ ([0, 0, before.width, before.height]);
-    const largestBox = [...item.boxes].sort((p, q) => q[2] * q[3] - p[2] * p[3])[0];
+    // An animation's boxes are each track's largest sighting, on whichever frame that was,
+    // not on the first frame shown here (videos send none): zoom on what changed instead.
+    const boxes = item.faceFrames ? [] : item.boxes;
+    const largestBox = [...boxes].sort((p, q) => q[2] * q[3] - p[2] * p[3])[0];
     const changed = largestBox ? null : changedRegion(before, after);
     const zoomSource = largestBox ? 'companion' : 'difference';
     const zoomBox = padBox(largestBox ?? changed ?? full, before.width, before.height);
@@ -297,7 +300,9 @@ export async function buildPreview(item) {
       zoomBox,
       zoomSource,
     };
-    if (item.video) Object.assign(preview, { video: true, frameAt, faceFrames: item.faceFrames ?? null });
+    if (item.video) Object.assign(preview, { video: true, frameAt });
+    // Videos and animated images (whose answer counts face-frames too: the popup names them).
+    if (item.faceFrames) preview.faceFrames = item.faceFrames;
     return preview;
   } finally {
     before.close();

@@ -140,10 +140,14 @@ async function renderPreviews(previews, amplify) {
     name.textContent = preview.name;
     const stats = document.createElement('div');
     stats.className = 'stats';
+    // An animated image's answer counts face-frames as a video's does; the preview shows its
+    // first frame (what createImageBitmap decodes).
+    const animated = !preview.video && Boolean(preview.faceFrames);
     const parts = [
       preview.video ? `video, frame at ${(preview.frameAt ?? 0).toFixed(1)} s` : '',
+      animated ? 'animated image, first frame' : '',
       `${preview.faces} face${preview.faces === 1 ? '' : 's'} cloaked`,
-      preview.video && preview.faceFrames ? `face-frames cloaked ${preview.faceFrames}` : '',
+      preview.faceFrames ? `face-frames cloaked ${preview.faceFrames}` : '',
       preview.ssim === null ? '' : `SSIM ${preview.ssim.toFixed(4)}`,
       typeof preview.faceSsimulacra2 !== 'number' ? '' : `face SSIMULACRA2 ${preview.faceSsimulacra2.toFixed(1)}`,
       preview.seconds === null ? '' : `${preview.seconds.toFixed(2)} s in the companion`,
@@ -153,9 +157,10 @@ async function renderPreviews(previews, amplify) {
     stats.textContent = parts.filter(Boolean).join(' · ');
     const afterLabel = amplify ? `|after − before| × ${AMPLIFY}` : 'after';
     const zoomLabel = preview.zoomSource === 'companion' ? 'face' : 'changed region';
-    const beforeLabel = preview.video ? 'frame before' : 'before';
-    const overview = sideBySide(drawPlain(before), beforeLabel, drawAfter(before, after, amplify), preview.video ? `frame ${afterLabel}` : afterLabel);
-    card.dataset.kind = preview.video ? 'video' : 'photo';
+    const framed = preview.video || animated;
+    const beforeLabel = framed ? 'frame before' : 'before';
+    const overview = sideBySide(drawPlain(before), beforeLabel, drawAfter(before, after, amplify), framed ? `frame ${afterLabel}` : afterLabel);
+    card.dataset.kind = preview.video ? 'video' : animated ? 'animation' : 'photo';
     const zoom = sideBySide(drawPlain(zoomBefore), `${zoomLabel}, before`, drawAfter(zoomBefore, zoomAfter, amplify), `${zoomLabel}, ${afterLabel}`);
     zoom.classList.add('zoom');
     card.append(name, stats, recognition(preview), overview, zoom);
