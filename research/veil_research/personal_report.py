@@ -89,7 +89,8 @@ def protection_rows(paths: Sequence[Path]) -> dict[str, dict[str, Any]]:
                     c: _mean([r["scores"][c] for r in chosen]) for c in ("centroid", "logreg")
                 }
                 entry[f"{condition}_attackers"] = sorted({r["attacker"] for r in chosen})
-        matched = [r["matched"] for r in rows if "matched" in r]
+        # From the runs that gave the protection figures (a later run may match more).
+        matched = [r["matched"] for r in rows if "matched" in r and r["reencode"] == "none"]
         if matched:
             entry["matched"] = _mean(matched)
         out[strength] = entry
