@@ -58,11 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", nargs="*", default=[])
     parser.add_argument("--budget", nargs="*", default=[])
     parser.add_argument("--tag", default="")
-    parser.add_argument("--zones", action="store_true", help="shading_zones.install() (research)")
+    parser.add_argument("--zones", nargs="?", const="v1", default=None, help="zone set (research)")
     args = parser.parse_args(argv)
     override(args.set, args.budget)
     if args.zones:
-        shading_zones.install()
+        shading_zones.install(args.zones)
     faces_dir = default_faces_dir()
     engine = Engine.load()
     args.out.mkdir(parents=True, exist_ok=True)

@@ -80,7 +80,7 @@ def profile_cache_tag(
             [f"{s.name}@{getattr(s, 'fingerprint', '')}" for s in surrogates],
             [s.name for s in engine.surrogates],
             personal.PERSONAL_ALGORITHM_VERSION,
-            *(["zones"] if shading_zones.installed() else []),
+            *([f"zones-{shading_zones.installed()}"] if shading_zones.installed() else []),
         ]
     )
     return hashlib.sha256(key.encode()).hexdigest()[:12]
@@ -221,7 +221,10 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument(
         "--zones",
-        action="store_true",
+        nargs="?",
+        const="v1",
+        default=None,
+        choices=["v1", "v2"],
         help="research: veil_research.shading_zones' per-zone darken/lighten shares",
     )
     parser.add_argument(
@@ -233,7 +236,7 @@ def main(argv: Sequence[str]) -> int:
     )
     args = parser.parse_args(list(argv))
     if args.zones:
-        shading_zones.install()
+        shading_zones.install(args.zones)
     if args.linf is not None:
         for level, look in list(personal.STRENGTHS.items()):
             personal.STRENGTHS[level] = replace(look, linf=args.linf / 255)  # research only

@@ -43,7 +43,7 @@ class Zone:
     light: float
 
 
-ZONES: tuple[Zone, ...] = (
+ZONES_V1: tuple[Zone, ...] = (
     Zone((38.3, 62.0), (14.0, 6.5), dark=0.15, light=1.0),  # under the left eye
     Zone((73.5, 62.0), (14.0, 6.5), dark=0.15, light=1.0),  # under the right eye
     Zone((56.0, 43.0), (6.0, 8.0), dark=0.35, light=1.0),  # between the brows
@@ -51,18 +51,38 @@ ZONES: tuple[Zone, ...] = (
     Zone((27.0, 84.0), (10.0, 12.0), dark=0.4, light=1.0),  # under the left cheekbone
     Zone((85.0, 84.0), (10.0, 12.0), dark=0.4, light=1.0),  # under the right cheekbone
 )
+# v2, after looking at v1 on Katy_Perry/img26 and Jennifer_Aniston/img12: the frown between
+# the brows was still there (a wider zone, almost no darkening), a grey band ran down the
+# nose bridge, and dark lines along the nasolabial folds made a face look thinner.
+ZONES_V2: tuple[Zone, ...] = (
+    *(z for z in ZONES_V1 if z.centre != (56.0, 43.0)),
+    Zone((56.0, 44.0), (8.0, 9.0), dark=0.1, light=1.0),  # between the brows
+    Zone((56.0, 58.0), (5.0, 9.0), dark=0.3, light=1.0),  # the nose bridge
+    Zone((42.0, 82.0), (6.0, 10.0), dark=0.4, light=1.0),  # the left nasolabial fold
+    Zone((70.0, 82.0), (6.0, 10.0), dark=0.4, light=1.0),  # the right nasolabial fold
+)
+ZONE_SETS = {"v1": ZONES_V1, "v2": ZONES_V2}
+
 FEATHER = 3.0  # template pixels: the zones' edges blur in, no visible outline
 
 
-@lru_cache(maxsize=4)
+_active = {"set": "v1"}
+
+
 def shading_bounds(size: int = TEMPLATE_SIZE) -> tuple[F32, F32]:
+    """`_bounds` of the zone set in use."""
+    return _bounds(size, _active["set"])
+
+
+@lru_cache(maxsize=8)
+def _bounds(size: int, name: str) -> tuple[F32, F32]:
     """(dark, light) [size, size]: the share of the budget each pixel may spend darkening
     and lightening (1 = the whole budget)."""
     scale = size / TEMPLATE_SIZE
     ys, xs = np.mgrid[0:size, 0:size].astype(np.float32)
     dark = np.ones((size, size), np.float32)
     light = np.ones((size, size), np.float32)
-    for zone in ZONES:
+    for zone in ZONE_SETS[_active["set"]]:
         cx, cy = (c * scale for c in zone.centre)
         ax, ay = (a * scale for a in zone.axes)
         inside = ((xs + 0.5 - cx) / ax) ** 2 + ((ys + 0.5 - cy) / ay) ** 2 <= 1.0
@@ -88,15 +108,19 @@ def within_shading(change: npt.NDArray[np.floating], budget: Any) -> F32:
 _installed: dict[str, Any] = {}
 
 
-def installed() -> bool:
-    return bool(_installed)
+def installed() -> str | None:
+    """The zone set in use, None when not installed."""
+    return _active["set"] if _installed else None
 
 
-def install() -> None:
+def install(name: str = "v1") -> None:
     """Both parts of the personal cloak obey the zones: the enrolment's universal change
     (`personal._shade`) and every optimiser step's change (`optimizer._delta`, which the
     refining steps at upload use; so would the default modes, which research runs with
     zones never measure)."""
+    if name not in ZONE_SETS:
+        raise ValueError(f"no zone set {name!r}: {sorted(ZONE_SETS)}")
+    _active["set"] = name
     if _installed:
         return
     delta, shade = optimizer._delta, personal._shade
