@@ -85,7 +85,8 @@ def describe(strength: Strength) -> str:
 
 
 def _downscaled(row: dict[str, Any]) -> str:
-    """", after a 0.75 downscale a / b" where measured for every recogniser, else ""."""
+    """The clause ", after a 0.75 downscale a / b" where every recogniser was measured
+    with it, else the empty string."""
     centroid, logreg = row.get("protection_down_centroid"), row.get("protection_down_logreg")
     if not isinstance(centroid, int | float) or not isinstance(logreg, int | float):
         return ""
