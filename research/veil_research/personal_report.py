@@ -163,9 +163,13 @@ def strength_figures() -> dict[str, Any]:
 def _rounded(entry: dict[str, Any], condition: str, classifier: str) -> float | None:
     """A condition's figure, only where every attacker of the strength was measured with it
     (a mean over fewer recognisers is not the same figure)."""
-    if condition not in entry or entry[f"{condition}_attackers"] != entry["attackers"]:
+    if not _measured_by_all(entry, condition):
         return None
     return round(float(entry[condition][classifier]), 2)
+
+
+def _measured_by_all(entry: dict[str, Any], condition: str) -> bool:
+    return condition in entry and entry[f"{condition}_attackers"] == entry["attackers"]
 
 
 def _cell(pair: tuple[float, float]) -> str:
@@ -174,7 +178,7 @@ def _cell(pair: tuple[float, float]) -> str:
 
 def _complete(entry: dict[str, Any], condition: str) -> dict[str, float] | None:
     """The condition's means where every attacker of the strength was measured with it."""
-    if _rounded(entry, condition, "centroid") is None:
+    if not _measured_by_all(entry, condition):
         return None
     found: dict[str, float] = entry[condition]
     return found

@@ -40,8 +40,8 @@ class Hdr10:
     # luminance in LUMINANCE_UNIT: x265's `master-display` order. None: not in the input.
     mastering: tuple[int, ...] | None
     light: tuple[int, int] | None  # MaxCLL, MaxFALL (cd/m2); None: not in the input
-    # The mastering display as read, in x265's order, in plain units (chromaticity, cd/m2):
-    # SVT-AV1 takes decimals, and AV1 stores finer steps than x265's units (1/65536).
+    # The same mastering display as read, in plain units (chromaticity, cd/m2): SVT-AV1
+    # takes decimals, and AV1 stores finer steps than x265's units (1/65536).
     mastering_exact: tuple[float, ...] | None = None
 
     def x265_params(self) -> str:
@@ -68,9 +68,6 @@ class Hdr10:
         """The SVT-AV1 parameters that write the same metadata (":"-joined)."""
         params = []
         exact = self.mastering_exact
-        if exact is None and self.mastering is not None:
-            units = (CHROMA_UNIT,) * 8 + (LUMINANCE_UNIT,) * 2
-            exact = tuple(v / u for v, u in zip(self.mastering, units, strict=True))
         if exact is not None:
             g, b, r, w = (exact[i : i + 2] for i in (0, 2, 4, 6))
             high, low = exact[8:]
@@ -98,8 +95,8 @@ def read_hdr10(frame: VideoFrame) -> Hdr10 | None:
         name = item.type.name
         raw = bytes(item)
         if name == "MASTERING_DISPLAY_METADATA":
-            mastering = _mastering(raw)
-            exact = _mastering_exact(raw) if mastering is not None else None
+            found = _mastering(raw)
+            mastering, exact = found if found is not None else (None, None)
         elif name == "CONTENT_LIGHT_LEVEL" and len(raw) == 8:
             cll, fall = struct.unpack("<2I", raw)
             if cll <= _U16 and fall <= _U16:
@@ -109,9 +106,10 @@ def read_hdr10(frame: VideoFrame) -> Hdr10 | None:
     return Hdr10(mastering, light, exact)
 
 
-def _mastering(raw: bytes) -> tuple[int, ...] | None:
+def _mastering(raw: bytes) -> tuple[tuple[int, ...], tuple[float, ...]] | None:
     """FFmpeg's AVMasteringDisplayMetadata: 10 rationals (red, green, blue x/y; white x/y;
-    min, max luminance), then has_primaries and has_luminance. x265 wants both parts."""
+    min, max luminance), then has_primaries and has_luminance. x265 wants both parts.
+    Returns the values in x265's order twice: in x265's units, and as plain numbers."""
     if len(raw) != 88:
         return None
     ints = struct.unpack("<22i", raw)
@@ -119,19 +117,17 @@ def _mastering(raw: bytes) -> tuple[int, ...] | None:
     has_primaries, has_luminance = ints[20:]
     if not (has_primaries and has_luminance):
         return None
-    (rx, ry, gx, gy, bx, by, wx, wy) = (_units(q, CHROMA_UNIT, _U16) for q in rationals[:8])
-    low, high = (_units(q, LUMINANCE_UNIT, _U32) for q in rationals[8:])
-    values = (gx, gy, bx, by, rx, ry, wx, wy, high, low)
+    order = (2, 3, 4, 5, 0, 1, 6, 7, 9, 8)  # red, green, blue, white, min, max -> x265's
+    units = (CHROMA_UNIT,) * 8 + (LUMINANCE_UNIT,) * 2
+    ceilings = (_U16,) * 8 + (_U32,) * 2
+    values = [
+        _units(rationals[k], unit, ceiling)
+        for k, unit, ceiling in zip(order, units, ceilings, strict=True)
+    ]
     if any(v is None for v in values):
         return None
-    return tuple(v for v in values if v is not None)
-
-
-def _mastering_exact(raw: bytes) -> tuple[float, ...]:
-    """The same rationals as `_mastering` (checked there), as plain numbers, x265's order."""
-    ints = struct.unpack("<22i", raw)
-    rx, ry, gx, gy, bx, by, wx, wy, low, high = (ints[2 * k] / ints[2 * k + 1] for k in range(10))
-    return (gx, gy, bx, by, rx, ry, wx, wy, high, low)
+    exact = tuple(rationals[k][0] / rationals[k][1] for k in order)
+    return tuple(v for v in values if v is not None), exact
 
 
 def _units(rational: tuple[int, int], unit: int, ceiling: int) -> int | None:
