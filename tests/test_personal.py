@@ -168,6 +168,47 @@ def test_personal_cloak_is_brightness_only_and_moves_every_upload_the_same_way(
         assert together > apart + 0.2, model.name
 
 
+def test_the_personal_cloak_keeps_to_its_shading_zones(
+    engine: Engine, matt: tuple[Path, object]
+) -> None:
+    """Under the eyes, between the brows and under the cheekbones the personal cloak darkens
+    little (shading there read as bruises, a frown, hollow cheeks): the stored cloak and
+    the refining steps at upload both keep to `veil.shading_zones`, and the zones are what
+    holds the darkening back there (without them the same steps darken it far more)."""
+    from veil.align import alignment_matrix, warp_crop
+    from veil.shading_zones import PERSONAL_ZONES, zone_bounds
+
+    _, profile = matt
+    dark, light = zone_bounds(112, PERSONAL_ZONES)
+    universal = profile.universal  # type: ignore[attr-defined]
+    linf = personal.ENROL_BUDGET.linf
+    assert np.all(universal >= -linf * dark - 1e-6) and np.all(universal <= linf * light + 1e-6)
+
+    rgb = np.asarray(Image.open(faces_dir() / "photos" / "Matt_Damon" / "img33.jpg").convert("RGB"))
+    face = engine.find_faces(rgb)[0]
+    crop = warp_crop(rgb, alignment_matrix(face.landmarks, 112), 112)
+    strong = personal.STRENGTHS[personal.Strength.STRONG]
+    targets = profile.targets  # type: ignore[attr-defined]
+    start = np.zeros((112, 112), np.float32)
+    held_back = dark < 0.3  # under the eyes and between the brows
+    darkening = {}
+    for label, look in (("zones", strong), ("none", replace(strong, zones=()))):
+        delta = personal.personal_delta(
+            crop, start, personal.Strength.STRONG, engine.refiners, targets, seed=4, look=look
+        )
+        luma = delta.mean(axis=2)
+        darkening[label] = float(np.mean(np.minimum(luma, 0)[held_back]))
+        elsewhere = float(np.mean(np.abs(luma)[dark > 0.99]))
+        print(
+            f"{label}: darkening where held back {darkening[label] * 255:.2f}/255, "
+            f"|change| elsewhere {elsewhere * 255:.2f}/255"
+        )
+        assert elsewhere > 1 / 255  # the steps did change the face
+    # Both negative; measured 1.6/255 against 2.8/255 on this crop.
+    assert darkening["zones"] > 0.7 * darkening["none"]
+    assert darkening["none"] < -0.5 / 255
+
+
 def _unit(v: np.ndarray) -> np.ndarray:
     return np.asarray(v / np.linalg.norm(v, axis=1, keepdims=True))
 

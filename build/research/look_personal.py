@@ -58,11 +58,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", nargs="*", default=[])
     parser.add_argument("--budget", nargs="*", default=[])
     parser.add_argument("--tag", default="")
-    parser.add_argument("--zones", nargs="?", const="v1", default=None, help="zone set (research)")
+    parser.add_argument(
+        "--zones", default=None, choices=sorted(shading_zones.ZONE_SETS), help="zone set (research)"
+    )
     args = parser.parse_args(argv)
     override(args.set, args.budget)
     if args.zones:
-        shading_zones.install(args.zones)
+        shading_zones.use(args.zones)
     faces_dir = default_faces_dir()
     engine = Engine.load()
     args.out.mkdir(parents=True, exist_ok=True)

@@ -16,8 +16,8 @@ universal: the product's two parts separately and together, at linf L/255: `uni:
   look: `sharp` (the default modes' caps: luminance adaptation, texture 0.2-2.5, blur 0.5;
   the first design) or key=value pairs over the shipped look (`lum=0,tl=0.2,th=2.5,blur=1`;
   `cp=4,ti=3`: the refining optimiser's copies per step and gradient smoothing;
-  `sh=1`: `shading_zones`' zones at enrolment and in the refining steps, for this and
-  every later variant of the run: put it last).
+  `sh=none|v1|v2`: the zone set at enrolment and in the refining steps,
+  `veil_research.shading_zones.ZONE_SETS`; the shipped look has v1).
 
     .venv/bin/python build/research/personal_variants.py direction facenet 7 own centroid decoy
     .venv/bin/python build/research/personal_variants.py universal facenet \
@@ -195,6 +195,7 @@ def main(argv: list[str]) -> int:
                     texture_high=2.5,
                     luminance=True,
                     texture_reference=0.0,
+                    zones=(),
                 )
             elif style:  # key=value over the shipped look, e.g. "lum=0,tl=0.2,th=2.5,blur=1"
                 fields = dict(item.split("=") for item in style[0].split(","))
@@ -219,8 +220,8 @@ def main(argv: list[str]) -> int:
                     luminance=fields.get("lum", "1" if look.luminance else "0") == "1",
                     texture_reference=float(fields.get("ref", look.texture_reference)),
                 )
-                if fields.get("sh") == "1":  # shading_zones' zones, for the rest of this run
-                    shading_zones.install()
+                if "sh" in fields:
+                    look = replace(look, zones=shading_zones.ZONE_SETS[fields["sh"]])
             started, out = time.perf_counter(), {}
             for n, u in enumerate(people):
                 x = ev.to_float(split.uploads[u][:UPLOADS])

@@ -61,6 +61,7 @@ import numpy.typing as npt
 
 from veil.errors import CloakFailedError
 from veil.results import Mode
+from veil.shading_zones import Zones, within_zones
 from veil.workers import compute_pool, physical_cores
 
 F32 = npt.NDArray[np.float32]
@@ -110,6 +111,9 @@ class ModeBudget:
     # instead of the crop's median, so that a face of smooth skin counts as flat (personal
     # cloaks: no blotches on smooth skin); 0: relative to the crop (the default modes).
     texture_reference: float = 0.0
+    # Per-place shares of the cap for darkening and lightening (`veil.shading_zones`):
+    # the personal cloak's refining steps; () for the default modes.
+    zones: Zones = ()
 
 
 # v5: a perceptual budget. Brightness only (no colour change, so no tint on skin), optimised
@@ -317,6 +321,8 @@ def _delta(coarse: F32, cap: F32, plan: ModeBudget) -> F32:
         # Signed steps drive most grid cells to the cap, so neighbouring cells of opposite
         # sign meet in a hard edge that shows as blocks once pasted large; soften the edges.
         delta = np.clip(_blur(np.ascontiguousarray(delta), plan.delta_blur), -cap, cap)
+    if plan.zones:
+        delta = within_zones(delta, cap, plan.zones)
     return np.asarray(delta, dtype=np.float32)
 
 
@@ -608,6 +614,6 @@ def _meet_ssim(x0: F32, out: F32, min_ssim: float) -> F32:
     return result
 
 
-def with_overrides(budget: ModeBudget, **changes: float | int | bool) -> ModeBudget:
+def with_overrides(budget: ModeBudget, **changes: float | int | bool | Zones) -> ModeBudget:
     """A copy of `budget` with some fields changed (research scripts, `veil-research eval`)."""
     return replace(budget, **changes)  # type: ignore[arg-type]

@@ -16,11 +16,14 @@ Two parts, both brightness only (no tint), both inside the paste mask:
    rotation; lighting: gain, offset, a side light; blur; JPEG), adds the change and
    descends the mean cosine, through every shipped recogniser, to the person's direction:
    the unit centroid of their clean embeddings per recogniser. The change is low-passed
-   (`StrengthBudget.smooth`) so it reads as shading, not grain.
+   (`StrengthBudget.smooth`) so it reads as shading, not grain, and kept to the shading
+   zones (`veil.shading_zones`: little darkening under the eyes, between the brows, on the
+   forehead and under the cheekbones, where it read as bruises, a frown or hollow cheeks).
 2. At upload (`personal_delta`, `REFINE_STEPS` steps): the engine's per-photo optimiser
    starts from that change and refines it on the photo itself toward the same fixed
    direction, within the strength's budget (`refine_budget`: the perceptual caps of the
-   default modes, which spend more in hair, brows and shadows and little on flat skin).
+   default modes, which spend more in hair, brows and shadows and little on flat skin, and
+   the same zones).
 
 Measured on 8 people, cloak without FaceNet and FaceNet as the tracker (linf 9/255):
 the universal change alone 0.12/0.14 protection, six refining steps from nothing
@@ -53,8 +56,9 @@ from veil.optimizer import (
 )
 from veil.paste import face_mask
 from veil.results import Mode
+from veil.shading_zones import PERSONAL_ZONES, Zones, within_zones
 
-PERSONAL_ALGORITHM_VERSION = 2
+PERSONAL_ALGORITHM_VERSION = 3
 """Stored with every profile; a profile made by another version is recomputed or refused."""
 
 
@@ -80,13 +84,18 @@ class StrengthBudget:
     texture_high: float = 2.5
     luminance: bool = False
     texture_reference: float = 0.06
+    # Where it may darken and where lighten (`veil.shading_zones`: no grey under the eyes,
+    # no frown, no hollow cheeks), at enrolment and in the refining steps.
+    zones: Zones = PERSONAL_ZONES
 
 
 STRENGTHS: dict[Strength, StrengthBudget] = {
-    Strength.LIGHT: StrengthBudget(linf=7 / 255, smooth=1.0),
-    Strength.MEDIUM: StrengthBudget(linf=9 / 255, smooth=1.0),
-    Strength.STRONG: StrengthBudget(linf=12 / 255, smooth=1.0),
+    Strength.LIGHT: StrengthBudget(linf=7.6 / 255, smooth=1.0),
+    Strength.MEDIUM: StrengthBudget(linf=9.75 / 255, smooth=1.0),
+    Strength.STRONG: StrengthBudget(linf=13 / 255, smooth=1.0),
 }
+# v3: the zones take budget away where shading read as bruises, a frown or hollow cheeks;
+# each strength's cap went up by 13/12 so the protection stays (v2: 7, 9, 12).
 
 
 ENROL_BUDGET = StrengthBudget(linf=9 / 255, smooth=1.0)
@@ -201,9 +210,10 @@ def apply_personal_cloak(crop: F32, cloak: F32) -> F32:
 
 
 def _shade(theta: F32, budget: StrengthBudget) -> F32:
-    """The change the parameters stand for: low-passed, within +-linf."""
-    smooth = _blur2d(theta, budget.smooth)
-    return np.clip(smooth, -budget.linf, budget.linf).astype(np.float32)
+    """The change the parameters stand for: low-passed, within +-linf and the zones."""
+    smooth = np.clip(_blur2d(theta, budget.smooth), -budget.linf, budget.linf)
+    zoned = within_zones(smooth[:, :, None], np.float32(budget.linf), budget.zones)
+    return np.asarray(zoned[:, :, 0], np.float32)
 
 
 def _blur2d(v: F32, sigma: float) -> F32:
@@ -314,6 +324,7 @@ def refine_budget(
         texture_high=level.texture_high,
         luminance_adapt=level.luminance,
         texture_reference=level.texture_reference,
+        zones=level.zones,
     )
 
 

@@ -80,7 +80,6 @@ def profile_cache_tag(
             [f"{s.name}@{getattr(s, 'fingerprint', '')}" for s in surrogates],
             [s.name for s in engine.surrogates],
             personal.PERSONAL_ALGORITHM_VERSION,
-            *([f"zones-{shading_zones.installed()}"] if shading_zones.installed() else []),
         ]
     )
     return hashlib.sha256(key.encode()).hexdigest()[:12]
@@ -221,11 +220,9 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument(
         "--zones",
-        nargs="?",
-        const="v1",
         default=None,
-        choices=["v1", "v2"],
-        help="research: veil_research.shading_zones' per-zone darken/lighten shares",
+        choices=sorted(shading_zones.ZONE_SETS),
+        help="research: another zone set than the product's (veil_research.shading_zones)",
     )
     parser.add_argument(
         "--linf",
@@ -236,7 +233,7 @@ def main(argv: Sequence[str]) -> int:
     )
     args = parser.parse_args(list(argv))
     if args.zones:
-        shading_zones.install(args.zones)
+        shading_zones.use(args.zones)
     if args.linf is not None:
         for level, look in list(personal.STRENGTHS.items()):
             personal.STRENGTHS[level] = replace(look, linf=args.linf / 255)  # research only
