@@ -36,6 +36,21 @@ frames. Only people with enough photos take part: each enrols with their last `-
 photos (never uploads or probes) through `veil.enrolment.build_profile`, with every
 recogniser but FaceNet, and is attacked by FaceNet only (the personal cloak is computed with
 the others; the default cloak's rows of such a run are on the same, smaller set of people).
+
+`--aligned --personal medium`: the larger sample. The 24 people of `<faces>/aligned`, split
+as `veil-research personal` splits them (`personal_eval.load_split`: enrolment crops,
+uploads, clean probes); each person's first `--uploads` (3) uploads, all their probes (the
+clean crops as they are). Each enrols from their enrolment crops through
+`personal_eval.enrolled_profiles` (every recogniser but FaceNet, `EnrolPlan()`, or
+`--enrol-steps`), cached in `<out>/personal/` with `veil-research personal`'s profiles; the
+engine is the one that run cloaks with when FaceNet is held out. Each upload crop is made a
+photo (`aligned_photo`: 4x bicubic, in the middle of a 1280x960 canvas filled by
+replicating its border; `--upscale`, `--canvas`) and goes through `none` (the face found
+and aligned on that photo), `plain-frames`, `personal-photo` and `personal-frames` with
+only that person enrolled (`--with-default`: also `photo` and `frames`, nobody enrolled).
+The tracker's gallery is everyone of `aligned/` (`--distractors` is not used): the
+protected people by their photos' clean crops, the others (`--people N` protects the first
+N only) by their first `--uploads` clean uploads.
 """
 
 from __future__ import annotations
@@ -62,6 +77,7 @@ if TYPE_CHECKING:
     from veil.engine import Engine
     from veil.profiles import Profile
     from veil.recognizers import Recognizer
+    from veil_research.personal_eval import PersonalSplit
 
 F64 = npt.NDArray[np.float64]
 
@@ -80,6 +96,14 @@ UNCLOAKED = {
 """Per condition, the uncloaked crops of the same pictures (the cosine a cloak moved)."""
 PERSONAL_ATTACKER = "facenet"
 """The one recogniser the personal cloak is not computed with (enrolment uses the others)."""
+
+ALIGNED_CONDITIONS = ("plain-frames", "personal-photo", "personal-frames")
+"""`--aligned`: what each upload goes through (`none`: the clean crop found on its photo)."""
+ALIGNED_UPLOADS = 3
+"""`--aligned`: uploads per person by default (the first of the split's uploads)."""
+CANVAS = (1280, 960)
+UPSCALE = 4
+"""`--aligned`: the 112-px crop, 4x (448 px), in the middle of a 1280x960 photo."""
 
 CLIP_CRF = 20
 """The source clip's x264 CRF: about what a phone records at (the product re-encodes at 16)."""
@@ -241,25 +265,26 @@ def frame_crops(engine: Engine, path: Path, indices: Sequence[int]) -> tuple[ev.
 
 def cloak_upload(
     engine: Engine,
-    person: Person,
-    photo: Path,
+    identity: str,
+    label: str,
+    data: bytes,
     mode: Mode,
     settings: ClipSettings,
     frames: int,
     work: Path,
     conditions: Sequence[str],
 ) -> UploadRecord | None:
-    """One upload photo through every condition; None where no face is found on it."""
+    """One upload photo (its file's bytes; `label`: its name) through every condition;
+    None where no face is found on it."""
     from veil.video.pipeline import cloak_video_file
 
-    data = photo.read_bytes()
     rgb = decode_rgb(data)
     found = prominent_face(engine, rgb)
     if found is None:
-        print(f"  {person.name}/{photo.name}: no face found, skipped", flush=True)
+        print(f"  {identity}/{label}: no face found, skipped", flush=True)
         return None
     clean, landmarks = found
-    record = UploadRecord(person.name, photo.name, (rgb.shape[1], rgb.shape[0]))
+    record = UploadRecord(identity, label, (rgb.shape[1], rgb.shape[0]))
     record.crops["none"] = clean[None]
     factor = min(1.0, PHOTO_LONG_SIDE / max(rgb.shape[:2]))
     small = rgb
@@ -267,7 +292,7 @@ def cloak_upload(
         small = np.asarray(
             cv2.resize(rgb, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA), np.uint8
         )
-    clip = work / f"{person.name}-{photo.stem}.mp4"
+    clip = work / f"{identity}-{Path(label).stem}.mp4"
     make_clip(clip, small, landmarks * factor, settings)
     indices = frame_indices(settings.frames, frames)
     for condition in conditions:
@@ -300,11 +325,123 @@ def cloak_upload(
                 "profiles": [t.profile for t in video.tracks],
             }
     print(
-        f"  {person.name}/{photo.name} ({record.photo_size[0]}x{record.photo_size[1]}): "
+        f"  {identity}/{label} ({record.photo_size[0]}x{record.photo_size[1]}): "
         + ", ".join(f"{k} {v}" for k, v in record.facts.items()),
         flush=True,
     )
     return record
+
+
+def aligned_photo(crop: ev.U8, canvas: tuple[int, int], upscale: int) -> bytes:
+    """An aligned crop (RGB) made a photo, PNG: upscaled (bicubic) and in the middle of a
+    `canvas`-sized picture filled by replicating its border, so that the engine's detector
+    finds the face with some context around it."""
+    big = np.asarray(
+        cv2.resize(crop, None, fx=upscale, fy=upscale, interpolation=cv2.INTER_CUBIC), np.uint8
+    )
+    width, height = canvas
+    h, w = big.shape[:2]
+    if w > width or h > height:
+        raise ValueError(f"a {w}x{h} face does not fit a {width}x{height} canvas")
+    top, left = (height - h) // 2, (width - w) // 2
+    photo = cv2.copyMakeBorder(
+        big, top, height - h - top, left, width - w - left, cv2.BORDER_REPLICATE
+    )
+    ok, png = cv2.imencode(".png", np.ascontiguousarray(photo[:, :, ::-1]))
+    if not ok:
+        raise RuntimeError("PNG encode failed")
+    return bytes(png.tobytes())
+
+
+@dataclass(frozen=True)
+class AlignedRun:
+    """`--aligned`: who is protected, with how many uploads, as what photos."""
+
+    people: tuple[str, ...]
+    uploads: int
+    canvas: tuple[int, int]
+    upscale: int
+    strength: str
+    default: bool
+
+
+def collect_aligned(
+    engine: Engine,
+    split: PersonalSplit,
+    run: AlignedRun,
+    profiles: dict[str, Profile],
+    mode: Mode,
+    settings: ClipSettings,
+    frames: int,
+) -> list[UploadRecord]:
+    """Each protected person's first `run.uploads` uploads of the split, each made a photo
+    (`aligned_photo`), through the conditions with only that person enrolled (their profile
+    at `run.strength`); with `run.default`, also the default cloak (nobody enrolled)."""
+    from veil.profiles import ProfileBook
+
+    records: list[UploadRecord] = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="veil-video-eval-") as tmp:
+            for name in run.people:
+                profile = profiles[name]
+                strength = type(profile.strength)(run.strength)
+                book = ProfileBook.fixed([replace(profile, strength=strength)])
+                for k, crop in enumerate(split.uploads[name][: run.uploads]):
+                    data = aligned_photo(crop, run.canvas, run.upscale)
+                    label = f"upload{k:02d}.png"
+                    engine.profiles = book
+                    record = cloak_upload(
+                        engine,
+                        name,
+                        label,
+                        data,
+                        mode,
+                        settings,
+                        frames,
+                        Path(tmp),
+                        ALIGNED_CONDITIONS,
+                    )
+                    if record is None:
+                        continue
+                    if run.default:
+                        engine.profiles = None
+                        extra = cloak_upload(
+                            engine,
+                            name,
+                            label,
+                            data,
+                            mode,
+                            settings,
+                            frames,
+                            Path(tmp),
+                            ("photo", "frames"),
+                        )
+                        if extra is not None:
+                            record.crops.update(
+                                {k: v for k, v in extra.crops.items() if k != "none"}
+                            )
+                            record.facts.update(extra.facts)
+                    records.append(record)
+    finally:
+        engine.profiles = None
+    return records
+
+
+def matched(records: Sequence[UploadRecord]) -> dict[str, float]:
+    """Per personal condition, the share of uploads whose photo or clip's track got the
+    enrolled person's profile."""
+    out = {}
+    for condition in PERSONAL_CONDITIONS:
+        hits = []
+        for record in records:
+            facts = record.facts.get(condition)
+            if isinstance(facts, dict):
+                profiles = facts.get("profiles") or []
+                assert isinstance(profiles, list)
+                hits.append(any(p is not None for p in profiles))
+        if hits:
+            out[condition] = float(np.mean(hits))
+    return out
 
 
 def probe_crops(engine: Engine, paths: Sequence[Path]) -> ev.U8:
@@ -403,21 +540,36 @@ def score(
 
 
 def main(argv: Sequence[str]) -> int:
+    from veil import personal
     from veil.engine import Engine
     from veil.modelstore import get_store
+    from veil.profiles import MATCH_MODELS
     from veil.recognizers import load_recognizers
+    from veil_research import personal_eval
 
     parser = argparse.ArgumentParser(prog="veil-research video", description=__doc__)
     parser.add_argument("--faces", type=Path, default=None)
     parser.add_argument("--mode", choices=[m.value for m in Mode], default=DEFAULT_MODE.value)
-    parser.add_argument("--people", type=int, default=None, help="protected people (photos/)")
-    parser.add_argument("--uploads", type=int, default=2, help="upload photos per person")
+    parser.add_argument(
+        "--people",
+        type=int,
+        default=None,
+        help="protected people (photos/; with --aligned: the first N of aligned/)",
+    )
+    parser.add_argument(
+        "--uploads",
+        type=int,
+        default=None,
+        help=f"upload photos per person (default 2; with --aligned {ALIGNED_UPLOADS})",
+    )
     parser.add_argument("--frames", type=int, default=3, help="frames the tracker takes a clip")
     parser.add_argument("--size", default="1280x720", help="clip size WxH")
     parser.add_argument("--clip-frames", type=int, default=30)
     parser.add_argument("--fps", type=int, default=30)
     parser.add_argument("--crf", type=int, default=CLIP_CRF)
-    parser.add_argument("--distractors", type=int, default=23, help="people of aligned/")
+    parser.add_argument(
+        "--distractors", type=int, default=23, help="people of aligned/ (not with --aligned)"
+    )
     parser.add_argument(
         "--gallery",
         type=int,
@@ -433,6 +585,30 @@ def main(argv: Sequence[str]) -> int:
         help="also the enrolled person's personal cloak at this strength (attacker: FaceNet)",
     )
     parser.add_argument("--enrol", type=int, default=3, help="enrolment photos (--personal)")
+    parser.add_argument(
+        "--aligned",
+        action="store_true",
+        help="with --personal: the 24 people of aligned/, split as `veil-research personal` "
+        "splits them, each upload crop made a photo (see the module's notes)",
+    )
+    parser.add_argument(
+        "--canvas", default=f"{CANVAS[0]}x{CANVAS[1]}", help="--aligned: photo size WxH"
+    )
+    parser.add_argument(
+        "--upscale", type=int, default=UPSCALE, help="--aligned: the crop's scale on the photo"
+    )
+    parser.add_argument(
+        "--enrol-steps",
+        type=int,
+        default=personal.EnrolPlan.steps,
+        help="--aligned: enrolment steps (the default shares `veil-research personal`'s "
+        "profile cache, <out>/personal/)",
+    )
+    parser.add_argument(
+        "--with-default",
+        action="store_true",
+        help="--aligned: also the default cloak's photo and frames rows (nobody enrolled)",
+    )
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=None, help="caches (bench-out/)")
     parser.add_argument(
@@ -449,25 +625,41 @@ def main(argv: Sequence[str]) -> int:
         "--rescore", type=Path, default=None, help="score the crops of an earlier run again"
     )
     args = parser.parse_args(list(argv))
+    if args.aligned and not args.personal and not args.rescore:
+        parser.error("--aligned needs --personal STRENGTH")
 
     started = time.perf_counter()
     faces_dir: Path = args.faces or ev.default_faces_dir()
     width, height = (int(v) for v in args.size.lower().split("x"))
     settings = ClipSettings((width, height), args.clip_frames, args.fps, args.crf)
     mode = Mode(args.mode)
+    uploads: int = args.uploads or (ALIGNED_UPLOADS if args.aligned else 2)
+    split: PersonalSplit | None = None
     try:
-        people = load_people(
-            faces_dir,
-            limit=args.people,
-            uploads=args.uploads,
-            enrol=args.enrol if args.personal else 0,
-        )
+        if args.aligned:
+            split = personal_eval.load_split(faces_dir)
+            people = []
+        else:
+            people = load_people(
+                faces_dir,
+                limit=args.people,
+                uploads=uploads,
+                enrol=args.enrol if args.personal else 0,
+            )
     except FileNotFoundError as exc:
         print(f"veil-research video: {exc} (set --faces or VEIL_FACES_DIR)", file=sys.stderr)
         return 2
     store = get_store()
     recognisers = {r.name: r for r in load_recognizers(store.names(role="recogniser"), store)}
-    engine = Engine.load()
+    if args.aligned:
+        # The engine `veil-research personal` cloaks uploads with when FaceNet is held out
+        # (today the same as `Engine.load()`): the profiles' cache is keyed on it.
+        engine = Engine.load(
+            surrogates=[n for n in MATCH_MODELS if n != PERSONAL_ATTACKER],
+            refiners=[n for n in personal.REFINE_MODELS if n != PERSONAL_ATTACKER],
+        )
+    else:
+        engine = Engine.load()
     surrogates = [s.name for s in engine.surrogates]
     attackers = args.attackers or [n for n in recognisers if n not in surrogates]
     unknown = sorted(set(attackers) - set(recognisers))
@@ -476,19 +668,56 @@ def main(argv: Sequence[str]) -> int:
         return 2
     out: Path = args.out or ev.REPO / "bench-out"
     cache = ev.EmbeddingCache(out / "embeddings")
+    meta: dict[str, object]
     if args.rescore:
         records, probes, meta = load_crops(args.rescore)
         print(f"rescoring {args.rescore}: {meta['command']}", flush=True)
     else:
-        print(
-            f"{len(people)} people x {args.uploads} uploads, {args.frames} frames a clip "
+        header = (
+            f"{uploads} uploads a person, {args.frames} frames a clip "
             f"({width}x{height}, {args.clip_frames} frames, CRF {args.crf}); mode {mode.value}; "
-            f"cloak with {surrogates}; attackers {attackers}",
-            flush=True,
+            f"cloak with {surrogates}; attackers {attackers}"
         )
-        records, probes, enrolled = collect(
-            engine, people, recognisers, mode, settings, args.frames, args.personal
-        )
+        extra: dict[str, object] = {}
+        if split is not None:
+            canvas_w, canvas_h = (int(v) for v in args.canvas.lower().split("x"))
+            run = AlignedRun(
+                tuple(split.identities[: args.people]),
+                uploads,
+                (canvas_w, canvas_h),
+                args.upscale,
+                args.personal,
+                args.with_default,
+            )
+            print(f"{len(run.people)} people of aligned/ (personal split), {header}", flush=True)
+            models = [recognisers[n] for n in recognisers if n != PERSONAL_ATTACKER]
+            plan = personal.EnrolPlan(steps=args.enrol_steps)
+            began = time.perf_counter()
+            profiles = personal_eval.enrolled_profiles(
+                split, engine, models, plan, out / "personal", run.people
+            )
+            tag = personal_eval.profile_cache_tag(engine, models, plan)
+            print(
+                f"  profiles of {len(profiles)} people ({out / 'personal' / tag}, "
+                f"{time.perf_counter() - began:.0f} s)",
+                flush=True,
+            )
+            records = collect_aligned(engine, split, run, profiles, mode, settings, args.frames)
+            probes = {name: split.probes[name] for name in run.people}
+            enrolled = {name: profiles[name].name for name in run.people}
+            extra = {
+                "protocol": "aligned",
+                "canvas": list(run.canvas),
+                "upscale": run.upscale,
+                "enrol_plan": {"steps": plan.steps, "batch": plan.batch},
+                "profile_cache": tag,
+                "enrolment_crops": {n: len(split.enrol[n]) for n in run.people},
+            }
+        else:
+            print(f"{len(people)} people x {header}", flush=True)
+            records, probes, enrolled = collect(
+                engine, people, recognisers, mode, settings, args.frames, args.personal
+            )
         meta = {
             "command": " ".join(["veil-research", "video", *argv]),
             "mode": mode.value,
@@ -502,7 +731,10 @@ def main(argv: Sequence[str]) -> int:
                 "codec": "h264",
             },
             "frames_per_clip": args.frames,
+            "uploads_per_person": uploads,
+            **extra,
             "enrolled": enrolled,
+            "matched": matched(records),
             "uploads": [
                 {
                     "identity": r.identity,
@@ -514,13 +746,24 @@ def main(argv: Sequence[str]) -> int:
             ],
         }
         # The crops are of the corpus's faces: they stay in bench-out/, never in the repo.
-        save_crops(args.crops or out / "video" / f"crops-{mode.value}.npz", records, probes, meta)
+        name = f"crops-aligned-{args.personal}" if split is not None else f"crops-{mode.value}"
+        save_crops(args.crops or out / "video" / f"{name}.npz", records, probes, meta)
     protected = sorted({r.identity for r in records})
     gallery: dict[str, ev.U8] = {}
     for name in protected:
         gallery[name] = np.concatenate([r.crops["none"] for r in records if r.identity == name])
-    per_distractor = args.gallery or args.uploads
-    gallery.update(distractors(faces_dir, set(protected), args.distractors, per_distractor))
+    if meta.get("protocol") == "aligned":
+        # Everyone of aligned/: the protected people's clean crops as found on their photos
+        # (the row's condition replaces them in turn), the others' first clean uploads.
+        split = split or personal_eval.load_split(faces_dir)
+        stored = meta.get("uploads_per_person")
+        per_distractor = stored if isinstance(stored, int) else uploads
+        for name in split.identities:
+            if name not in gallery:
+                gallery[name] = split.uploads[name][:per_distractor]
+    else:
+        per_distractor = args.gallery or uploads
+        gallery.update(distractors(faces_dir, set(protected), args.distractors, per_distractor))
     results = []
     print(f"\ntracker gallery: {len(gallery)} people; protection (centroid / logreg):")
     for name in attackers:
@@ -542,6 +785,8 @@ def main(argv: Sequence[str]) -> int:
                 f"  ({row['people']} people, {row['uploads']} uploads)",
                 flush=True,
             )
+    if meta.get("matched"):
+        print(f"uploads that got the person's profile: {meta['matched']}", flush=True)
     payload = {
         **meta,
         "attackers": attackers,
@@ -599,8 +844,17 @@ def collect(
                     book = ProfileBook.fixed([replace(profile, strength=strength)])
             for photo in person.uploads:
                 engine.profiles = None
+                data = photo.read_bytes()
                 record = cloak_upload(
-                    engine, person, photo, mode, settings, frames, Path(tmp), CLOAKED
+                    engine,
+                    person.name,
+                    photo.name,
+                    data,
+                    mode,
+                    settings,
+                    frames,
+                    Path(tmp),
+                    CLOAKED,
                 )
                 if record is None:
                     continue
@@ -608,8 +862,9 @@ def collect(
                     engine.profiles = book
                     extra = cloak_upload(
                         engine,
-                        person,
-                        photo,
+                        person.name,
+                        photo.name,
+                        data,
                         mode,
                         settings,
                         frames,

@@ -94,3 +94,88 @@ def test_rescore_with_one_frame_a_clip(payload: dict[str, Any]) -> None:
     rows = {r["condition"]: r for r in again["results"]}
     assert {c: r["uploads"] for c, r in rows.items()} == {c: 2 for c in video_eval.CONDITIONS}
     assert rows["frames"]["cosine_to_uncloaked"] < 0.99
+
+
+# `--aligned --personal medium`: the people of aligned/ with `veil-research personal`'s split,
+# each upload crop made a photo (2x on a 480x360 canvas here), enrolled from scratch in a
+# temporary cache with a 2-step plan (the real run shares the benchmark's profiles).
+ALIGNED_ROWS = ("none", "plain-frames", "personal-photo", "personal-frames")
+
+
+@pytest.fixture(scope="module")
+def aligned(faces_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    out = tmp_path_factory.mktemp("video-eval-aligned")
+    args = [
+        "--aligned", "--personal", "medium",
+        "--faces", str(faces_dir),
+        "--people", "2",
+        "--uploads", "1",
+        "--frames", str(FRAMES),
+        "--size", "320x240",
+        "--clip-frames", "12",
+        "--canvas", "480x360",
+        "--upscale", "2",
+        "--enrol-steps", "2",
+        "--attackers", "facenet",
+        "--out", str(out),
+        "--json", str(out / "aligned.json"),
+    ]  # fmt: skip
+    assert video_eval.main(args) == 0
+    data: dict[str, Any] = json.loads((out / "aligned.json").read_text())
+    data["_out"] = str(out)
+    return data
+
+
+def test_aligned_uploads_got_their_profile(aligned: dict[str, Any], faces_dir: Path) -> None:
+    everyone = sorted(p.name for p in (faces_dir / "aligned").iterdir() if p.is_dir())
+    assert aligned["protocol"] == "aligned"
+    assert aligned["people"] == everyone[:2]
+    assert aligned["enrolled"] == {name: name for name in everyone[:2]}
+    assert aligned["enrol_plan"]["steps"] == 2
+    # The tracker knows everyone of aligned/; the others by their first clean upload.
+    assert aligned["gallery"] == {
+        "people": len(everyone),
+        "distractors": len(everyone) - 2,
+        "crops_per_distractor": 1,
+    }
+    assert all(n >= 5 for n in aligned["probes"].values())  # the split's clean probes
+    assert aligned["matched"] == {"personal-photo": 1.0, "personal-frames": 1.0}
+    assert len(aligned["uploads"]) == 2
+    for upload in aligned["uploads"]:
+        assert upload["photo_size"] == [480, 360]
+        conditions = upload["conditions"]
+        assert set(conditions) == set(video_eval.ALIGNED_CONDITIONS)
+        assert conditions["personal-photo"]["profiles"] == [upload["identity"]]
+        cloaked = conditions["personal-frames"]
+        assert cloaked["profiles"] == [upload["identity"]]  # one track, the person's
+        assert cloaked["face_frames"] == cloaked["frames"] == 12
+        assert cloaked["frames_with_face"] == conditions["plain-frames"]["frames_with_face"] == 2
+
+
+def test_aligned_personal_rows(aligned: dict[str, Any]) -> None:
+    rows = {r["condition"]: r for r in aligned["results"]}
+    assert set(rows) == set(ALIGNED_ROWS)
+    for condition, row in rows.items():
+        assert row["attacker"] == "facenet"
+        assert all(0.0 <= v <= 1.0 for v in row["scores"].values())
+        assert row["people"] == 2
+        assert row["uploads"] == 2 * (FRAMES if condition.endswith("frames") else 1)
+    assert max(rows["none"]["scores"].values()) <= 0.5  # the clean crops identify them
+    assert rows["none"]["cosine_to_uncloaked"] == pytest.approx(1.0, abs=1e-4)
+    # The personal cloak moves the held-out recogniser's embedding, on photos and frames.
+    assert rows["personal-photo"]["cosine_to_uncloaked"] < 0.95
+    assert rows["personal-frames"]["cosine_to_uncloaked"] < 0.98
+
+
+def test_aligned_rescore(aligned: dict[str, Any], faces_dir: Path) -> None:
+    # Scored again from the saved crops: the gallery is rebuilt from the split.
+    out = Path(aligned["_out"])
+    args = ["--rescore", str(out / "video" / "crops-aligned-medium.npz"),
+            "--faces", str(faces_dir), "--attackers", "facenet",
+            "--out", str(out), "--json", str(out / "again.json")]  # fmt: skip
+    assert video_eval.main(args) == 0
+    again = json.loads((out / "again.json").read_text())
+    assert again["gallery"] == aligned["gallery"]
+    assert {r["condition"]: r["scores"] for r in again["results"]} == {
+        r["condition"]: r["scores"] for r in aligned["results"]
+    }
