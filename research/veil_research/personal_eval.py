@@ -24,6 +24,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -31,7 +32,7 @@ import numpy as np
 from veil import personal
 from veil.engine import Engine
 from veil.enrolment import FoundFace, build_profile
-from veil.optimizer import Surrogate
+from veil.optimizer import ModeBudget, Surrogate
 from veil.profiles import Profile, ProfileBook, load_profile, save_profile
 from veil_research import evaluate as ev
 from veil_research import shading_zones
@@ -231,7 +232,23 @@ def main(argv: Sequence[str]) -> int:
         metavar="L",
         help="research: every strength of the run at linf L/255 (with --strengths, one)",
     )
+    parser.add_argument(
+        "--refine-copies",
+        type=int,
+        default=None,
+        metavar="N",
+        help="research: transformed copies per refining step at upload (input diversity; "
+        "the product's: the high mode's)",
+    )
     args = parser.parse_args(list(argv))
+    if args.refine_copies is not None:
+        shipped_refine_budget = personal.refine_budget
+        copies = args.refine_copies
+
+        def refine_budget(*a: Any, **k: Any) -> ModeBudget:
+            return replace(shipped_refine_budget(*a, **k), copies=copies)
+
+        personal.refine_budget = refine_budget  # research only
     if args.zones:
         shading_zones.use(args.zones)
     if args.linf is not None:
