@@ -62,6 +62,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -382,6 +383,7 @@ def collect_aligned(
     records: list[UploadRecord] = []
     try:
         with tempfile.TemporaryDirectory(prefix="veil-video-eval-") as tmp:
+            work = Path(tmp)
             for name in run.people:
                 profile = profiles[name]
                 strength = type(profile.strength)(run.strength)
@@ -389,33 +391,17 @@ def collect_aligned(
                 for k, crop in enumerate(split.uploads[name][: run.uploads]):
                     data = aligned_photo(crop, run.canvas, run.upscale)
                     label = f"upload{k:02d}.png"
-                    engine.profiles = book
-                    record = cloak_upload(
-                        engine,
-                        name,
-                        label,
-                        data,
-                        mode,
-                        settings,
-                        frames,
-                        Path(tmp),
-                        ALIGNED_CONDITIONS,
+                    # The same upload under each profile book: only the conditions differ.
+                    through = partial(
+                        cloak_upload, engine, name, label, data, mode, settings, frames, work
                     )
+                    engine.profiles = book
+                    record = through(ALIGNED_CONDITIONS)
                     if record is None:
                         continue
-                    if run.default:
+                    if run.default:  # the same upload with the default cloak, nobody enrolled
                         engine.profiles = None
-                        extra = cloak_upload(
-                            engine,
-                            name,
-                            label,
-                            data,
-                            mode,
-                            settings,
-                            frames,
-                            Path(tmp),
-                            ("photo", "frames"),
-                        )
+                        extra = through(("photo", "frames"))
                         if extra is not None:
                             record.crops.update(
                                 {k: v for k, v in extra.crops.items() if k != "none"}

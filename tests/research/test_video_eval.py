@@ -15,6 +15,14 @@ FRAMES = 2
 ATTACKERS = ("facenet", "mobilefacenet")  # held out, and one the cloak is computed with
 
 
+def run_eval(args: list[str], out: Path) -> dict[str, Any]:
+    """`veil-research video ARGS` writing into `out`; its JSON, with `_out` for the crops."""
+    assert video_eval.main([*args, "--out", str(out), "--json", str(out / "run.json")]) == 0
+    data: dict[str, Any] = json.loads((out / "run.json").read_text())
+    data["_out"] = str(out)
+    return data
+
+
 @pytest.fixture(scope="module")
 def payload(faces_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     out = tmp_path_factory.mktemp("video-eval")
@@ -28,13 +36,8 @@ def payload(faces_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[s
         "--distractors", "3",
         "--gallery", "3",
         "--attackers", *ATTACKERS,
-        "--out", str(out),
-        "--json", str(out / "video.json"),
     ]  # fmt: skip
-    assert video_eval.main(args) == 0
-    data: dict[str, Any] = json.loads((out / "video.json").read_text())
-    data["_out"] = str(out)
-    return data
+    return run_eval(args, out)
 
 
 def test_every_upload_went_through_every_condition(payload: dict[str, Any]) -> None:
@@ -117,13 +120,8 @@ def aligned(faces_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[s
         "--upscale", "2",
         "--enrol-steps", "2",
         "--attackers", "facenet",
-        "--out", str(out),
-        "--json", str(out / "aligned.json"),
     ]  # fmt: skip
-    assert video_eval.main(args) == 0
-    data: dict[str, Any] = json.loads((out / "aligned.json").read_text())
-    data["_out"] = str(out)
-    return data
+    return run_eval(args, out)
 
 
 def test_aligned_uploads_got_their_profile(aligned: dict[str, Any], faces_dir: Path) -> None:
