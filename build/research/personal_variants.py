@@ -39,7 +39,7 @@ from veil.recognizers import load_recognizers
 from veil.results import Mode
 from veil_research import evaluate as ev
 from veil_research import shading_zones
-from veil_research.personal_eval import load_split
+from veil_research.personal_eval import load_split, patch_refine_budget
 
 PEOPLE = 8
 UPLOADS = 10
@@ -47,18 +47,6 @@ UPLOADS = 10
 
 def unit(v: np.ndarray) -> np.ndarray:
     return np.asarray(v / np.linalg.norm(v, axis=-1, keepdims=True))
-
-
-_SHIPPED_REFINE_BUDGET = personal.refine_budget
-
-
-def _patch_refine_budget(knobs: dict[str, float]) -> None:
-    """Research only: the refining steps' optimiser budget with some fields changed."""
-
-    def patched(*args: object, **kwargs: object) -> optimizer.ModeBudget:
-        return replace(_SHIPPED_REFINE_BUDGET(*args, **kwargs), **knobs)  # type: ignore[arg-type]
-
-    personal.refine_budget = patched  # type: ignore[assignment]
 
 
 def main(argv: list[str]) -> int:
@@ -181,7 +169,7 @@ def main(argv: list[str]) -> int:
                 report(label, out, started)
     else:
         for variant in rest:
-            personal.refine_budget = _SHIPPED_REFINE_BUDGET  # type: ignore[assignment]
+            patch_refine_budget()  # the product's, before this variant's knobs
             what, cap, steps, *style = variant.split(":")
             linf = float(cap) / 255
             level = personal.Strength.MEDIUM  # the name only; linf and look set the budget
@@ -211,7 +199,7 @@ def main(argv: list[str]) -> int:
                     )
                     if key in fields
                 }
-                _patch_refine_budget(knobs)
+                patch_refine_budget(**knobs)
                 look = replace(
                     look,
                     blur=float(fields.get("blur", look.blur)),

@@ -70,6 +70,19 @@ def _face_set(split: PersonalSplit) -> ev.FaceSet:
     return ev.FaceSet(split.identities, split.uploads, split.probes, names)
 
 
+SHIPPED_REFINE_BUDGET = personal.refine_budget
+
+
+def patch_refine_budget(**knobs: float) -> None:
+    """Research only: the upload's refining steps (`veil.personal.refine_budget`) with some
+    optimiser fields changed, for this process; no knobs: the product's again."""
+
+    def patched(*args: Any, **kwargs: Any) -> ModeBudget:
+        return replace(SHIPPED_REFINE_BUDGET(*args, **kwargs), **knobs)  # type: ignore[arg-type]
+
+    personal.refine_budget = patched if knobs else SHIPPED_REFINE_BUDGET
+
+
 def profile_cache_tag(
     engine: Engine, surrogates: Sequence[Surrogate], plan: personal.EnrolPlan
 ) -> str:
@@ -238,17 +251,11 @@ def main(argv: Sequence[str]) -> int:
         default=None,
         metavar="N",
         help="research: transformed copies per refining step at upload (input diversity; "
-        "the product's: the high mode's)",
+        "the product's: veil.personal.REFINE_COPIES)",
     )
     args = parser.parse_args(list(argv))
     if args.refine_copies is not None:
-        shipped_refine_budget = personal.refine_budget
-        copies = args.refine_copies
-
-        def refine_budget(*a: Any, **k: Any) -> ModeBudget:
-            return replace(shipped_refine_budget(*a, **k), copies=copies)
-
-        personal.refine_budget = refine_budget  # research only
+        patch_refine_budget(copies=args.refine_copies)
     if args.zones:
         shading_zones.use(args.zones)
     if args.linf is not None:
