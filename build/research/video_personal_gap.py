@@ -85,12 +85,30 @@ def register(crops: F32) -> F32:
     return np.asarray(np.clip(np.stack(out), 0.0, 1.0), np.float32)
 
 
+def hat_weights(when: npt.NDArray[np.float64], times: npt.NDArray[np.float64]) -> F32:
+    """[N,K] linear interpolation weights of N frame times between K anchor times
+    (clamped outside)."""
+    weights = np.zeros((len(when), len(times)), np.float32)
+    for i, t in enumerate(when):
+        if len(times) == 1 or t <= times[0]:
+            weights[i, 0] = 1.0
+        elif t >= times[-1]:
+            weights[i, -1] = 1.0
+        else:
+            k = int(np.searchsorted(times, t)) - 1
+            share = (t - times[k]) / (times[k + 1] - times[k])
+            weights[i, k], weights[i, k + 1] = 1.0 - share, share
+    return weights
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--people", type=int, default=8)
     parser.add_argument("--uploads", type=int, default=3)
     parser.add_argument("--keyframes", type=int, default=KEYFRAMES)
     parser.add_argument("--register", action="store_true")
+    parser.add_argument("--local", action="store_true")
+    parser.add_argument("--anchors", type=int, default=0)
     args = parser.parse_args(argv)
 
     split = personal_eval.load_split(ev.default_faces_dir())
@@ -168,6 +186,50 @@ def main(argv: list[str]) -> int:
                     "key-cross": moved(kc[1:], own[:1]) if len(kc) > 1 else [],
                     "key-mad": [float(np.abs(kc[1:] - kc[:1]).mean() * 255)],
                 }
+                if args.local:
+                    # Each kept crop with its own refinement, and cheaper stand-ins for it:
+                    # every other crop refined, the ones between given the mean of their
+                    # neighbours' changes (a linear blend in time at the midpoint).
+                    cand_own = np.stack([refine(cc[i : i + 1]) for i in range(len(cc))])
+                    blend = cand_own.copy()
+                    for i in range(1, len(cc), 2):
+                        right = cand_own[i + 1] if i + 1 < len(cc) else cand_own[i - 1]
+                        blend[i] = (cand_own[i - 1] + right) / 2
+                    odd = list(range(1, len(cc), 2))
+                    got["cand-own"] = moved(cc, cand_own)
+                    got["odd-own"] = moved(cc[odd], cand_own[odd])
+                    got["odd-blend"] = moved(cc[odd], blend[odd])
+                    got["odd-shared"] = moved(cc[odd], shared[None])
+                    got["own-step"] = [float(np.abs(cand_own[1:] - cand_own[:-1]).mean() * 255)]
+                    got["own-size"] = [float(np.abs(cand_own).mean() * 255)]
+                if args.anchors:
+                    # Optimise on every other kept crop, judge on the ones between (frames
+                    # no optimisation saw): one shared change against K anchors blended
+                    # linearly over time.
+                    train = list(range(0, len(cc), 2))
+                    test = list(range(1, len(cc), 2))
+                    when = np.array([c.sighting.frame for c in tracks[0].candidates], float)
+                    times = np.linspace(when[train[0]], when[train[-1]], args.anchors)
+                    mix = hat_weights(when, times)
+                    anchors = personal.blended_personal_deltas(
+                        cc[train],
+                        mix[train],
+                        profile.cloak,
+                        profile.strength,
+                        engine.refiners,
+                        profile.targets,
+                        seed=1,
+                    )
+                    blended = np.tensordot(mix, anchors, axes=(1, 0)).astype(np.float32)
+                    even_shared = refine(cc[train])
+                    got["train-shared"] = moved(cc[train], even_shared[None])
+                    got["train-anchor"] = moved(cc[train], blended[train])
+                    got["test-shared"] = moved(cc[test], even_shared[None])
+                    got["test-anchor"] = moved(cc[test], blended[test])
+                    gaps = np.diff(when)
+                    steps = np.abs(np.diff(blended, axis=0)).mean(axis=(1, 2, 3)) / gaps
+                    got["anchor-per-frame"] = [float(steps.mean() * 255)]
+                    got["anchor-size"] = [float(np.abs(blended).mean() * 255)]
                 if args.register:
                     registered = register(kc)
                     got["reg-shared"] = moved(registered, refine(registered)[None])
