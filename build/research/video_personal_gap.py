@@ -18,6 +18,17 @@ loss, FaceNet's cosine between cloaked and clean (lower: moved more), in crop sp
 - `key-mad` / `reg-mad`: mean absolute difference between keyframes (levels of 255),
   before and after registration.
 
+`--local` adds each kept crop with its own refinement (`cand-own`, what refining every
+frame would buy) and a cheaper stand-in, every other crop refined and the ones between
+given the mean of their neighbours' changes (`odd-blend` against `odd-own`/`odd-shared`),
+with `own-step`, how much own refinements of neighbouring crops differ (levels, against
+`own-size`, their size: what would flicker). `--heldout` optimises the shared refinement
+on every other kept crop and judges it on the ones between (`train-shared`,
+`test-shared`: frames no optimisation saw). `--copies N` / `--steps N`: the refinement
+with N transformed copies per step / N steps (`personal_eval.patch_refine_budget`).
+A variant with K changes blended linearly over time instead of one (`--anchors K`) needed
+an optimiser change and was tried at commit d160398, then removed (docs/video.md).
+
 `--keyframes K` shares over K keyframes instead of the product's 3. Profiles come from
 `veil-research personal`'s cache (`bench-out/personal/`), computed there when missing.
 
@@ -85,22 +96,6 @@ def register(crops: F32) -> F32:
     return np.asarray(np.clip(np.stack(out), 0.0, 1.0), np.float32)
 
 
-def hat_weights(when: npt.NDArray[np.float64], times: npt.NDArray[np.float64]) -> F32:
-    """[N,K] linear interpolation weights of N frame times between K anchor times
-    (clamped outside)."""
-    weights = np.zeros((len(when), len(times)), np.float32)
-    for i, t in enumerate(when):
-        if len(times) == 1 or t <= times[0]:
-            weights[i, 0] = 1.0
-        elif t >= times[-1]:
-            weights[i, -1] = 1.0
-        else:
-            k = int(np.searchsorted(times, t)) - 1
-            share = (t - times[k]) / (times[k + 1] - times[k])
-            weights[i, k], weights[i, k + 1] = 1.0 - share, share
-    return weights
-
-
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--people", type=int, default=8)
@@ -108,8 +103,14 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--keyframes", type=int, default=KEYFRAMES)
     parser.add_argument("--register", action="store_true")
     parser.add_argument("--local", action="store_true")
-    parser.add_argument("--anchors", type=int, default=0)
+    parser.add_argument("--heldout", action="store_true")
+    parser.add_argument("--copies", type=int, default=0)
+    parser.add_argument("--steps", type=int, default=0)
     args = parser.parse_args(argv)
+    knobs = {"copies": args.copies} if args.copies else {}
+    if args.steps:
+        knobs["steps"] = args.steps
+    personal_eval.patch_refine_budget(**knobs)
 
     split = personal_eval.load_split(ev.default_faces_dir())
     store = get_store()
@@ -202,34 +203,12 @@ def main(argv: list[str]) -> int:
                     got["odd-shared"] = moved(cc[odd], shared[None])
                     got["own-step"] = [float(np.abs(cand_own[1:] - cand_own[:-1]).mean() * 255)]
                     got["own-size"] = [float(np.abs(cand_own).mean() * 255)]
-                if args.anchors:
-                    # Optimise on every other kept crop, judge on the ones between (frames
-                    # no optimisation saw): one shared change against K anchors blended
-                    # linearly over time.
+                if args.heldout:
                     train = list(range(0, len(cc), 2))
                     test = list(range(1, len(cc), 2))
-                    when = np.array([c.sighting.frame for c in tracks[0].candidates], float)
-                    times = np.linspace(when[train[0]], when[train[-1]], args.anchors)
-                    mix = hat_weights(when, times)
-                    anchors = personal.blended_personal_deltas(
-                        cc[train],
-                        mix[train],
-                        profile.cloak,
-                        profile.strength,
-                        engine.refiners,
-                        profile.targets,
-                        seed=1,
-                    )
-                    blended = np.tensordot(mix, anchors, axes=(1, 0)).astype(np.float32)
                     even_shared = refine(cc[train])
                     got["train-shared"] = moved(cc[train], even_shared[None])
-                    got["train-anchor"] = moved(cc[train], blended[train])
                     got["test-shared"] = moved(cc[test], even_shared[None])
-                    got["test-anchor"] = moved(cc[test], blended[test])
-                    gaps = np.diff(when)
-                    steps = np.abs(np.diff(blended, axis=0)).mean(axis=(1, 2, 3)) / gaps
-                    got["anchor-per-frame"] = [float(steps.mean() * 255)]
-                    got["anchor-size"] = [float(np.abs(blended).mean() * 255)]
                 if args.register:
                     registered = register(kc)
                     got["reg-shared"] = moved(registered, refine(registered)[None])

@@ -179,7 +179,6 @@ def cloak_crops(
     start: npt.NDArray[np.floating] | None = None,
     on_step: Callable[[float], None] | None = None,
     shared: bool = False,
-    mixing: npt.NDArray[np.floating] | None = None,
 ) -> F32:
     """Cloak ArcFace-aligned crops: float32 [N,S,S,3] RGB 0..1 in, same shape out.
 
@@ -194,10 +193,8 @@ def cloak_crops(
     cloak) instead of a small random one. `on_step` gets the share of the steps done
     after each one (a video's progress figure). `shared`: the crops are views of one face
     (a video track's keyframes) and get one change, optimised on all of them at once (each
-    crop's own perceptual cap still shapes it), instead of one change each. `mixing`
-    [N,K] generalises it: K changes ("anchors") optimised at once, crop i getting
-    sum_k mixing[i,k] x anchor k (a video track's change blended over time between
-    anchors; `shared` is one column of ones). Deterministic for a given seed.
+    crop's own perceptual cap still shapes it), instead of one change each. Deterministic
+    for a given seed.
     """
     x0 = _validated(crops)
     if not surrogates:
@@ -236,82 +233,43 @@ def cloak_crops(
     second = np.zeros_like(coarse)  # Adam's second moment (penalty variant)
     step = 2.5 * plan.linf * scale / max(plan.steps, 1)
     bound = np.maximum(1.5 * plan.linf * scale, np.max(cap, axis=(1, 2, 3), keepdims=True))
-    mix = _mixing(mixing, shared, n)
-    if mix is not None:  # the anchors' changes: the same step and bound for every view
-        coarse = _to_anchors(mix, coarse)
-        step = np.full((len(coarse), 1, 1, 1), np.max(step), np.float32)
-        bound = np.full((len(coarse), 1, 1, 1), np.max(bound), np.float32)
-        velocity = np.zeros_like(coarse)
-        second = np.zeros_like(coarse)
+    if shared:  # one change: the same step and bound for every view
+        coarse = np.repeat(coarse.mean(axis=0, keepdims=True), n, axis=0)
+        step = np.repeat(np.max(np.broadcast_to(step, (n, 1, 1, 1)), keepdims=True), n, axis=0)
+        bound = np.repeat(np.max(bound, axis=0, keepdims=True), n, axis=0)
     for k in range(plan.steps):
-        anchors = coarse
-        if mix is not None:
-            coarse = _from_anchors(mix, anchors)
         delta = _delta(coarse, cap, plan)
         x = np.clip(x0 + weight * delta, 0.0, 1.0)
         grad = weight * _ensemble_gradient(x, surrogates, targets, plan, rng)
         if plan.smooth_sigma > 0:
             grad = _blur(grad, plan.smooth_sigma)
         coarse_grad = _scale_colour(_downsample(grad, plan.grid), plan.colour_scale)
-        if mix is not None:
-            coarse_grad = _grad_to_anchors(mix, coarse_grad)
+        if shared:
+            coarse_grad = np.repeat(coarse_grad.mean(axis=0, keepdims=True), n, axis=0)
         norm = np.mean(np.abs(coarse_grad), axis=(1, 2, 3), keepdims=True) + 1e-12
         if plan.penalty > 0:
             # Visibility cost: mean of (change / local budget)^2, so change is cheap where
             # texture and luminance hide it and dear on flat skin; its gradient, in units of
             # the normalised adversarial gradient, is penalty * change / budget.
             cost = _downsample(np.ascontiguousarray(weight * delta / cap), plan.grid)
-            if mix is not None:
-                cost = _grad_to_anchors(mix, cost)
             total = coarse_grad / norm + plan.penalty * _scale_colour(cost, plan.colour_scale)
+            if shared:
+                total = np.repeat(total.mean(axis=0, keepdims=True), n, axis=0)
             velocity = plan.momentum * velocity + (1 - plan.momentum) * total
             second = 0.99 * second + 0.01 * total * total
             m_hat = velocity / (1 - plan.momentum ** (k + 1))
             v_hat = second / (1 - 0.99 ** (k + 1))
-            coarse = np.clip(anchors - step * m_hat / (np.sqrt(v_hat) + 1e-8), -bound, bound)
+            coarse = np.clip(coarse - step * m_hat / (np.sqrt(v_hat) + 1e-8), -bound, bound)
         else:
             velocity = plan.momentum * velocity + coarse_grad / norm
             # Descend: the loss is cosine similarity to the crop's own embedding.
-            coarse = np.clip(anchors - step * np.sign(velocity).astype(np.float32), -bound, bound)
+            coarse = np.clip(coarse - step * np.sign(velocity).astype(np.float32), -bound, bound)
         coarse = _scale_colour(coarse.astype(np.float32), plan.colour_scale)
         coarse = _limit_colour_blotches(coarse, plan, plan.grid / size)
         if on_step is not None:
             on_step((k + 1) / plan.steps)
-    if mix is not None:
-        coarse = _from_anchors(mix, coarse)
     out = np.clip(x0 + weight * _delta(coarse, cap, plan), 0.0, 1.0).astype(np.float32)
     return _meet_ssim(x0, out, plan.min_crop_ssim)
-
-
-def _mixing(mixing: npt.NDArray[np.floating] | None, shared: bool, n: int) -> F32 | None:
-    """The [N,K] blend of anchors per crop (`cloak_crops`), validated; None: a change each."""
-    if mixing is None:
-        return np.ones((n, 1), np.float32) if shared else None
-    mix = np.asarray(mixing, np.float32)
-    if mix.ndim != 2 or mix.shape[0] != n or mix.shape[1] < 1:
-        raise CloakFailedError(f"expected mixing weights shaped [{n},K], got {list(mix.shape)}")
-    if not np.all(np.isfinite(mix)) or mix.min() < 0 or np.any(mix.sum(axis=0) <= 0):
-        raise CloakFailedError("mixing weights must be finite, >= 0, every anchor used")
-    return mix
-
-
-def _from_anchors(mix: F32, anchors: F32) -> F32:
-    """Each crop's change: its blend of the anchors' changes."""
-    return np.asarray(np.tensordot(mix, anchors, axes=(1, 0)), np.float32)
-
-
-def _to_anchors(mix: F32, per_crop: F32) -> F32:
-    """Anchors whose blends come closest to `per_crop` (least squares; the mean for one)."""
-    flat = per_crop.reshape(len(per_crop), -1)
-    anchors = np.linalg.lstsq(mix, flat, rcond=None)[0]
-    return np.asarray(anchors.reshape((mix.shape[1], *per_crop.shape[1:])), np.float32)
-
-
-def _grad_to_anchors(mix: F32, per_crop: F32) -> F32:
-    """A per-crop gradient taken to the anchors (chain rule), each anchor's normalised by
-    the weight it carries, so one shared change gets the crops' mean gradient."""
-    summed = np.tensordot(mix.T, per_crop, axes=(1, 0))
-    return np.asarray(summed / mix.sum(axis=0)[:, None, None, None], np.float32)
 
 
 def _strength_factors(strength: Sequence[float] | None, n: int) -> F32:

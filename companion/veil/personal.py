@@ -383,54 +383,12 @@ def shared_personal_delta(
     refinement, pasted on the others, lost a third of the photo's protection against
     FaceNet: `veil-research video --personal`). `linf` and `look` override the strength's
     budget (research)."""
-    views = np.asarray(crops, np.float32)
-    if steps <= 0:
-        shrunk = np.asarray(cloak, np.float32) * np.float32(_checked_scale(scale))
-        return np.asarray(apply_personal_cloak(views[0], shrunk) - views[0], np.float32)
-    anchors = blended_personal_deltas(
-        views,
-        np.ones((len(views), 1), np.float32),
-        cloak,
-        strength,
-        surrogates,
-        targets,
-        seed=seed,
-        steps=steps,
-        scale=scale,
-        linf=linf,
-        look=look,
-    )
-    return np.asarray(anchors[0], np.float32)
-
-
-def _checked_scale(scale: float) -> float:
     if not 0.0 < scale <= 1.0:
         raise CloakFailedError("a personal cloak's scale must lie in (0, 1]")
-    return scale
-
-
-def blended_personal_deltas(
-    crops: F32,
-    mixing: F32,
-    cloak: F32,
-    strength: Strength,
-    surrogates: Sequence[Surrogate],
-    targets: Mapping[str, F32],
-    *,
-    seed: int,
-    steps: int = REFINE_STEPS,
-    scale: float = 1.0,
-    linf: float | None = None,
-    look: StrengthBudget | None = None,
-) -> F32:
-    """K changes [K,S,S,3] ("anchors") for several views [N,S,S,3] of one enrolled face,
-    view i seeing the blend sum_k mixing[i,k] x anchor k, all optimised at once
-    (`cloak_crops`'s `mixing`): a video track's cloak that drifts slowly over time between
-    anchors instead of one change for the whole track. One column of ones is
-    `shared_personal_delta`."""
     views = np.asarray(crops, np.float32)
-    shrunk = np.asarray(cloak, np.float32) * np.float32(_checked_scale(scale))
-    mix = np.asarray(mixing, np.float32)
+    shrunk = np.asarray(cloak, np.float32) * np.float32(scale)
+    if steps <= 0:
+        return np.asarray(apply_personal_cloak(views[0], shrunk) - views[0], np.float32)
     chosen = [s for s in surrogates if s.name in targets]
     if not chosen:
         raise CloakFailedError("the personal cloak's recognisers are not loaded")
@@ -445,10 +403,6 @@ def blended_personal_deltas(
         targets=[targets[s.name] for s in chosen],
         start=start,
         strength=[scale] * len(views),
-        mixing=mix,
+        shared=True,
     )
-    # Each view's change is its blend clipped to its own cap; the anchors closest to all
-    # of them (least squares: the mean over views for one anchor).
-    changes = (cloaked - views).reshape(len(views), -1)
-    anchors = np.linalg.lstsq(mix, changes, rcond=None)[0]
-    return np.asarray(anchors.reshape((mix.shape[1], *views.shape[1:])), np.float32)
+    return np.asarray((cloaked - views).mean(axis=0), np.float32)
