@@ -51,6 +51,13 @@ only that person enrolled (`--with-default`: also `photo` and `frames`, nobody e
 The tracker's gallery is everyone of `aligned/` (`--distractors` is not used): the
 protected people by their photos' clean crops, the others (`--people N` protects the first
 N only) by their first `--uploads` clean uploads.
+
+Budget: the product gives a face that is prominent where people look (large, filling the
+frame) less of its budget (`veil.prominence`; for a track, its median face,
+`veil.video.cloaks`). The aligned photos' faces are small enough to keep all of it; the
+clips zoom in until the face fills much of the frame, so most tracks get less (the JSON's
+`track_strengths`). `--whole-track-strength` (research only) gives every track its whole
+budget, as the photos get theirs: frames and photos compared at the same budget.
 """
 
 from __future__ import annotations
@@ -60,7 +67,7 @@ import json
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -75,6 +82,7 @@ from veil.results import DEFAULT_MODE, Mode
 from veil_research import evaluate as ev
 
 if TYPE_CHECKING:
+    from veil.align import Box
     from veil.engine import Engine
     from veil.profiles import Profile
     from veil.recognizers import Recognizer
@@ -366,6 +374,30 @@ class AlignedRun:
     default: bool
 
 
+TRACK_STRENGTHS: list[float] = []
+"""The prominence factor each track's cloak got in this run (`watch_track_strengths`)."""
+_SHIPPED_STRENGTH: list[Callable[[Sequence[Box], int, int], float]] = []
+
+
+def watch_track_strengths(*, whole: bool) -> None:
+    """Research only: from now on record the prominence factor (`veil.prominence`) of
+    every track the product cloaks in `TRACK_STRENGTHS` (emptied here); `whole`: then give
+    the track its whole budget instead."""
+    from veil.video import cloaks
+
+    if not _SHIPPED_STRENGTH:
+        _SHIPPED_STRENGTH.append(cloaks._strength)
+    shipped = _SHIPPED_STRENGTH[0]
+    TRACK_STRENGTHS.clear()
+
+    def watched(boxes: Sequence[Box], width: int, height: int) -> float:
+        value = shipped(boxes, width, height)
+        TRACK_STRENGTHS.append(value)
+        return 1.0 if whole else value
+
+    cloaks._strength = watched
+
+
 def collect_aligned(
     engine: Engine,
     split: PersonalSplit,
@@ -411,6 +443,18 @@ def collect_aligned(
     finally:
         engine.profiles = None
     return records
+
+
+def track_strengths(*, whole: bool) -> dict[str, object]:
+    """What `watch_track_strengths` saw: the tracks' prominence factors."""
+    values = np.asarray(TRACK_STRENGTHS, float)
+    return {
+        "tracks": len(values),
+        "mean": round(float(values.mean()), 3) if len(values) else None,
+        "min": round(float(values.min()), 3) if len(values) else None,
+        "below_whole": int(np.sum(values < 1.0)),
+        "overridden_to_whole": whole,
+    }
 
 
 def matched(records: Sequence[UploadRecord]) -> dict[str, float]:
@@ -595,6 +639,12 @@ def main(argv: Sequence[str]) -> int:
         action="store_true",
         help="--aligned: also the default cloak's photo and frames rows (nobody enrolled)",
     )
+    parser.add_argument(
+        "--whole-track-strength",
+        action="store_true",
+        help="research: every track gets its whole budget, as the photos do (the prominence "
+        "rule shrinks the clips' close-up tracks; see the module's notes)",
+    )
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=None, help="caches (bench-out/)")
     parser.add_argument(
@@ -615,6 +665,7 @@ def main(argv: Sequence[str]) -> int:
         parser.error("--aligned needs --personal STRENGTH")
 
     started = time.perf_counter()
+    watch_track_strengths(whole=args.whole_track_strength)
     faces_dir: Path = args.faces or ev.default_faces_dir()
     width, height = (int(v) for v in args.size.lower().split("x"))
     settings = ClipSettings((width, height), args.clip_frames, args.fps, args.crf)
@@ -719,6 +770,7 @@ def main(argv: Sequence[str]) -> int:
             "frames_per_clip": args.frames,
             "uploads_per_person": uploads,
             **extra,
+            "track_strengths": track_strengths(whole=args.whole_track_strength),
             "enrolled": enrolled,
             "matched": matched(records),
             "uploads": [

@@ -138,6 +138,10 @@ def test_aligned_uploads_got_their_profile(aligned: dict[str, Any], faces_dir: P
     }
     assert all(n >= 5 for n in aligned["probes"].values())  # the split's clean probes
     assert aligned["matched"] == {"personal-photo": 1.0, "personal-frames": 1.0}
+    # One track a clip, its prominence factor recorded (the product's, not overridden).
+    strengths = aligned["track_strengths"]
+    assert strengths["tracks"] == 2 and strengths["overridden_to_whole"] is False
+    assert 0.5 <= strengths["min"] <= strengths["mean"] <= 1.0
     assert len(aligned["uploads"]) == 2
     for upload in aligned["uploads"]:
         assert upload["photo_size"] == [480, 360]
@@ -177,3 +181,20 @@ def test_aligned_rescore(aligned: dict[str, Any], faces_dir: Path) -> None:
     assert {r["condition"]: r["scores"] for r in again["results"]} == {
         r["condition"]: r["scores"] for r in aligned["results"]
     }
+
+
+def test_whole_track_strength_overrides_only_the_budget() -> None:
+    # A face filling a 1280x720 frame: the prominence rule gives its track less budget.
+    from veil.align import Box
+    from veil.video import cloaks
+
+    close_up = [Box(340, 40, 940, 700)]
+    try:
+        video_eval.watch_track_strengths(whole=True)
+        assert cloaks._strength(close_up, 1280, 720) == 1.0
+        video_eval.watch_track_strengths(whole=False)
+        shrunk = cloaks._strength(close_up, 1280, 720)
+        assert 0.5 <= shrunk < 1.0
+        assert [shrunk] == video_eval.TRACK_STRENGTHS  # emptied by each call, then recorded
+    finally:
+        video_eval.watch_track_strengths(whole=False)
