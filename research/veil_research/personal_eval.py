@@ -253,6 +253,14 @@ def main(argv: Sequence[str]) -> int:
         help="research: transformed copies per refining step at upload (input diversity; "
         "the product's: veil.personal.REFINE_COPIES)",
     )
+    parser.add_argument(
+        "--universal",
+        type=float,
+        default=None,
+        metavar="F",
+        help="research: the enrolment's universal cloak times F at upload (0: the refining "
+        "steps start from nothing, so the uploads share no fixed change)",
+    )
     args = parser.parse_args(list(argv))
     if args.refine_copies is not None:
         patch_refine_budget(copies=args.refine_copies)
@@ -313,6 +321,9 @@ def main(argv: Sequence[str]) -> int:
         protected = split.identities[-args.protect_last :] if args.protect_last else None
         profiles = enrolled_profiles(split, engine, enrol_models, plan, out / "personal", protected)
         print(f"[without {held}] enrolled in {time.perf_counter() - started:.0f} s", flush=True)
+        if args.universal is not None:
+            factor = np.float32(args.universal)
+            profiles = {k: replace(p, universal=p.universal * factor) for k, p in profiles.items()}
         for strength in strengths:
             started = time.perf_counter()
             cloaked, match_rate = cloak_uploads(split, engine, profiles, strength)
