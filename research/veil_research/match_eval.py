@@ -7,6 +7,13 @@ may (false matches), each at the shipped threshold and over a sweep.
 Full photos (`--photos`): each person of `photos/` enrols with their first 3 photos through
 the engine's own detector and aligner; their other photos must match; every face of every
 other person's photos and of `scenes/` must not.
+Video tracks (`--tracks`): each aligned identity enrols as above; each of its uploads
+(`--track-uploads` a person, the split's uploads) becomes a photo and a 1280x720 pan-and-zoom
+clip (`veil_research.video_eval`), pass 1 of the product finds and tracks the face
+(`veil.video.scan`), and every track is scored against every enrolled person: the shipped
+rule (`veil.video.cloaks`: most keyframes match at `MATCH_THRESHOLD`), and the track's
+template (`track_template`: the mean of its kept crops' embeddings) at a sweep
+of thresholds, overall and by the number of crops the track kept.
 """
 
 from __future__ import annotations
@@ -143,6 +150,108 @@ def photo_rates(faces_dir: Path, enrol_count: int = 3) -> None:
     print(f"  stranger faces matched {false}/{total} (highest score {worst_stranger:.3f})")
 
 
+def track_template(embeddings: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """A track's crops (model -> [N,D] unit embeddings) as one [1,D] embedding per model:
+    their mean direction (the template of video face recognition)."""
+    out = {}
+    for model, rows in embeddings.items():
+        mean = np.asarray(rows, np.float32).mean(axis=0)
+        out[model] = (mean / max(float(np.linalg.norm(mean)), 1e-12))[None]
+    return out
+
+
+def track_rates(
+    faces_dir: Path, cache: ev.EmbeddingCache, uploads: int, people: int | None = None
+) -> dict[str, float]:
+    """The figures above for the first `people` identities' clips (all by default; every
+    identity is enrolled either way); also printed."""
+    import tempfile
+
+    from veil.engine import Engine, StageTimer
+    from veil.video.cloaks import KEYFRAMES, pick_keyframes
+    from veil.video.limits import VideoLimits
+    from veil.video.probe import probe
+    from veil.video.scan import scan
+    from veil_research import video_eval as ve
+
+    engine = Engine.load()
+    models = {s.name: s for s in engine.surrogates if s.name in profiles.MATCH_MODELS}
+    split = load_split(faces_dir)
+    enrolled: dict[str, dict[str, np.ndarray]] = {}
+    for ident in split.identities:
+        mirrored = np.ascontiguousarray(split.enrol[ident][:, :, ::-1])
+        enrolled[ident] = {
+            m: np.concatenate([cache.embed(r, split.enrol[ident]), cache.embed(r, mirrored)])
+            for m, r in models.items()
+        }
+    settings = ve.ClipSettings((1280, 720), 30, 30, ve.CLIP_CRF)
+    limits = VideoLimits()
+    # Per track: (identity, kept crops, shipped rule's person or None, template scores).
+    rows: list[tuple[str, int, str | None, dict[str, float]]] = []
+    with tempfile.TemporaryDirectory(prefix="veil-match-tracks-") as tmp:
+        clip = Path(tmp) / "clip.mp4"
+        for ident in split.identities[:people]:
+            for crop in split.uploads[ident][:uploads]:
+                rgb = ve.decode_rgb(ve.aligned_photo(crop, ve.CANVAS, ve.UPSCALE))
+                face = ve.prominent_face(engine, rgb)
+                if face is None:
+                    continue
+                ve.make_clip(clip, rgb, face[1], settings)
+                found = scan(
+                    engine, clip, probe(clip, limits), limits, every=5, max_missed=2,
+                    timer=StageTimer(),
+                )  # fmt: skip
+                for track in found.tracks:
+                    if not track.candidates:
+                        continue
+                    crops = np.stack([c.crop.astype(np.float32) for c in track.candidates])
+                    emb = {m: r.embed(crops) for m, r in models.items()}
+                    keys = [
+                        track.candidates.index(c)
+                        for c in pick_keyframes(track.candidates, KEYFRAMES)
+                    ]
+                    shipped = None
+                    best = -1.0
+                    for person, gallery in enrolled.items():
+                        key_scores = _scores(gallery, {m: e[keys] for m, e in emb.items()})
+                        votes = int(np.sum(key_scores >= profiles.MATCH_THRESHOLD))
+                        if votes * 2 > len(keys) and float(key_scores.max()) > best:
+                            shipped, best = person, float(key_scores.max())
+                    template = track_template(emb)
+                    scores = {p: float(_scores(g, template)[0]) for p, g in enrolled.items()}
+                    rows.append((ident, len(crops), shipped, scores))
+    print(f"video tracks: {len(rows)} tracks of {len(split.identities)} people's clips")
+    shipped_own = np.mean([r[2] == r[0] for r in rows])
+    shipped_false = sum(r[2] is not None and r[2] != r[0] for r in rows)
+    print(f"  shipped rule (keyframe majority at {profiles.MATCH_THRESHOLD}): own tracks "
+          f"matched {shipped_own:.3f}, false matches {shipped_false}")  # fmt: skip
+    own_scores = np.array([r[3][r[0]] for r in rows])
+    stranger = np.array([v for r in rows for p, v in r[3].items() if p != r[0]])
+    kept = np.array([r[1] for r in rows])
+    print(
+        f"  template: own lowest {own_scores.min():.3f}; strangers highest {stranger.max():.3f} "
+        f"({len(stranger)} pairs), 99.9th pct {np.percentile(stranger, 99.9):.3f}"
+    )
+    for least in (1, 3, 4, 6):
+        sel = kept >= least
+        strangers_here = np.array(
+            [v for r in rows if r[1] >= least for p, v in r[3].items() if p != r[0]]
+        )
+        top = f"{strangers_here.max():.3f}" if len(strangers_here) else "-"
+        print(f"    tracks with >= {least} crops: {int(sel.sum())}, strangers highest {top}")
+    for t in (0.44, 0.45, 0.46, 0.47, 0.48, 0.50, profiles.MATCH_THRESHOLD):
+        matched = np.mean(own_scores >= t)
+        false = int(np.sum(stranger >= t))
+        print(f"  template at {t:.2f}: own tracks matched {matched:.3f}, false matches {false}")
+    return {
+        "tracks": len(rows),
+        "shipped_own": float(shipped_own),
+        "shipped_false": shipped_false,
+        "template_own_lowest": float(own_scores.min()),
+        "template_stranger_highest": float(stranger.max()),
+    }
+
+
 def main(argv: Sequence[str]) -> int:
     from veil.modelstore import get_store
     from veil.recognizers import load_recognizers
@@ -150,6 +259,9 @@ def main(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog="veil-research match", description=__doc__)
     parser.add_argument("--faces", type=Path, default=None)
     parser.add_argument("--photos", action="store_true", help="also full photos via the engine")
+    parser.add_argument("--tracks", action="store_true", help="also video tracks (see above)")
+    parser.add_argument("--track-uploads", type=int, default=100, metavar="N")
+    parser.add_argument("--track-people", type=int, default=None, metavar="N")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(list(argv))
     faces_dir = args.faces or ev.default_faces_dir()
@@ -167,4 +279,6 @@ def main(argv: Sequence[str]) -> int:
     aligned_rates(faces_dir, cache, models)  # type: ignore[arg-type]
     if args.photos:
         photo_rates(faces_dir)
+    if args.tracks:
+        track_rates(faces_dir, cache, args.track_uploads, args.track_people)
     return 0
