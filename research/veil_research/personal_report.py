@@ -6,7 +6,7 @@
 
 Inputs: `docs/data/personal/*.json` (`veil-research personal --json`: leave-one-out
 protection per strength, attacker and re-encode), `docs/visibility-data/vis-personal-*.json`
-(`build/bench/bench_visibility.py --personal`: SSIMULACRA2 per photo) and
+(`build/bench/bench_visibility.py --personal`: SSIMULACRA2 and FLIP per photo) and
 `docs/data/personal/looks.json` (what each strength looks like, by eye: the one input
 that is words, written after looking at the photos at 100% and at feed size).
 
@@ -120,6 +120,11 @@ def visibility_rows(paths: Sequence[Path]) -> dict[str, dict[str, Any]]:
                 "seconds": _mean(seconds) if seconds else None,
                 "source": path.name,
             }
+            if all("flip" in r[key][part] for r in rows for part in ("display", "face")):
+                # FLIP: an error, 0 = identical; the worst photo is the largest.
+                for part in ("display", "face"):
+                    flips = [r[key][part]["flip"] for r in rows]
+                    out[key][f"flip_{part}"] = (_mean(flips), max(flips))
     return out
 
 
@@ -176,6 +181,11 @@ def _cell(pair: tuple[float, float]) -> str:
     return f"{pair[0]:.1f} ({pair[1]:.1f})"
 
 
+def _flip(seen: dict[str, Any] | None, part: str) -> str:
+    pair = seen.get(f"flip_{part}") if seen else None
+    return "–" if pair is None else f"{pair[0]:.3f} ({pair[1]:.3f})"
+
+
 def _complete(entry: dict[str, Any], condition: str) -> dict[str, float] | None:
     """The condition's means where every attacker of the strength was measured with it."""
     if not _measured_by_all(entry, condition):
@@ -198,22 +208,25 @@ def strengths_table() -> str:
     )
     lines = [
         "| your face | SSIMULACRA2 feed size, mean (min) | SSIMULACRA2 face at 100%, mean (min) "
+        "| FLIP feed size, mean (max) | FLIP face at 100%, mean (max) "
         "| leave one out | after JPEG q75 | after a 0.75 downscale | tracker that knows Veil "
         "| what you see | sample |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     base = protection.get("none", {})
     jpeg = seen.get("jpeg85")
     mid = seen.get("mid")
     lines.append(
         f"| no cloak (site's JPEG q85) | {_cell(jpeg['display']) if jpeg else '–'} "
-        f"| {_cell(jpeg['face']) if jpeg else '–'} | {_scores(base.get('none'))} | – | – | – | – "
+        f"| {_cell(jpeg['face']) if jpeg else '–'} | {_flip(jpeg, 'display')} "
+        f"| {_flip(jpeg, 'face')} | {_scores(base.get('none'))} | – | – | – | – "
         f"| {base.get('gallery', '–')} people |"
     )
     if mid:
         lines.append(
             f"| not enrolled: default cloak (*mid*) | {_cell(mid['display'])} "
-            f"| {_cell(mid['face'])} | see [Modes](#modes) | | | | hard to see | |"
+            f"| {_cell(mid['face'])} | {_flip(mid, 'display')} | {_flip(mid, 'face')} "
+            "| see [Modes](#modes) | | | | hard to see | |"
         )
     for strength in STRENGTHS:
         p, v = protection.get(strength), seen.get(f"personal-{strength}")
@@ -224,7 +237,8 @@ def strengths_table() -> str:
             # `veil.strengths.recommended_strength` falls back to the strongest.
             name = f"**{strength}** (preselected; below the target)"
         lines.append(
-            f"| {name} | {_cell(v['display'])} | {_cell(v['face'])} | {_scores(p.get('none'))} "
+            f"| {name} | {_cell(v['display'])} | {_cell(v['face'])} | {_flip(v, 'display')} "
+            f"| {_flip(v, 'face')} | {_scores(p.get('none'))} "
             f"| {_scores(p.get('jpeg75'))} | {_scores(_complete(p, 'down0.75'))} "
             f"| {_scores(p.get('adaptive'))} "
             f"| {looks.get(strength, '–')} | left out: {_sample(p)}; {v['photos']} photos |"

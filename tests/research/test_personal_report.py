@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from veil import strengths
 from veil.personal import Strength
 from veil_research import personal_report
@@ -85,3 +87,21 @@ def test_a_later_run_adds_a_condition_without_replacing_the_others(tmp_path: Pat
     # A smaller run (8 people) never replaces the 24-people figure of the same condition.
     runs.append(_run(tmp_path / "a-8.json", "a", [("strong", "none", 0.1)], people=8))
     assert personal_report.protection_rows(runs)["strong"]["none"]["centroid"] == 0.7
+
+
+def test_visibility_rows_report_flip_mean_and_worst(tmp_path: Path) -> None:
+    def row(flip_display: float, flip_face: float) -> dict[str, object]:
+        return {
+            "personal-strong": {
+                "display": {"ssimulacra2": 60.0, "flip": flip_display},
+                "face": {"ssimulacra2": 40.0, "flip": flip_face},
+            }
+        }
+
+    path = tmp_path / "vis-personal-test.json"
+    path.write_text(json.dumps({"rows": [row(0.02, 0.05), row(0.04, 0.07)]}))
+    seen = personal_report.visibility_rows([path])["personal-strong"]
+    # FLIP is an error: the worst photo is the largest one.
+    assert seen["flip_display"] == pytest.approx((0.03, 0.04))
+    assert seen["flip_face"] == pytest.approx((0.06, 0.07))
+    assert seen["display"] == (60.0, 60.0)
