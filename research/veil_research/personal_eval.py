@@ -9,9 +9,11 @@ tracker trains on those uploads plus everyone else's clean uploads (nearest cent
 logistic regression, `veil_research.evaluate`) and is scored on the person's clean probes.
 
 Leave one out: for each attacker A, the cloak is computed with every shipped recogniser
-but A. `--adaptive K`: a tracker that knows Veil holds K clean photos of the person (here:
-the first K enrolment crops), estimates the cloak as the mean difference between the
-cloaked uploads and those photos, subtracts it from the uploads before training.
+but A. `--white-box`: the cloak computed with all of them, as the product does, attacked by
+each (rows marked `white_box`). `--adaptive K`: a tracker that knows Veil holds K clean
+photos of the person (here: the first K enrolment crops), estimates the cloak as the mean
+difference between the cloaked uploads and those photos, subtracts it from the uploads
+before training.
 """
 
 from __future__ import annotations
@@ -254,6 +256,12 @@ def main(argv: Sequence[str]) -> int:
         "the product's: veil.personal.REFINE_COPIES)",
     )
     parser.add_argument(
+        "--white-box",
+        action="store_true",
+        help="the cloak computed with every recogniser, as the product computes it, and "
+        "attacked by each of them (instead of leave one out)",
+    )
+    parser.add_argument(
         "--universal",
         type=float,
         default=None,
@@ -309,18 +317,25 @@ def main(argv: Sequence[str]) -> int:
                 },
             )
 
-    for held in attackers:
+    # Leave one out: one pass per attacker, the cloak computed without it. White-box: one
+    # pass, the cloak computed as the product computes it (every recogniser at enrolment,
+    # the product's refiners), attacked by each recogniser it was computed with.
+    passes: list[tuple[str | None, list[str]]] = (
+        [(None, list(attackers))] if args.white_box else [(held, [held]) for held in attackers]
+    )
+    for held, targets in passes:
+        label = "white-box" if held is None else f"without {held}"
         enrol_models = [recognisers[n] for n in recognisers if n != held]
         upload_models = [n for n in MATCH_MODELS if n != held]
         wanted = args.refiners or list(personal.REFINE_MODELS)
         if wanted == ["all"]:
             wanted = list(recognisers)
         engine = Engine.load(surrogates=upload_models, refiners=[n for n in wanted if n != held])
-        print(f"[without {held}] refining with {[s.name for s in engine.refiners]}", flush=True)
+        print(f"[{label}] refining with {[s.name for s in engine.refiners]}", flush=True)
         started = time.perf_counter()
         protected = split.identities[-args.protect_last :] if args.protect_last else None
         profiles = enrolled_profiles(split, engine, enrol_models, plan, out / "personal", protected)
-        print(f"[without {held}] enrolled in {time.perf_counter() - started:.0f} s", flush=True)
+        print(f"[{label}] enrolled in {time.perf_counter() - started:.0f} s", flush=True)
         if args.universal is not None:
             factor = np.float32(args.universal)
             profiles = {k: replace(p, universal=p.universal * factor) for k, p in profiles.items()}
@@ -332,7 +347,7 @@ def main(argv: Sequence[str]) -> int:
                 for i in cloaked
             ]
             print(
-                f"[{strength.value}] without {held}: crop SSIM {np.mean(ssims):.3f}, "
+                f"[{strength.value}] {label}: crop SSIM {np.mean(ssims):.3f}, "
                 f"matched {match_rate:.0%}, {time.perf_counter() - started:.0f} s",
                 flush=True,
             )
@@ -341,18 +356,23 @@ def main(argv: Sequence[str]) -> int:
                 conditions.append(("adaptive", adaptive_strip(split, cloaked, args.adaptive)))
             for reencode, uploads in conditions:
                 kind = "none" if reencode == "adaptive" else reencode
-                result = attack(recognisers[held], faces, uploads, kind, cache)
-                print(f"  vs {held:14s} {reencode:9s} " + _pair(result.by_classifier), flush=True)
-                results.append(
-                    {
-                        "strength": strength.value,
-                        "attacker": held,
-                        "reencode": reencode,
-                        "scores": result.by_classifier,
-                        "crop_ssim": float(np.mean(ssims)),
-                        "matched": match_rate,
-                    }
-                )
+                for name in targets:
+                    result = attack(recognisers[name], faces, uploads, kind, cache)
+                    print(
+                        f"  vs {name:14s} {reencode:9s} " + _pair(result.by_classifier),
+                        flush=True,
+                    )
+                    results.append(
+                        {
+                            "strength": strength.value,
+                            "attacker": name,
+                            "reencode": reencode,
+                            "scores": result.by_classifier,
+                            "crop_ssim": float(np.mean(ssims)),
+                            "matched": match_rate,
+                            "white_box": held is None,
+                        }
+                    )
             save()
     _print_means(results)
     save()
@@ -360,7 +380,8 @@ def main(argv: Sequence[str]) -> int:
 
 
 def _print_means(results: list[dict[str, object]]) -> None:
-    print("\nleave-one-out means over attackers:")
+    white = any(row.get("white_box") for row in results)
+    print(f"\n{'white-box' if white else 'leave-one-out'} means over attackers:")
     groups: dict[tuple[str, str], list[dict[str, float]]] = {}
     for row in results:
         key = (str(row["strength"]), str(row["reencode"]))

@@ -105,3 +105,29 @@ def test_visibility_rows_report_flip_mean_and_worst(tmp_path: Path) -> None:
     assert seen["flip_display"] == pytest.approx((0.03, 0.04))
     assert seen["flip_face"] == pytest.approx((0.06, 0.07))
     assert seen["display"] == (60.0, 60.0)
+
+
+def test_white_box_rows_average_the_attackers_of_the_largest_run(tmp_path: Path) -> None:
+    def run(name: str, protected: int, scores: list[float]) -> Path:
+        rows = [
+            {"strength": "strong", "attacker": f"m{k}", "reencode": "none", "white_box": True,
+             "scores": {"centroid": v, "logreg": v / 2}}
+            for k, v in enumerate(scores)
+        ]  # fmt: skip
+        rows.append(  # a leave-one-out row in the same file is not white-box
+            {
+                "strength": "strong",
+                "attacker": "x",
+                "reencode": "none",
+                "scores": {"centroid": 0.0, "logreg": 0.0},
+            }
+        )
+        path = tmp_path / name
+        path.write_text(json.dumps({"identities": 24, "protected": protected, "results": rows}))
+        return path
+
+    got = personal_report.white_box_rows(
+        [run("a.json", 8, [0.1, 0.1]), run("b.json", 24, [0.8, 0.6])]
+    )
+    assert got["strong"] == pytest.approx({"centroid": 0.7, "logreg": 0.35})
+    assert "medium" not in got
