@@ -115,6 +115,8 @@ def main(argv: list[str]) -> int:
             env=env,
             capture_output=True,
         )
+        # One engine for every run: its profile book re-reads the folder when
+        # `--set-strength` rewrites the profile.
         engine = Engine.load(config_dir=config)
         rgb = ve.decode_rgb((folder / args.photo).read_bytes())
         found = ve.prominent_face(engine, rgb)
@@ -136,7 +138,6 @@ def main(argv: list[str]) -> int:
                 env=env,
                 capture_output=True,
             )
-            engine = Engine.load(config_dir=config)
             if smoothed:
                 patch_smoothing(args.smooth)
             outputs[label] = work / f"{label.replace(', ', '-')}.mp4"

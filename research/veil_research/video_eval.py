@@ -67,7 +67,7 @@ import json
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -79,6 +79,7 @@ import numpy as np
 import numpy.typing as npt
 
 from veil.results import DEFAULT_MODE, Mode
+from veil.video import cloaks
 from veil_research import evaluate as ev
 
 if TYPE_CHECKING:
@@ -376,22 +377,17 @@ class AlignedRun:
 
 TRACK_STRENGTHS: list[float] = []
 """The prominence factor each track's cloak got in this run (`watch_track_strengths`)."""
-_SHIPPED_STRENGTH: list[Callable[[Sequence[Box], int, int], float]] = []
+SHIPPED_TRACK_STRENGTH = cloaks._strength
 
 
 def watch_track_strengths(*, whole: bool) -> None:
     """Research only: from now on record the prominence factor (`veil.prominence`) of
     every track the product cloaks in `TRACK_STRENGTHS` (emptied here); `whole`: then give
     the track its whole budget instead."""
-    from veil.video import cloaks
-
-    if not _SHIPPED_STRENGTH:
-        _SHIPPED_STRENGTH.append(cloaks._strength)
-    shipped = _SHIPPED_STRENGTH[0]
     TRACK_STRENGTHS.clear()
 
     def watched(boxes: Sequence[Box], width: int, height: int) -> float:
-        value = shipped(boxes, width, height)
+        value = SHIPPED_TRACK_STRENGTH(boxes, width, height)
         TRACK_STRENGTHS.append(value)
         return 1.0 if whole else value
 
