@@ -69,6 +69,7 @@ def _cpu_seconds() -> float:
 
 def _cloak(src: str, dst: str, cloak: bool, profile: str) -> dict[str, Any]:
     """In a fresh process: load the models, cloak, report stages and peak RSS."""
+    from bench_speed import peak_rss_mb  # this folder: run as a script
     from veil.engine import Engine, StageTimer
     from veil.video.pipeline import cloak_video_file
 
@@ -97,7 +98,9 @@ def _cloak(src: str, dst: str, cloak: bool, profile: str) -> dict[str, Any]:
         "duration": result.duration,
         "tracks": len(result.tracks),
         "face_frames": result.face_frames,
-        "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        # VmHWM, not ru_maxrss: the latter keeps the parent's peak from before the exec
+        # (here the parent may have just encoded the 4K source clip: 2.3 GB "peaks").
+        "rss_mb": peak_rss_mb(),
         "paths": paths,
     }
 
