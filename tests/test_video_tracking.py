@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from veil.align import Box
+from veil.video.cloaks import majority_person
 from veil.video.tracking import Sighting, Tracker
 
 
@@ -35,3 +36,14 @@ def test_two_faces_side_by_side_are_two_tracks() -> None:
     tracker.update([sighting(5, 102, 100, 80), sighting(5, 187, 100, 80)])
     assert len(tracker.tracks) == 2
     assert all(len(t.sightings) == 2 for t in tracker.tracks)
+
+
+def test_a_track_is_an_enrolled_persons_only_when_most_keyframes_say_so() -> None:
+    assert majority_person(["ann", "ann", None]) == "ann"
+    assert majority_person(["ann", "ann", "bob"]) == "ann"
+    # One stray keyframe, or a tie, gives nobody's personal cloak.
+    assert majority_person(["ann", None, None]) is None
+    assert majority_person(["ann", "bob", None]) is None
+    assert majority_person(["ann", "bob"]) is None
+    assert majority_person([None, None, None]) is None
+    assert majority_person([]) is None

@@ -168,7 +168,7 @@ def track_rates(
     import tempfile
 
     from veil.engine import Engine, StageTimer
-    from veil.video.cloaks import KEYFRAMES, pick_keyframes
+    from veil.video.cloaks import KEYFRAMES, majority_person, pick_keyframes
     from veil.video.limits import VideoLimits
     from veil.video.probe import probe
     from veil.video.scan import scan
@@ -210,13 +210,16 @@ def track_rates(
                         track.candidates.index(c)
                         for c in pick_keyframes(track.candidates, KEYFRAMES)
                     ]
-                    shipped = None
-                    best = -1.0
-                    for person, gallery in enrolled.items():
-                        key_scores = _scores(gallery, {m: e[keys] for m, e in emb.items()})
-                        votes = int(np.sum(key_scores >= profiles.MATCH_THRESHOLD))
-                        if votes * 2 > len(keys) and float(key_scores.max()) > best:
-                            shipped, best = person, float(key_scores.max())
+                    # Each keyframe goes to its closest enrolled person at or above the
+                    # threshold (`ProfileBook.match`), then the product's vote decides.
+                    names = list(enrolled)
+                    key_emb = {m: e[keys] for m, e in emb.items()}
+                    key_scores = np.stack([_scores(enrolled[p], key_emb) for p in names], 1)
+                    best = np.argmax(key_scores, axis=1)
+                    shipped = majority_person([
+                        names[j] if key_scores[i, j] >= profiles.MATCH_THRESHOLD else None
+                        for i, j in enumerate(best)
+                    ])  # fmt: skip
                     template = track_template(emb)
                     scores = {p: float(_scores(g, template)[0]) for p, g in enrolled.items()}
                     rows.append((ident, len(crops), shipped, scores))

@@ -97,26 +97,35 @@ def cloak_track(
     boxes = [c.sighting.box for c in track.candidates]
     strength = _strength(boxes, width, height)
     matches = engine.match_faces(crops)
-    named = Counter(m.profile.profile_id for m in matches if m is not None)
-    if named:
-        person, votes = named.most_common(1)[0]
-        if votes * 2 > len(keys):  # most keyframes show this enrolled person
-            # One refinement on all of this person's keyframes at once: a refinement fitted
-            # to one frame, pasted on the others, moves a recogniser less there.
-            chosen = [
-                i for i, m in enumerate(matches) if m is not None and m.profile.profile_id == person
-            ]
-            match = matches[chosen[0]]
-            assert match is not None
-            # Close-ups get less, as for photos (the prominence rule, `veil.prominence`).
-            delta = engine.personal_track_delta(crops[chosen], match, seed, strength)
-            profile = match.profile
-            luma = _luma(delta)
-            return TrackCloak(track.id, luma, frames, 1.0, profile.name, profile.strength.value)
+    person = majority_person([m.profile.profile_id if m is not None else None for m in matches])
+    if person is not None:
+        # One refinement on all of this person's keyframes at once: a refinement fitted
+        # to one frame, pasted on the others, moves a recogniser less there.
+        chosen = [
+            i for i, m in enumerate(matches) if m is not None and m.profile.profile_id == person
+        ]
+        match = matches[chosen[0]]
+        assert match is not None
+        # Close-ups get less, as for photos (the prominence rule, `veil.prominence`).
+        delta = engine.personal_track_delta(crops[chosen], match, seed, strength)
+        profile = match.profile
+        luma = _luma(delta)
+        return TrackCloak(track.id, luma, frames, 1.0, profile.name, profile.strength.value)
     delta = _optimise(engine, crops, mode, seed, strength, progress)
     all_crops = np.stack([c.crop.astype(np.float32) for c in track.candidates])
     scale = _meet_floor(all_crops, delta, optimizer.mode_budget(mode).min_crop_ssim)
     return TrackCloak(track.id, _luma(delta * scale), frames, scale)
+
+
+def majority_person(keyframe_people: Sequence[str | None]) -> str | None:
+    """The enrolled person (profile id) most of a track's keyframes show, or None: a track
+    gets a personal cloak only when more than half of its keyframes match the same person,
+    so one stray keyframe never gives a stranger someone's visible cloak."""
+    named = Counter(p for p in keyframe_people if p is not None)
+    if not named:
+        return None
+    person, votes = named.most_common(1)[0]
+    return person if votes * 2 > len(keyframe_people) else None
 
 
 def _strength(boxes: Sequence[Box], width: int, height: int) -> float:
