@@ -53,12 +53,13 @@ def _mean(values: list[float]) -> float:
     return float(statistics.fmean(values)) if values else float("nan")
 
 
-def protection_rows(paths: Sequence[Path]) -> dict[str, dict[str, Any]]:
+def protection_rows(paths: Sequence[Path], *, white_box: bool = False) -> dict[str, dict[str, Any]]:
     """Per strength ("none": no cloak): per condition, the mean over attackers of the
-    leave-one-out protection, each attacker and condition from the run that protected the
-    most people with it (the first file by name on a tie: a later run that adds a condition,
-    e.g. `--reencodes down0.75 --adaptive 0`, sorts after the run it completes only when
-    named so); `sample` says how many people each attacker was measured on."""
+    leave-one-out protection (`white_box`: of the white-box rows instead), each attacker and
+    condition from the run that protected the most people with it (the first file by name
+    on a tie: a later run that adds a condition, e.g. `--reencodes down0.75 --adaptive 0`,
+    sorts after the run it completes only when named so); `sample` says how many people
+    each attacker was measured on."""
     best: dict[tuple[str, str, str], tuple[int, int, list[dict[str, Any]], str]] = {}
     for path in paths:
         if path == LOOKS:
@@ -67,6 +68,8 @@ def protection_rows(paths: Sequence[Path]) -> dict[str, dict[str, Any]]:
         people = int(payload.get("protected", payload["identities"]))
         gallery = int(payload["identities"])
         for row in payload["results"]:
+            if bool(row.get("white_box")) != white_box:
+                continue
             key = (row["strength"], row["attacker"], row["reencode"])
             size = gallery if row["strength"] == "none" else people
             if key not in best or best[key][0] < size:
@@ -102,23 +105,9 @@ def protection_rows(paths: Sequence[Path]) -> dict[str, dict[str, Any]]:
 
 def white_box_rows(paths: Sequence[Path]) -> dict[str, dict[str, float]]:
     """Per strength, the mean over attackers of the white-box protection (no re-encode),
-    from the run that protected the most people."""
-    best: dict[str, tuple[int, list[dict[str, Any]]]] = {}
-    for path in paths:
-        payload = json.loads(path.read_text())
-        people = int(payload.get("protected", payload["identities"]))
-        for strength in STRENGTHS:
-            rows = [
-                r
-                for r in payload["results"]
-                if r.get("white_box") and r["strength"] == strength and r["reencode"] == "none"
-            ]
-            if rows and (strength not in best or best[strength][0] < people):
-                best[strength] = (people, rows)
-    return {
-        strength: {c: _mean([r["scores"][c] for r in rows]) for c in ("centroid", "logreg")}
-        for strength, (_, rows) in best.items()
-    }
+    chosen as `protection_rows` chooses."""
+    rows = protection_rows(paths, white_box=True)
+    return {s: rows[s]["none"] for s in STRENGTHS if s in rows and "none" in rows[s]}
 
 
 def _sample(entry: dict[str, Any]) -> str:

@@ -126,8 +126,11 @@ def test_white_box_rows_average_the_attackers_of_the_largest_run(tmp_path: Path)
         path.write_text(json.dumps({"identities": 24, "protected": protected, "results": rows}))
         return path
 
-    got = personal_report.white_box_rows(
-        [run("a.json", 8, [0.1, 0.1]), run("b.json", 24, [0.8, 0.6])]
-    )
+    runs = [run("a.json", 8, [0.1, 0.1]), run("b.json", 24, [0.8, 0.6])]
+    got = personal_report.white_box_rows(runs)
     assert got["strong"] == pytest.approx({"centroid": 0.7, "logreg": 0.35})
     assert "medium" not in got
+    # And the leave-one-out figures never take a white-box row.
+    loo = personal_report.protection_rows(runs)
+    assert loo["strong"]["none"] == pytest.approx({"centroid": 0.0, "logreg": 0.0})
+    assert loo["strong"]["attackers"] == ["x"]
