@@ -169,13 +169,19 @@ def _clip(
     photo: Any,
     faces: Any,
     codec: str = "h264",
+    grain: int = 0,
 ) -> Any:
-    """The benchmark clip, from `cache` when it holds one of this size, length and codec."""
+    """The benchmark clip, from `cache` when it holds one of this size, length, codec and
+    grain."""
     from video_samples import make_clip
 
     folder = cache or tmp
     folder.mkdir(parents=True, exist_ok=True)
-    stem = folder / (f"{name}-{seconds:g}s" + ("" if codec == "h264" else f"-{codec}"))
+    stem = folder / (
+        f"{name}-{seconds:g}s"
+        + ("" if codec == "h264" else f"-{codec}")
+        + (f"-grain{grain}" if grain else "")
+    )
     saved = stem.with_suffix(".pickle")
     if cache is not None and saved.exists() and stem.with_suffix(".mp4").exists():
         return pickle.loads(saved.read_bytes())
@@ -185,6 +191,7 @@ def _clip(
         faces,
         size=size,
         seconds=seconds,
+        grain=grain,
         **SOURCES[codec],
     )
     saved.write_bytes(pickle.dumps(clip))
@@ -251,6 +258,12 @@ def main() -> None:
     parser.add_argument("--profile", type=Path, help="folder for cProfile statistics")
     parser.add_argument("--no-plain", action="store_true", help="skip the plain re-encode")
     parser.add_argument("--codec", choices=list(SOURCES), default="h264", help="the clips' codec")
+    parser.add_argument(
+        "--grain",
+        type=int,
+        default=0,
+        help="sensor-like noise, +-levels a pixel, fresh every frame (4: like a phone's clip)",
+    )
     args = parser.parse_args()
     from veil.engine import Engine
     from video_samples import load_rgb
@@ -263,13 +276,17 @@ def main() -> None:
             if args.only and name != args.only:
                 continue
             started = time.perf_counter()
-            clip = _clip(args.clips, Path(tmp), name, size, args.seconds, photo, faces, args.codec)
+            clip = _clip(
+                args.clips, Path(tmp), name, size, args.seconds, photo, faces, args.codec,
+                args.grain,
+            )  # fmt: skip
             made = time.perf_counter() - started
             cloaked, plain = Path(tmp) / f"{name}.cloaked.mp4", Path(tmp) / f"{name}.plain.mp4"
             mb = 1024 * 1024
             report: dict[str, Any] = {
                 "clip": f"{name} {args.codec} {size[0]}x{size[1]} {clip.frames} frames, "
-                f"{args.seconds:.0f} s "
+                + (f"grain {args.grain}, " if args.grain else "")
+                + f"{args.seconds:.0f} s "
                 f"(made in {made:.0f} s, {clip.path.stat().st_size / mb:.1f} MB)",
             }
             if args.baseline_code is not None:
