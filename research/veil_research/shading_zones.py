@@ -22,7 +22,18 @@ ZONES_V2: Zones = (
     Zone((42.0, 82.0), (6.0, 10.0), dark=0.4, light=1.0),  # the left nasolabial fold
     Zone((70.0, 82.0), (6.0, 10.0), dark=0.4, light=1.0),  # the right nasolabial fold
 )
-ZONE_SETS: dict[str, Zones] = {"none": (), "v1": PERSONAL_ZONES, "v2": ZONES_V2}
+# v3 (session 15), after looking at shipped strong (v1) on Jennifer_Aniston/img12 and
+# Matt_Damon/img33 in template space: the worried look comes from darkening along the top of
+# the inner brows and in the strip just above them (y 30-38 of the template, below v1's
+# forehead zone and beside its narrow zone between the brows), which raises the inner brow
+# heads and draws vertical creases. v1 plus a band over the inner brows and a wider zone
+# between them, both with little darkening.
+ZONES_V3: Zones = (
+    *(z for z in PERSONAL_ZONES if z.centre != (56.0, 43.0)),
+    Zone((56.0, 42.0), (9.0, 9.0), dark=0.25, light=1.0),  # between the brows, wider
+    Zone((56.0, 33.0), (22.0, 5.0), dark=0.2, light=0.6),  # above the inner brows
+)
+ZONE_SETS: dict[str, Zones] = {"none": (), "v1": PERSONAL_ZONES, "v2": ZONES_V2, "v3": ZONES_V3}
 
 
 def use(name: str) -> None:
