@@ -22,6 +22,18 @@ _UNSPECIFIED = 2  # AVCOL_SPC_UNSPECIFIED
 _JPEG_RANGE = 2  # AVCOL_RANGE_JPEG (full range)
 
 
+def side_data(frame: VideoFrame) -> list[tuple[str, bytes]]:
+    """The frame's side data as (type name, raw bytes). PyAV 18.1.1 made the container a
+    mapping whose iteration yields the types (18.1.0 yielded the entries, and its mapping
+    methods then fail), so both shapes are read here, in one place."""
+    container: Any = frame.side_data
+    out = []
+    for entry in container:
+        item = entry if hasattr(entry, "type") else container[entry]
+        out.append((str(item.type.name), bytes(item)))
+    return out
+
+
 def luma_plane(frame: VideoFrame) -> npt.NDArray[Any]:
     """The frame's Y plane [H, W] (uint8, or uint16 above 8 bits), a writable view."""
     frame.make_writable()

@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import Any
 
 from av.video.frame import VideoFrame
+
+from veil.video.frames import side_data
 
 CHROMA_UNIT = 50000
 """x265's (and the SEI message's) unit for a chromaticity coordinate: 0.00002."""
@@ -90,10 +91,7 @@ def read_hdr10(frame: VideoFrame) -> Hdr10 | None:
     """The frame's mastering display and content light level side data, None without
     either. Values outside what the SEI messages can hold (a hostile file) are left out."""
     mastering = light = exact = None
-    items: Any = frame.side_data
-    for item in items:
-        name = item.type.name
-        raw = bytes(item)
+    for name, raw in side_data(frame):
         if name == "MASTERING_DISPLAY_METADATA":
             found = _mastering(raw)
             mastering, exact = found if found is not None else (None, None)

@@ -17,7 +17,7 @@ import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import av
 import av.error
@@ -29,7 +29,7 @@ from veil import optimizer
 from veil.align import F64, alignment_matrix, scale_of, warp_crop
 from veil.cancel import checkpoint
 from veil.errors import CorruptVideoError, TooManyFacesError, VideoTooLargeError
-from veil.video.frames import rgb
+from veil.video.frames import rgb, side_data
 from veil.video.hdr import Hdr10, read_hdr10
 from veil.video.integrity import Ledger
 from veil.video.limits import VideoLimits
@@ -74,12 +74,9 @@ def frame_time(frame: VideoFrame, index: int, info: VideoInfo) -> float:
 
 def display_matrix(frame: VideoFrame) -> tuple[int, ...] | None:
     """The rotation/flip matrix the container gives this frame, None when there is none."""
-    items: Any = frame.side_data
-    for item in items:
-        if item.type.name == "DISPLAYMATRIX":
-            raw = bytes(item)
-            if len(raw) == 36:
-                return tuple(struct.unpack("<9i", raw))
+    for name, raw in side_data(frame):
+        if name == "DISPLAYMATRIX" and len(raw) == 36:
+            return tuple(struct.unpack("<9i", raw))
     return None
 
 
