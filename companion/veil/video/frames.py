@@ -22,15 +22,19 @@ _UNSPECIFIED = 2  # AVCOL_SPC_UNSPECIFIED
 _JPEG_RANGE = 2  # AVCOL_RANGE_JPEG (full range)
 
 
-def side_data(frame: VideoFrame) -> list[tuple[str, bytes]]:
-    """The frame's side data as (type name, raw bytes). PyAV 18.1.1 made the container a
-    mapping whose iteration yields the types (18.1.0 yielded the entries, and its mapping
-    methods then fail), so both shapes are read here, in one place."""
+def side_data(frame: VideoFrame, wanted: frozenset[str]) -> list[tuple[str, bytes]]:
+    """The frame's side data of the `wanted` types, as (type name, raw bytes). PyAV 18.1.1
+    made the container a mapping whose iteration yields the types (18.1.0 yielded the
+    entries, and its mapping methods then fail), so both shapes are read here, in one place.
+    Only the wanted entries are copied out: pass 1 asks this of every frame."""
     container: Any = frame.side_data
     out = []
     for entry in container:
-        item = entry if hasattr(entry, "type") else container[entry]
-        out.append((str(item.type.name), bytes(item)))
+        kind = entry.type if hasattr(entry, "type") else entry
+        name = str(kind.name)
+        if name in wanted:
+            item = entry if hasattr(entry, "type") else container[entry]
+            out.append((name, bytes(item)))
     return out
 
 

@@ -87,11 +87,14 @@ def _dec(value: float) -> str:
     return f"{value:.9f}".rstrip("0").rstrip(".") or "0"
 
 
+_HDR10_SIDE_DATA = frozenset({"MASTERING_DISPLAY_METADATA", "CONTENT_LIGHT_LEVEL"})
+
+
 def read_hdr10(frame: VideoFrame) -> Hdr10 | None:
     """The frame's mastering display and content light level side data, None without
     either. Values outside what the SEI messages can hold (a hostile file) are left out."""
     mastering = light = exact = None
-    for name, raw in side_data(frame):
+    for name, raw in side_data(frame, _HDR10_SIDE_DATA):
         if name == "MASTERING_DISPLAY_METADATA":
             found = _mastering(raw)
             mastering, exact = found if found is not None else (None, None)

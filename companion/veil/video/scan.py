@@ -72,9 +72,12 @@ def frame_time(frame: VideoFrame, index: int, info: VideoInfo) -> float:
     return index / rate
 
 
+_DISPLAY_MATRIX = frozenset({"DISPLAYMATRIX"})
+
+
 def display_matrix(frame: VideoFrame) -> tuple[int, ...] | None:
     """The rotation/flip matrix the container gives this frame, None when there is none."""
-    for name, raw in side_data(frame):
+    for name, raw in side_data(frame, _DISPLAY_MATRIX):
         if name == "DISPLAYMATRIX" and len(raw) == 36:
             return tuple(struct.unpack("<9i", raw))
     return None
