@@ -56,6 +56,7 @@ from veil import imageio
 from veil.engine import Engine
 from veil.results import Mode
 from veil_research.evaluate import default_faces_dir
+from veil_research.personal_report import personal_algorithm
 
 DISPLAY_LONG_SIDE = 1080
 FACE_GROW = 1.4
@@ -235,7 +236,13 @@ def main(argv: list[str] | None = None) -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(
             json.dumps(
-                {"algorithm_version": ALGORITHM_VERSION, "modes": args.modes, "rows": rows},
+                {
+                    "algorithm_version": ALGORITHM_VERSION,
+                    # the personal rows' algorithm (personal-report refuses other versions)
+                    "personal_algorithm": personal_algorithm(["--set"] if args.set else []),
+                    "modes": args.modes,
+                    "rows": rows,
+                },
                 indent=1,
             )
         )

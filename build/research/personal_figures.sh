@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Every measured figure of the personal cloak that the README and the product show, run
 # again from scratch, in the order the report needs them: after any change to the personal
-# cloak's algorithm (zones, strengths, refining steps), run this, look at the photos, write
-# the look into docs/data/personal/looks.json, then `veil-research personal-report`.
+# cloak's algorithm (zones, strengths, refining steps; each such change raises
+# veil.personal.PERSONAL_ALGORITHM_VERSION), run this, look at the photos, write the look
+# into docs/data/personal/looks.json with that version as its "personal_algorithm", then
+# `veil-research personal-report` (which refuses any input of another version).
 #
 # About two hours on a quiet 2-core machine (the leave-one-out runs enrol every person once
 # per left-out recogniser). Steps can be picked by name:

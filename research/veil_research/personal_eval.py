@@ -38,6 +38,7 @@ from veil.optimizer import ModeBudget, Surrogate
 from veil.profiles import Profile, ProfileBook, load_profile, save_profile
 from veil_research import evaluate as ev
 from veil_research import shading_zones
+from veil_research.personal_report import personal_algorithm
 
 
 @dataclass(frozen=True)
@@ -304,6 +305,20 @@ def main(argv: Sequence[str]) -> int:
             {"strength": "none", "attacker": name, "reencode": "none", "scores": base.by_classifier}
         )
     strengths = [personal.Strength(n) for n in args.strengths]
+    overrides = [
+        flag
+        for flag, value in (
+            ("--zones", args.zones),
+            ("--linf", args.linf),
+            ("--refine-copies", args.refine_copies),
+            ("--universal", args.universal),
+            ("--refiners", args.refiners),
+            ("--steps", None if args.steps == personal.EnrolPlan.steps else args.steps),
+            ("--batch", None if args.batch == personal.EnrolPlan.batch else args.batch),
+        )
+        if value is not None
+    ]
+    algorithm = personal_algorithm(overrides)
 
     def save() -> None:  # after every strength too: a long run stopped early keeps its rows
         if args.json:
@@ -311,6 +326,7 @@ def main(argv: Sequence[str]) -> int:
                 args.json,
                 {
                     "command": " ".join(["veil-research", "personal", *argv]),
+                    "personal_algorithm": algorithm,
                     "identities": len(split.identities),
                     "protected": args.protect_last or len(split.identities),
                     "results": results,

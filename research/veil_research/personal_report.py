@@ -12,6 +12,12 @@ that is words, written after looking at the photos at 100% and at feed size).
 
     .venv/bin/veil-research personal-report
 
+Every input says which personal algorithm made it (`personal_algorithm`: the product's
+`PERSONAL_ALGORITHM_VERSION`, written by the commands above; looks.json says which one was
+looked at): a figure of another version, or of a run with research overrides, is refused
+(`StaleFigures`), so that a change to the personal cloak cannot ship with the old
+algorithm's figures. `build/research/personal_figures.sh` measures them all again.
+
 tests/research/test_personal_report.py renders them again and fails on any difference.
 """
 
@@ -39,6 +45,35 @@ TABLE_END = "<!-- /strengths-table -->"
 STRENGTHS = ("light", "medium", "strong")
 TARGET = 0.60
 CONDITIONS = ("none", "jpeg75", "down0.75", "adaptive")
+ALGORITHM_KEY = "personal_algorithm"
+
+
+class StaleFigures(Exception):
+    """An input was measured with another personal algorithm than the product's."""
+
+
+def personal_algorithm(overrides: Sequence[str] = ()) -> int | str:
+    """What a run measured, for its JSON: the product's personal algorithm version, or,
+    where research flags changed the cloak, a string naming them (never a report input)."""
+    from veil.personal import PERSONAL_ALGORITHM_VERSION
+
+    if overrides:
+        return f"v{PERSONAL_ALGORITHM_VERSION} with {' '.join(overrides)}"
+    return PERSONAL_ALGORITHM_VERSION
+
+
+def read_input(path: Path) -> dict[str, Any]:
+    """An input's JSON, refused unless the product's personal algorithm made it."""
+    from veil.personal import PERSONAL_ALGORITHM_VERSION
+
+    payload: dict[str, Any] = json.loads(path.read_text())
+    made = payload.get(ALGORITHM_KEY)
+    if made != PERSONAL_ALGORITHM_VERSION:
+        raise StaleFigures(
+            f"{path}: measured with personal algorithm {made!r}, the product's is "
+            f"{PERSONAL_ALGORITHM_VERSION}; measure again: build/research/personal_figures.sh"
+        )
+    return payload
 
 
 def eval_inputs() -> list[Path]:
@@ -64,7 +99,7 @@ def protection_rows(paths: Sequence[Path], *, white_box: bool = False) -> dict[s
     for path in paths:
         if path == LOOKS:
             continue
-        payload = json.loads(path.read_text())
+        payload = read_input(path)
         people = int(payload.get("protected", payload["identities"]))
         gallery = int(payload["identities"])
         for row in payload["results"]:
@@ -118,7 +153,7 @@ def _sample(entry: dict[str, Any]) -> str:
 def visibility_rows(paths: Sequence[Path]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for path in paths:
-        payload = json.loads(path.read_text())
+        payload = read_input(path)
         for key in ["mid", "jpeg85", *(f"personal-{s}" for s in STRENGTHS)]:
             rows = [r for r in payload["rows"] if key in r]
             if not rows or (key in out and out[key]["photos"] >= len(rows)):
@@ -144,7 +179,7 @@ def visibility_rows(paths: Sequence[Path]) -> dict[str, dict[str, Any]]:
 def strength_figures() -> dict[str, Any]:
     protection = protection_rows(eval_inputs())
     seen = visibility_rows(visibility_inputs())
-    looks = json.loads(LOOKS.read_text()) if LOOKS.exists() else {}
+    looks = read_input(LOOKS) if LOOKS.exists() else {}
     rows: dict[str, Any] = {}
     for strength in STRENGTHS:
         p = protection.get(strength)
@@ -214,7 +249,7 @@ def _scores(s: dict[str, float] | None) -> str:
 def strengths_table() -> str:
     protection = protection_rows(eval_inputs())
     seen = visibility_rows(visibility_inputs())
-    looks = json.loads(LOOKS.read_text()) if LOOKS.exists() else {}
+    looks = read_input(LOOKS) if LOOKS.exists() else {}
     figures = strength_figures()["strengths"]
     recommended = next(
         (s for s in STRENGTHS if s in figures and figures[s]["protection_worst"] >= TARGET), None
@@ -276,11 +311,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not eval_inputs():
         print(f"no run in {PERSONAL}", file=sys.stderr)
         return 2
+    try:
+        rendered = render_figures_json()
+        table = strengths_table()
+    except StaleFigures as exc:
+        print(f"veil-research personal-report: {exc}", file=sys.stderr)
+        return 2
     FIGURES.parent.mkdir(parents=True, exist_ok=True)
-    FIGURES.write_text(render_figures_json())
+    FIGURES.write_text(rendered)
     print(f"figures: {FIGURES}")
     if args.readme:
         readme = Path(args.readme)
-        readme.write_text(replace_table(readme.read_text(), strengths_table()))
+        readme.write_text(replace_table(readme.read_text(), table))
         print(f"strengths table: {readme}")
     return 0

@@ -81,6 +81,7 @@ import numpy.typing as npt
 from veil.results import DEFAULT_MODE, Mode
 from veil.video import cloaks
 from veil_research import evaluate as ev
+from veil_research.personal_report import personal_algorithm
 
 if TYPE_CHECKING:
     from veil.align import Box
@@ -755,6 +756,14 @@ def main(argv: Sequence[str]) -> int:
             "command": " ".join(["veil-research", "video", *argv]),
             "mode": mode.value,
             "personal": args.personal,
+            "personal_algorithm": personal_algorithm(
+                [
+                    *(["--whole-track-strength"] if args.whole_track_strength else []),
+                    *(["--enrol-steps"] if args.enrol_steps != personal.EnrolPlan.steps else []),
+                ]
+            )
+            if args.personal
+            else None,
             "surrogates": surrogates,
             "clip": {
                 "size": [width, height],

@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 
 from veil import strengths
-from veil.personal import Strength
+from veil.personal import PERSONAL_ALGORITHM_VERSION, Strength
 from veil_research import personal_report
 
 REPO = Path(__file__).resolve().parents[2]
+MADE = {"personal_algorithm": PERSONAL_ALGORITHM_VERSION}
 
 
 def test_readme_strengths_table_is_rendered_from_the_committed_runs() -> None:
@@ -63,7 +64,9 @@ def _run(path: Path, attacker: str, rows: list[tuple[str, str, float]], people: 
         {"strength": s, "attacker": attacker, "reencode": r, "scores": {"centroid": v, "logreg": v}}
         for s, r, v in rows
     ]
-    path.write_text(json.dumps({"identities": 24, "protected": people, "results": results}))
+    path.write_text(
+        json.dumps({**MADE, "identities": 24, "protected": people, "results": results})
+    )
     return path
 
 
@@ -99,7 +102,7 @@ def test_visibility_rows_report_flip_mean_and_worst(tmp_path: Path) -> None:
         }
 
     path = tmp_path / "vis-personal-test.json"
-    path.write_text(json.dumps({"rows": [row(0.02, 0.05), row(0.04, 0.07)]}))
+    path.write_text(json.dumps({**MADE, "rows": [row(0.02, 0.05), row(0.04, 0.07)]}))
     seen = personal_report.visibility_rows([path])["personal-strong"]
     # FLIP is an error: the worst photo is the largest one.
     assert seen["flip_display"] == pytest.approx((0.03, 0.04))
@@ -123,7 +126,8 @@ def test_white_box_rows_average_the_attackers_of_the_largest_run(tmp_path: Path)
             }
         )
         path = tmp_path / name
-        path.write_text(json.dumps({"identities": 24, "protected": protected, "results": rows}))
+        payload = {**MADE, "identities": 24, "protected": protected, "results": rows}
+        path.write_text(json.dumps(payload))
         return path
 
     runs = [run("a.json", 8, [0.1, 0.1]), run("b.json", 24, [0.8, 0.6])]
@@ -134,3 +138,38 @@ def test_white_box_rows_average_the_attackers_of_the_largest_run(tmp_path: Path)
     loo = personal_report.protection_rows(runs)
     assert loo["strong"]["none"] == pytest.approx({"centroid": 0.0, "logreg": 0.0})
     assert loo["strong"]["attackers"] == ["x"]
+
+
+@pytest.mark.parametrize(
+    "made",
+    [None, PERSONAL_ALGORITHM_VERSION - 1, f"v{PERSONAL_ALGORITHM_VERSION} with --zones v1"],
+    ids=["unrecorded", "older-version", "research-override"],
+)
+def test_figures_of_another_algorithm_are_refused(tmp_path: Path, made: object) -> None:
+    """A change to the personal cloak (a new PERSONAL_ALGORITHM_VERSION) cannot ship with
+    the old algorithm's figures, nor with a research run's: every input says what made it."""
+    good = _run(tmp_path / "a-24.json", "a", [("strong", "none", 0.8)])
+    stale = tmp_path / "b-24.json"
+    payload = json.loads(good.read_text())
+    if made is None:
+        del payload["personal_algorithm"]
+    else:
+        payload["personal_algorithm"] = made
+    stale.write_text(json.dumps(payload))
+    assert personal_report.protection_rows([good])["strong"]["none"]["centroid"] == 0.8
+    with pytest.raises(personal_report.StaleFigures, match=r"personal_figures\.sh"):
+        personal_report.protection_rows([good, stale])
+    vis = tmp_path / "vis-personal-old.json"
+    vis.write_text(json.dumps({"personal_algorithm": made, "rows": []}))
+    with pytest.raises(personal_report.StaleFigures):
+        personal_report.visibility_rows([vis])
+
+
+def test_the_committed_figures_and_the_look_are_of_the_shipped_algorithm() -> None:
+    for path in [
+        *personal_report.eval_inputs(),
+        *personal_report.visibility_inputs(),
+        *sorted(personal_report.WHITE_BOX.glob("*.json")),
+        personal_report.LOOKS,
+    ]:
+        personal_report.read_input(path)  # raises StaleFigures naming the file
