@@ -30,11 +30,10 @@ def side_data(frame: VideoFrame, wanted: frozenset[str]) -> list[tuple[str, byte
     container: Any = frame.side_data
     out = []
     for entry in container:
-        kind = entry.type if hasattr(entry, "type") else entry
-        name = str(kind.name)
+        is_item = hasattr(entry, "type")  # 18.1.0: the entry itself; 18.1.1: its type
+        name = str((entry.type if is_item else entry).name)
         if name in wanted:
-            item = entry if hasattr(entry, "type") else container[entry]
-            out.append((name, bytes(item)))
+            out.append((name, bytes(entry if is_item else container[entry])))
     return out
 
 

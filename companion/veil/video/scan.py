@@ -77,8 +77,8 @@ _DISPLAY_MATRIX = frozenset({"DISPLAYMATRIX"})
 
 def display_matrix(frame: VideoFrame) -> tuple[int, ...] | None:
     """The rotation/flip matrix the container gives this frame, None when there is none."""
-    for name, raw in side_data(frame, _DISPLAY_MATRIX):
-        if name == "DISPLAYMATRIX" and len(raw) == 36:
+    for _, raw in side_data(frame, _DISPLAY_MATRIX):
+        if len(raw) == 36:
             return tuple(struct.unpack("<9i", raw))
     return None
 
