@@ -64,9 +64,7 @@ def _run(path: Path, attacker: str, rows: list[tuple[str, str, float]], people: 
         {"strength": s, "attacker": attacker, "reencode": r, "scores": {"centroid": v, "logreg": v}}
         for s, r, v in rows
     ]
-    path.write_text(
-        json.dumps({**MADE, "identities": 24, "protected": people, "results": results})
-    )
+    path.write_text(json.dumps({**MADE, "identities": 24, "protected": people, "results": results}))
     return path
 
 
