@@ -86,6 +86,19 @@ def patch_refine_budget(**knobs: float) -> None:
     personal.refine_budget = patched if knobs else SHIPPED_REFINE_BUDGET
 
 
+def strength_caps(
+    strengths: Sequence[str], linf: Sequence[float]
+) -> dict[personal.Strength, float]:
+    """`--linf`: every strength at one cap (/255), or one cap per strength of the run (in
+    the order of `strengths`; the strengths the run leaves out keep the first)."""
+    if len(linf) == 1:
+        return {level: linf[0] for level in personal.Strength}
+    if len(linf) != len(strengths):
+        raise ValueError("--linf takes one value, or one per strength of --strengths")
+    given = {personal.Strength(name): cap for name, cap in zip(strengths, linf, strict=True)}
+    return {level: given.get(level, linf[0]) for level in personal.Strength}
+
+
 def profile_cache_tag(
     engine: Engine, surrogates: Sequence[Surrogate], plan: personal.EnrolPlan
 ) -> str:
@@ -244,9 +257,11 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument(
         "--linf",
         type=float,
+        nargs="+",
         default=None,
         metavar="L",
-        help="research: every strength of the run at linf L/255 (with --strengths, one)",
+        help="research: every strength of the run at linf L/255, or one L per strength "
+        "(in the order of --strengths)",
     )
     parser.add_argument(
         "--refine-copies",
@@ -276,8 +291,12 @@ def main(argv: Sequence[str]) -> int:
     if args.zones:
         shading_zones.use(args.zones)
     if args.linf is not None:
+        try:
+            caps = strength_caps(args.strengths, args.linf)
+        except ValueError as exc:
+            parser.error(str(exc))
         for level, look in list(personal.STRENGTHS.items()):
-            personal.STRENGTHS[level] = replace(look, linf=args.linf / 255)  # research only
+            personal.STRENGTHS[level] = replace(look, linf=caps[level] / 255)  # research only
 
     faces_dir = args.faces or ev.default_faces_dir()
     try:
@@ -309,7 +328,7 @@ def main(argv: Sequence[str]) -> int:
         flag
         for flag, value in (
             ("--zones", args.zones),
-            ("--linf", args.linf),
+            ("--linf", None if args.linf is None else " ".join(f"{v:g}" for v in args.linf)),
             ("--refine-copies", args.refine_copies),
             ("--universal", args.universal),
             ("--refiners", args.refiners),
