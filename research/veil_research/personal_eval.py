@@ -328,7 +328,7 @@ def main(argv: Sequence[str]) -> int:
         flag
         for flag, value in (
             ("--zones", args.zones),
-            ("--linf", None if args.linf is None else " ".join(f"{v:g}" for v in args.linf)),
+            ("--linf", args.linf),
             ("--refine-copies", args.refine_copies),
             ("--universal", args.universal),
             ("--refiners", args.refiners),
